@@ -1,0 +1,1 @@
+"""Reusable pyinfra ``@deploy`` functions and the phase files that compose them."""
