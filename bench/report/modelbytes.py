@@ -1,0 +1,131 @@
+"""Bytes a decoder reads per generated token, from a GGUF file's own metadata and tensor table.
+
+Why from the file: the quantisation type of every tensor decides its size, and for a mixture of
+experts only `expert_used_count` of `expert_count` routed experts are read per token, so the
+bytes per token of a 671B MoE are a small fraction of its file size. Nothing here reads weights;
+the reader only memory-maps the header, so a 281 GB file costs milliseconds.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from gguf import GGUFReader, GGUFValueType
+
+# llama.cpp's LLM_FFN_EXPS_REGEX (common/common.h), plus the expert biases that travel with them.
+ROUTED_EXPERT_RE = re.compile(r"\.ffn_(up|down|gate|gate_up)_(ch|)exps\.")
+_LAYER_RE = re.compile(r"^blk\.(\d+)\.")
+_SHARD_RE = re.compile(r"^(?P<stem>.*)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$")
+
+
+class ModelFileError(ValueError):
+    """A GGUF that cannot be read; the message is one line naming the file and the fix."""
+
+
+@dataclass(frozen=True)
+class TensorRead:
+    """One tensor: its size on disk and the bytes a single decode step reads from it."""
+
+    name: str
+    n_bytes: int
+    read_bytes: float
+    layer: int | None
+    routed_expert: bool
+
+
+@dataclass(frozen=True)
+class ModelBytes:
+    """What the ceiling needs from a model file."""
+
+    path: str
+    arch: str
+    n_layer: int
+    expert_count: int
+    expert_used_count: int
+    file_bytes: int
+    tensors: tuple[TensorRead, ...]
+
+    @property
+    def bytes_per_token(self) -> float:
+        return sum(t.read_bytes for t in self.tensors)
+
+    @property
+    def routed_expert_bytes(self) -> int:
+        return sum(t.n_bytes for t in self.tensors if t.routed_expert)
+
+    @property
+    def is_moe(self) -> bool:
+        return self.expert_count > 0 and self.expert_used_count > 0
+
+
+def shard_paths(path: Path) -> list[Path]:
+    """All files of a split GGUF (`name-00001-of-00005.gguf`), or just `path`."""
+    m = _SHARD_RE.match(path.name)
+    if not m:
+        return [path]
+    count = int(m["count"])
+    paths = [path.with_name(f"{m['stem']}-{i:05d}-of-{count:05d}.gguf") for i in range(1, count + 1)]
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        raise ModelFileError(f"{path}: split GGUF is missing {', '.join(missing)}; keep all shards together")
+    return paths
+
+
+def _scalar(reader: GGUFReader, key: str) -> int | float | str | None:
+    field = reader.get_field(key)
+    if field is None or not field.types:
+        return None
+    if field.types[0] == GGUFValueType.STRING:
+        return bytes(field.parts[-1]).decode("utf-8", "replace")
+    if field.types[0] == GGUFValueType.ARRAY:
+        return None
+    return field.parts[-1].tolist()[0]
+
+
+def _open(path: Path) -> GGUFReader:
+    if not path.is_file():
+        raise ModelFileError(f"{path}: model file not found; point the spec's model path at the GGUF")
+    try:
+        return GGUFReader(path)
+    except (ValueError, OSError) as exc:
+        raise ModelFileError(f"{path}: not a readable GGUF ({exc}); check the file is complete") from None
+
+
+def read_model(path: str | Path) -> ModelBytes:
+    """Read a (possibly split) GGUF's tensor table and count the bytes read per generated token.
+
+    Counting rule: every tensor is read once per token, except routed experts (read
+    `expert_used_count / expert_count` of) and the token embedding (one row per token, unless the
+    model ties its output projection to it and has no `output.weight`).
+    """
+    path = Path(path)
+    readers = [_open(p) for p in shard_paths(path)]
+    first = readers[0]
+    arch = str(_scalar(first, "general.architecture") or "unknown")
+    n_layer = int(_scalar(first, f"{arch}.block_count") or 0)
+    n_expert = int(_scalar(first, f"{arch}.expert_count") or 0)
+    n_used = int(_scalar(first, f"{arch}.expert_used_count") or 0)
+    raw = [t for r in readers for t in r.tensors]
+    names = {t.name for t in raw}
+    tied_output = "output.weight" not in names
+    expert_share = n_used / n_expert if n_expert > 0 and n_used > 0 else 1.0
+
+    tensors = []
+    for t in raw:
+        n_bytes = int(t.n_bytes)
+        m = _LAYER_RE.match(t.name)
+        routed = bool(ROUTED_EXPERT_RE.search(t.name)) and n_expert > 0
+        if routed:
+            read = n_bytes * expert_share
+        elif t.name == "token_embd.weight" and not tied_output:
+            rows = int(t.shape[-1]) if len(t.shape) > 1 else 1
+            read = n_bytes / max(rows, 1)
+        else:
+            read = float(n_bytes)
+        tensors.append(TensorRead(t.name, n_bytes, read, int(m.group(1)) if m else None, routed))
+    return ModelBytes(
+        path=str(path), arch=arch, n_layer=n_layer, expert_count=n_expert, expert_used_count=n_used,
+        file_bytes=sum(p.stat().st_size for p in shard_paths(path)), tensors=tuple(tensors),
+    )
