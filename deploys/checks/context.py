@@ -1,0 +1,181 @@
+"""What every ``deploys/checks/<module>.py`` receives: one :class:`CheckContext` per host.
+
+``deploys/verify.py`` builds the context once per host while pyinfra prepares the run, then calls
+``rows(ctx) -> list[Row]`` of every module in the ``deploys.checks`` package (this module and
+private ``_*`` modules excepted). A module never raises for a missing component: it returns UNKNOWN
+rows with the reason (verify turns an unexpected exception into one UNKNOWN row anyway).
+
+What a check module may use (nothing here raises; every probe runs ON the target host, so services
+bound to the host's 127.0.0.1 are reachable, and works for ``@local``, ``@ssh`` and ``@fake``):
+
+``ctx.host``
+    the pyinfra ``Host`` (``.name``, ``.groups``).
+``ctx.data``
+    the host data as a plain dict (``deploys/hostdata.py`` keys plus ``--data`` overrides).
+``ctx.fact(FactClass, *args, **kwargs)``
+    a pyinfra fact, cached per run; ``None`` when gathering it failed (``ctx.errors`` says why).
+``ctx.hardware(name)``
+    a ``facts.hardware`` fact by class name (``"PcieLinks"``, ``"MemoryModules"``,
+    ``"NumaTopology"``, ``"NvidiaGpus"``, ``"BlockDevices"``, ``"CpuInfo"``, ``"NvidiaDriver"``):
+    always a dict with ``available``/``source``/``reason`` and the issue-2 keys when available.
+``ctx.run(command, timeout=20) -> Probe``
+    a shell command on the host: ``.ok`` (exit 0), ``.stdout``, ``.stderr``, ``.lines``,
+    ``.seconds`` (wall time seen from the controller), ``.command``.
+``ctx.which(binary) -> bool``, ``ctx.read(path) -> str | None``
+    a program on the host's PATH; a file's text (``None`` when absent or unreadable).
+``ctx.http(url, timeout=5, method="GET", body=None, headers=None) -> HttpProbe``
+    an HTTP request made from the host with its ``python3`` (no curl needed): ``.status`` (int or
+    ``None``), ``.body`` (text, first 64 KiB), ``.error`` (why there is no status), ``.seconds``.
+``ctx.marker(phase) -> dict | None``
+    the JSON a phase leaves in ``/var/lib/omni/<phase>.json`` when it completed (e.g. ``"phase3"``):
+    the way to tell "not deployed yet" (UNKNOWN) from "deployed and broken" (FAIL).
+
+Row helpers: :func:`judge` (PASS/FAIL from a bool, UNKNOWN when the bool is ``None``) and
+:func:`unknown`. A minimal module::
+
+    from deploys.checks import Row, Weight
+    from deploys.checks.context import CheckContext, judge, unknown
+
+    def rows(ctx: CheckContext) -> list[Row]:
+        if not ctx.which("kubectl"):
+            return [unknown("K3s node Ready", "Ready", Weight.CRITICAL, "kubectl not installed (phase 4)")]
+        probe = ctx.run("kubectl get nodes --no-headers")
+        return [judge("K3s node Ready", "Ready", probe.stdout.strip() or probe.stderr.strip(),
+                      probe.ok and " Ready " in f" {probe.stdout} ", Weight.CRITICAL)]
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shlex
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from deploys.checks import Row, Status, Weight
+
+MARKER_DIR = "/var/lib/omni"
+HARDWARE_FACTS = ("PcieLinks", "MemoryModules", "NumaTopology", "NvidiaGpus", "BlockDevices", "CpuInfo",
+                  "NvidiaDriver")
+
+# Runs on the host: one HTTP request, one JSON line out, never a traceback.
+_HTTP_SNIPPET = """
+import json, sys, time, urllib.request, urllib.error
+a = json.loads(sys.argv[1]); t = time.monotonic(); r = {"status": None, "body": "", "error": ""}
+try:
+    q = urllib.request.Request(a["url"], data=a["body"].encode() if a["body"] is not None else None,
+                               method=a["method"], headers=a["headers"])
+    with urllib.request.urlopen(q, timeout=a["timeout"]) as f:
+        r["status"] = f.status; r["body"] = f.read(65536).decode("utf-8", "replace")
+except urllib.error.HTTPError as e:
+    r["status"] = e.code; r["body"] = e.read(65536).decode("utf-8", "replace")
+except Exception as e:
+    r["error"] = f"{type(e).__name__}: {e}"
+r["seconds"] = time.monotonic() - t
+print(json.dumps(r))
+"""
+
+
+@dataclass(frozen=True)
+class Probe:
+    command: str
+    ok: bool
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def lines(self) -> list[str]:
+        return self.stdout.splitlines()
+
+
+@dataclass(frozen=True)
+class HttpProbe:
+    url: str
+    status: int | None
+    body: str
+    error: str
+    seconds: float
+
+
+@dataclass
+class CheckContext:
+    host: Any
+    data: dict[str, Any]
+    errors: dict[str, str] = field(default_factory=dict)
+    _facts: dict[tuple, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def for_host(cls, host: Any) -> CheckContext:
+        return cls(host=host, data=host.data.dict())
+
+    def fact(self, fact_cls: type, *args: Any, **kwargs: Any) -> Any:
+        key = (fact_cls, args, tuple(sorted(kwargs.items())))
+        if key not in self._facts:
+            try:
+                self._facts[key] = self.host.get_fact(fact_cls, *args, **kwargs)
+            except Exception as exc:  # a fact that cannot be gathered is data, not a crash
+                self.errors[fact_cls.__name__] = f"{type(exc).__name__}: {exc}"
+                self._facts[key] = None
+        return self._facts[key]
+
+    def hardware(self, name: str) -> dict[str, Any]:
+        try:
+            fact_cls = getattr(importlib.import_module("facts.hardware"), name)
+        except (ImportError, AttributeError) as exc:
+            return {"available": False, "source": None, "reason": f"facts.hardware.{name} unavailable: {exc}"}
+        value = self.fact(fact_cls)
+        if not isinstance(value, dict):
+            reason = self.errors.get(fact_cls.__name__, "fact returned nothing")
+            return {"available": False, "source": None, "reason": reason}
+        return value
+
+    def run(self, command: str, timeout: float = 20) -> Probe:
+        start = time.monotonic()
+        try:
+            ok, output = self.host.run_shell_command(command, _timeout=timeout)
+            stdout = "\n".join(output.stdout_lines)
+            stderr = "\n".join(output.stderr_lines)
+        except Exception as exc:  # connection loss, timeout: report, never raise
+            ok, stdout, stderr = False, "", f"{type(exc).__name__}: {exc}"
+        return Probe(command, bool(ok), stdout, stderr, time.monotonic() - start)
+
+    def which(self, binary: str) -> bool:
+        return self.run(f"command -v {shlex.quote(binary)} >/dev/null 2>&1").ok
+
+    def read(self, path: str) -> str | None:
+        probe = self.run(f"cat {shlex.quote(path)} 2>/dev/null")
+        return probe.stdout if probe.ok else None
+
+    def http(self, url: str, timeout: float = 5, method: str = "GET", body: str | None = None,
+             headers: dict[str, str] | None = None) -> HttpProbe:
+        args = json.dumps({"url": url, "timeout": timeout, "method": method, "body": body,
+                           "headers": headers or {}})
+        probe = self.run(f"python3 -c {shlex.quote(_HTTP_SNIPPET)} {shlex.quote(args)}", timeout=timeout + 10)
+        try:
+            result = json.loads(probe.lines[-1])
+        except (IndexError, ValueError):
+            return HttpProbe(url, None, "", probe.stderr.strip()[-300:] or "no python3 on the host",
+                             probe.seconds)
+        return HttpProbe(url, result["status"], result["body"], result["error"], result["seconds"])
+
+    def marker(self, phase: str) -> dict[str, Any] | None:
+        text = self.read(f"{MARKER_DIR}/{phase}.json")
+        if text is None:
+            return None
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return {"unreadable": text[:200]}
+        return value if isinstance(value, dict) else {"value": value}
+
+
+def judge(name: str, target: str, measured: Any, ok: bool | None, weight: Weight, reason: str = "") -> Row:
+    """PASS when ``ok``, FAIL when not, UNKNOWN when ``ok is None`` (nothing to judge)."""
+    status = Status.UNKNOWN if ok is None else Status.PASS if ok else Status.FAIL
+    return Row(name, target, str(measured), status, weight, reason)
+
+
+def unknown(name: str, target: str, weight: Weight, reason: str, measured: str = "-") -> Row:
+    return Row(name, target, measured, Status.UNKNOWN, weight, reason)

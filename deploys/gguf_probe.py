@@ -1,0 +1,80 @@
+"""Read a GGUF model's ``general.architecture`` and total size ON the host, with only python3.
+
+Why not the ``gguf`` package: the workstation has no project venv (and the GPU machine no pip), and
+a 281 GB model must not be copied to the controller to be checked. The snippet reads the header
+only and sums the shards of a split model (``name-00001-of-00005.gguf``).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+# Prints one JSON line: {"exists", "files", "total_bytes", "architecture", "error"}.
+SNIPPET = r"""
+import glob, json, os, re, struct, sys
+path = sys.argv[1]; out = {"exists": os.path.isfile(path), "files": [], "total_bytes": 0,
+                           "architecture": None, "error": None}
+SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+def skip(f, vtype):
+    if vtype in SIZES: f.read(SIZES[vtype]); return
+    if vtype == 8: (n,) = struct.unpack("<Q", f.read(8)); f.read(n); return
+    if vtype == 9:
+        (itype, count) = struct.unpack("<IQ", f.read(12))
+        for _ in range(count): skip(f, itype)
+        return
+    raise ValueError(f"unknown GGUF value type {vtype}")
+if out["exists"]:
+    m = re.match(r"^(.*)-(\d{5})-of-(\d{5})\.gguf$", path)
+    pattern = glob.escape(m.group(1)) + "-" + "[0-9]" * 5 + "-of-" + m.group(3) + ".gguf" if m else None
+    files = sorted(glob.glob(pattern)) if m else [path]
+    if m and len(files) != int(m.group(3)):
+        out["error"] = f"{len(files)} of {int(m.group(3))} shards present"
+    out["files"] = files; out["total_bytes"] = sum(os.path.getsize(p) for p in files)
+    try:
+        with open(files[0] if m else path, "rb") as f:
+            if f.read(4) != b"GGUF": raise ValueError("not a GGUF file (bad magic)")
+            version, tensors, kvs = struct.unpack("<IQQ", f.read(20))
+            for _ in range(kvs):
+                (n,) = struct.unpack("<Q", f.read(8)); key = f.read(n).decode("utf-8", "replace")
+                (vtype,) = struct.unpack("<I", f.read(4))
+                if key == "general.architecture" and vtype == 8:
+                    (n,) = struct.unpack("<Q", f.read(8)); out["architecture"] = f.read(n).decode(); break
+                skip(f, vtype)
+    except Exception as e:
+        out["error"] = f"{type(e).__name__}: {e}"
+print(json.dumps(out))
+"""
+
+
+def command(path: str) -> str:
+    return f"python3 -c {shlex.quote(SNIPPET)} {shlex.quote(path)}"
+
+
+def parse(lines: list[str]) -> dict[str, Any]:
+    """The snippet's JSON, or an ``error`` naming why there is none (no python3, no output)."""
+    for line in reversed(lines):
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                break
+    return {"exists": None, "files": [], "total_bytes": 0, "architecture": None,
+            "error": "no answer from python3 on the host"}
+
+
+def judge_model(probe: dict[str, Any], size_bytes: int | None, architecture: str | None,
+                tolerance: float = 0.0) -> list[str]:
+    """Problems with a downloaded model; empty when size and architecture match the inventory."""
+    problems = []
+    if not probe.get("exists"):
+        return ["model file absent"]
+    if probe.get("error"):
+        problems.append(str(probe["error"]))
+    if architecture and probe.get("architecture") != architecture:
+        problems.append(f"architecture {probe.get('architecture')!r}, expected {architecture!r}")
+    total = probe.get("total_bytes") or 0
+    if size_bytes and abs(total - size_bytes) > tolerance * size_bytes:
+        problems.append(f"{total} bytes, expected {size_bytes}" + (f" ±{tolerance:.0%}" if tolerance else ""))
+    return problems
