@@ -1,0 +1,96 @@
+"""Sweep strategies: which server configuration to launch next (`strategy` in the sweep spec).
+
+    strategy = "grid"                  # default: every configuration `repeats` times
+    strategy = "race"                  # drop a configuration once it is clearly below the best
+    strategy = "halving"               # successive halving over repeats
+    [strategy_options]                 # knobs of the chosen strategy (all optional)
+    launch_cv = 0.03                   # race: expected launch-to-launch spread, before data
+    objective = { metric = "throughput_tps", concurrency = 4 }
+
+Use: `st = parse_strategy(spec.strategy, spec.strategy_options)` (before any launch: one-line
+ValueError on a bad knob), `s = make_strategy(st, config_ids, repeats)`, then
+`while (cid := s.ask()) is not None:` launch `cid`, run its cells, and
+`s.tell(cid, launch_score(rows, st.objective))`. `s.best()` is the winner; `s.arms[cid].dropped`
+says why a configuration stopped being launched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from bench.strategies.adaptive import Halving, Race
+from bench.strategies.base import Arm, Grid, Strategy
+from bench.strategies.objective import Objective, launch_score
+
+__all__ = [
+    "Arm", "Grid", "Halving", "Objective", "Race", "Strategy", "StrategySpec", "launch_score",
+    "make_strategy", "parse_strategy",
+]
+
+_ONLY_FOR = {
+    "confidence": "race", "launch_cv": "race", "prior_df": "race", "tolerance": "race", "eta": "halving",
+}
+
+
+class StrategySpec(BaseModel):
+    """The spec's `strategy`: a name, or a table with the name and its knobs."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: Literal["grid", "race", "halving"] = "grid"
+    objective: Objective = Field(default_factory=Objective)
+    confirm: int = Field(2, ge=1, description="launches the final winner gets (capped at repeats)")
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    launch_cv: float = Field(0.03, gt=0, lt=1)
+    prior_df: float = Field(4.0, gt=0)
+    tolerance: float = Field(0.0, ge=0, lt=1)
+    eta: float = Field(2.0, gt=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _knobs_match(self) -> StrategySpec:
+        for key, owner in _ONLY_FOR.items():
+            if key in self.model_fields_set and self.name != owner:
+                raise ValueError(f"{key} applies to strategy {owner!r} only: remove it or use {owner!r}")
+        if "confirm" in self.model_fields_set and self.name == "grid":
+            raise ValueError("confirm applies to strategies 'race' and 'halving' only: remove it")
+        return self
+
+
+def parse_strategy(name: str, options: Mapping[str, Any] | None = None) -> StrategySpec:
+    """Validate the spec's `strategy` and `strategy_options`; raises ValueError with one line."""
+    try:
+        return StrategySpec.model_validate({**(options or {}), "name": name})
+    except ValidationError as err:
+        e = err.errors()[0]
+        key = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            model = Objective if key.startswith("objective.") else StrategySpec
+            known = sorted(set(model.model_fields) - {"name"})
+            raise ValueError(f"unknown strategy option {key!r}: use one of {', '.join(known)}") from None
+        if key == "name":
+            raise ValueError(f"strategy {name!r} is not known: use grid, race or halving") from None
+        msg = e["msg"].removeprefix("Value error, ")
+        if not key:
+            raise ValueError(msg) from None
+        raise ValueError(f"strategy_options.{key}: {msg} (got {e.get('input')!r})") from None
+
+
+def make_strategy(spec: StrategySpec | str, config_ids: Sequence[str], repeats: int) -> Strategy:
+    """Build the strategy the spec names for these configurations (confirm is capped at repeats)."""
+    spec = spec if isinstance(spec, StrategySpec) else StrategySpec.model_validate(spec)
+    if spec.name == "grid":
+        return Grid(config_ids, repeats)
+    confirm = min(spec.confirm, repeats)
+    if spec.name == "halving":
+        return Halving(config_ids, repeats, eta=spec.eta, confirm=confirm)
+    return Race(
+        config_ids, repeats, confidence=spec.confidence, launch_cv=spec.launch_cv,
+        prior_df=spec.prior_df, tolerance=spec.tolerance, confirm=confirm,
+    )

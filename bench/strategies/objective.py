@@ -1,0 +1,59 @@
+"""The one number a launch is ranked by, computed from that launch's result rows.
+
+Why one number: a strategy compares launches, while a launch yields one row per workload cell
+(concurrency, input and output length). The default, the geometric mean of `throughput_tps`
+over the cells, weighs every cell equally whatever its scale; `concurrency` narrows it to the
+cells a user cares about (e.g. 1 for single-user decode speed).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+LOWER_IS_BETTER_PREFIXES = ("ttft_", "itl_", "e2e_", "tpot_")
+OK_STATUS = "ok"
+
+
+class Objective(BaseModel):
+    """Which results.csv column ranks a launch, and over which workload cells."""
+
+    model_config = ConfigDict(extra="forbid")
+    metric: str = Field("throughput_tps", min_length=1)
+    concurrency: int | None = Field(None, ge=1)
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.metric.startswith(LOWER_IS_BETTER_PREFIXES)
+
+
+def _number(value: Any) -> float | None:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) and x > 0 else None
+
+
+def launch_score(rows: Iterable[Mapping[str, Any]], objective: Objective) -> float | None:
+    """Higher-is-better score of one launch, or None when it failed or measured nothing.
+
+    A launch whose rows include a non-ok status (failed start, oom-guard, dead server) failed: a
+    configuration that cannot finish its workload cannot be the winner.
+    """
+    values: list[float] = []
+    for row in rows:
+        if str(row.get("status", OK_STATUS)) != OK_STATUS:
+            return None
+        if objective.concurrency is not None and _number(row.get("concurrency")) != objective.concurrency:
+            continue
+        x = _number(row.get(objective.metric))
+        if x is None:
+            return None
+        values.append(1 / x if objective.lower_is_better else x)
+    if not values:
+        return None
+    return math.exp(sum(math.log(v) for v in values) / len(values))
