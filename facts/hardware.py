@@ -50,8 +50,11 @@ def unavailable(reason: str, source: str | None = None, **empty) -> dict:
 
 def _why(name: str, lines: list[str], error: Exception) -> str:
     """One line: the tool's own complaint when it printed one, else the parse error."""
-    failed = failure_line(lines)
-    return f"{name}: {failed}" if failed else f"{name}: {error}"
+    own = next((line.strip() for line in lines if line.startswith(f"{name}:")), None)
+    failed = failure_line(lines) or own
+    if failed:
+        return failed if failed.startswith(f"{name}:") else f"{name}: {failed}"
+    return f"{name}: {error}"
 
 
 class PcieLinks(FactBase[dict]):
@@ -132,6 +135,8 @@ class MemoryModules(FactBase[dict]):
             failed = failure_line(lines) or ""
             if "password is required" in failed or "Permission denied" in failed:
                 reason = f"dmidecode needs root ({failed}): run as root or allow passwordless sudo"
+            elif "/dev/mem" in failed or "SMBIOS" in failed:
+                reason = f"dmidecode found no SMBIOS tables (virtual machine or container?): {failed}"
             else:
                 reason = _why("dmidecode", lines, error)
             return unavailable(reason, "dmidecode", **empty)

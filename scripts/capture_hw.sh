@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Capture the raw outputs our hardware facts parse, verbatim, one file per command.
 # Why: fact parsers are tested on real captures; attach this folder to a bug report.
-# Usage: scripts/capture_hw.sh OUTDIR
+# Usage: sudo scripts/capture_hw.sh OUTDIR   (as root: lspci shows link status, dmidecode reads SMBIOS)
+# Then fill in each file's '# expect:' line and parse one with: python -m facts parse KIND FILE
 set -u
 out=${1:?usage: capture_hw.sh OUTDIR}
 mkdir -p "$out"
@@ -17,7 +18,7 @@ cap nvidia-smi-q 'nvidia-smi -q'
 cap nvidia-smi-query-gpu-csv "nvidia-smi --query-gpu=$GPU_QUERY --format=csv"
 cap nvidia-smi-query-gpu-csv-noheader "nvidia-smi --query-gpu=$GPU_QUERY --format=csv,noheader,nounits"
 cap numactl-hardware 'numactl --hardware'
-cap sysfs-node 'grep -sH . /sys/devices/system/node/node*/cpulist /sys/devices/system/node/node*/distance; grep -sH MemTotal /sys/devices/system/node/node*/meminfo; grep -sH MemFree /sys/devices/system/node/node*/meminfo'
+cap sysfs-node 'grep -sH . /sys/devices/system/node/node*/cpulist /sys/devices/system/node/node*/distance /sys/devices/system/node/online; grep -sH MemTotal /sys/devices/system/node/node*/meminfo; grep -sH MemFree /sys/devices/system/node/node*/meminfo'
 cap sysfs-pci 'grep -sH . /sys/bus/pci/devices/*/{class,vendor,device,current_link_speed,current_link_width,max_link_speed,max_link_width,numa_node}'
 cap lspci-vvv 'lspci -vvv'
 cap dmidecode-t-memory 'dmidecode -t memory'
@@ -27,4 +28,5 @@ cap proc-cpuinfo 'cat /proc/cpuinfo'
 cap proc-driver-nvidia-version 'cat /proc/driver/nvidia/version'
 cap os-release 'cat /etc/os-release; uname -srvm'
 cap proc-meminfo 'cat /proc/meminfo'
+[ "$(id -u)" = 0 ] || echo "note: not root, so lspci hides link status and dmidecode cannot read SMBIOS" >&2
 echo "captured $(ls "$out" | wc -l) files into $out"

@@ -35,7 +35,7 @@ PARSERS: dict[str, Callable[..., dict]] = {
 
 _FAILED_RUN = re.compile(
     r"command not found|No such file or directory|Permission denied|password is required|"
-    r"couldn't communicate with the NVIDIA driver|No devices were found|No SMBIOS nor DMI",
+    r"couldn't communicate with the NVIDIA driver|No devices were found|No SMBIOS nor DMI|No NUMA available",
     re.I,
 )
 
