@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from pyinfra.api import Config, Inventory, State
+from pyinfra.api import Config, Host, Inventory, State
 from pyinfra.api.exceptions import ConnectError, PyinfraError
 from pyinfra.facts.server import Hostname, KernelVersion
 
@@ -51,7 +51,9 @@ def _quiet() -> Iterator[None]:
             os.environ["PYINFRA_PROGRESS"] = saved_progress
 
 
-def _collect(name: str, data: dict[str, Any]) -> dict:
+@contextmanager
+def connected_host(name: str, data: dict[str, Any]) -> Iterator[Host]:
+    """A connected pyinfra host (``@local`` or an SSH address) for ``host.get_fact(...)``."""
     # pyinfra's connectors type-check their data: an unset value (None) must be absent.
     data = {key: value for key, value in data.items() if value is not None}
     with _quiet():
@@ -65,12 +67,17 @@ def _collect(name: str, data: dict[str, Any]) -> dict:
             raise CollectError(f"cannot connect to {name}: {reason} (check OMNI_SSH_* settings)") from None
         state.activate_host(host)
         try:
-            facts = {key: host.get_fact(fact) for key, fact in ALL_FACTS.items()}
-            system = {"hostname": host.get_fact(Hostname), "kernel": host.get_fact(KernelVersion)}
+            yield host
         except PyinfraError as error:
             raise CollectError(f"reading facts from {name} failed: {error}") from None
         finally:
             host.disconnect()
+
+
+def _collect(name: str, data: dict[str, Any]) -> dict:
+    with connected_host(name, data) as host:
+        facts = {key: host.get_fact(fact) for key, fact in ALL_FACTS.items()}
+        system = {"hostname": host.get_fact(Hostname), "kernel": host.get_fact(KernelVersion)}
     return {
         "host": name,
         "collected_at": datetime.now(UTC).isoformat(timespec="seconds"),

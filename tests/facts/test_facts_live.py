@@ -1,0 +1,104 @@
+"""The facts run for real through pyinfra's @local connector: with lspci, numactl and dmidecode
+installed (their real output on this machine), and with them hidden (the sysfs fallbacks)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from facts.collect import collect_local, connected_host
+from facts.hardware import BlockDevices, CpuInfo, MemoryModules, NumaTopology, NvidiaGpus, PcieLinks
+from facts.parse.common import pci_address
+from tests.sysdeps import ensure_binary
+
+
+@pytest.fixture(scope="module")
+def tools() -> None:
+    ensure_binary("lspci", "pciutils")
+    ensure_binary("numactl", "numactl")
+    ensure_binary("dmidecode", "dmidecode")
+
+
+@pytest.fixture(scope="module")
+def local(tools):
+    with connected_host("@local", {}) as host:
+        yield host
+
+
+def kernel_pci_addresses() -> set[str]:
+    return {pci_address(name) for name in os.listdir("/sys/bus/pci/devices")}
+
+
+def kernel_nodes() -> set[int]:
+    return {int(p.name[4:]) for p in Path("/sys/devices/system/node").glob("node[0-9]*")}
+
+
+def test_pcie_links_from_real_lspci(local) -> None:
+    fact = local.get_fact(PcieLinks)
+    assert fact["available"] and fact["source"] in ("lspci", "lspci+sysfs")
+    assert {d["pci_address"] for d in fact["devices"]} == kernel_pci_addresses()
+
+
+def test_numa_from_real_numactl(local) -> None:
+    fact = local.get_fact(NumaTopology)
+    assert fact["available"] and fact["source"] == "numactl"
+    assert {n["id"] for n in fact["nodes"]} == kernel_nodes() and fact["count"] == len(kernel_nodes())
+    assert sorted(cpu for n in fact["nodes"] for cpu in n["cpus"]) == sorted(os.sched_getaffinity(0))
+    assert fact["distances_complete"] is True
+
+
+def test_memory_modules_from_real_dmidecode(local) -> None:
+    fact = local.get_fact(MemoryModules)
+    assert fact["source"] == "dmidecode"
+    if os.geteuid() == 0 and Path("/sys/firmware/dmi/tables/DMI").exists():
+        assert fact["available"] and fact["slots_total"] >= 1
+    else:  # this dev VM and most CI containers have no SMBIOS tables
+        assert not fact["available"] and re.search("SMBIOS|needs root", fact["reason"])
+        assert fact["modules"] is None
+
+
+def test_cpu_and_disks(local) -> None:
+    cpu = local.get_fact(CpuInfo)
+    assert cpu["source"] == "lscpu" and cpu["threads"] == os.cpu_count()
+    flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    assert cpu["avx512"] == (" avx512f" in flags)
+    disks = local.get_fact(BlockDevices)
+    assert disks["available"]
+    assert {d["name"] for d in disks["disks"]} <= set(os.listdir("/sys/block"))
+
+
+@pytest.fixture
+def bare_path(tmp_path: Path) -> str:
+    """A PATH with only the basic tools the fact commands use: lspci and numactl hidden."""
+    for tool in ("grep", "cat", "id", "head"):
+        target = Path("/usr/bin", tool) if Path("/usr/bin", tool).exists() else Path("/bin", tool)
+        (tmp_path / tool).symlink_to(target)
+    return str(tmp_path)
+
+
+def test_without_lspci_and_numactl_sysfs_answers(local, bare_path: str) -> None:
+    links = local.get_fact(PcieLinks, _env={"PATH": bare_path})
+    assert links["source"] == "sysfs" and "lspci not installed" in links["reason"]
+    assert {d["pci_address"] for d in links["devices"]} == kernel_pci_addresses()
+    from_sysfs = local.get_fact(NumaTopology, _env={"PATH": bare_path})
+    from_numactl = local.get_fact(NumaTopology)
+    assert from_sysfs["source"] == "sysfs" and "numactl not installed" in from_sysfs["reason"]
+
+    def shape(fact: dict) -> list:  # free memory moves between two reads; the rest must agree
+        return [(n["id"], n["cpus"], n["size_mib"]) for n in fact["nodes"]] + [fact["distances"]]
+
+    assert shape(from_sysfs) == shape(from_numactl)
+
+
+def test_without_nvidia_smi_gpus_are_unavailable(local, bare_path: str) -> None:
+    fact = local.get_fact(NvidiaGpus, _env={"PATH": bare_path})
+    assert fact == {"available": False, "source": None, "gpus": None,
+                    "reason": "nvidia-smi not installed (no NVIDIA driver)"}
+
+
+def test_collect_local_is_the_cli_document(tools) -> None:
+    doc = collect_local()
+    assert doc["host"] == "@local" and doc["facts"]["pcie_links"]["source"].startswith("lspci")
