@@ -34,7 +34,7 @@ DEFAULTS: dict[str, Any] = {
         # a pinned official image instead of building, e.g. ghcr.io/ggml-org/llama.cpp:server-cuda12-b9603
         "image": None,
         "build": {"llama_cpp_ref": "b9603", "cuda_version": "12.8.1", "cuda_architectures": "120a"},
-        "ktransformers": {"version": "0.3.2", "torch_version": "2.7.1", "cuda_tag": "cu128"},
+        "ktransformers": {"version": "v0.4.1", "torch_version": "2.7.1", "cuda_tag": "cu128"},
         "headroom_gib": None,  # None: the reference box's memory_headroom_gib (80)
         "gpu_reserve_mib": 1024,  # per GPU: CUDA context and driver
         "models": None,  # None: one model, "architect", from the reference box's model/inference keys
@@ -162,7 +162,7 @@ class BuildSpec(_Strict):
 
 
 class KTransformersSpec(_Strict):
-    version: str = Field(pattern=r"^[0-9][0-9A-Za-z.+-]*$")
+    version: str = Field(pattern=r"^v?[0-9][0-9A-Za-z.+-]*$")
     torch_version: str = Field(pattern=r"^[0-9][0-9A-Za-z.+-]*$")
     cuda_tag: str = Field(pattern=r"^cu\d+$")
 

@@ -1,0 +1,73 @@
+"""Phase 5 test fixtures: inventories to render, and the real validators (promtool, docker-compose).
+
+Why promtool is extracted from Debian's ``prometheus`` package instead of installed: installing the
+package pulls web assets and may start a Prometheus daemon from its init script; we only need the
+two static binaries, unpacked once into /tmp (root or not, no daemon, about 2 s).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.sysdeps import ensure_binary
+
+DEB_CACHE = Path("/tmp/protocol-omni-debs")
+
+
+@pytest.fixture(scope="session")
+def deb_binaries():
+    """``deb_binaries(package, *paths)`` -> {path: extracted file}, unpacked once per machine."""
+
+    def extract(package: str, *members: str) -> dict[str, Path]:
+        target = DEB_CACHE / package
+        wanted = {m: target / m.lstrip("/") for m in members}
+        if all(p.is_file() for p in wanted.values()):
+            return wanted
+        for tool in ("apt-get", "dpkg-deb"):
+            if not shutil.which(tool):
+                pytest.fail(f"{tool} is missing: these tests unpack Debian's {package} package with it")
+        DEB_CACHE.mkdir(parents=True, exist_ok=True)
+        with (DEB_CACHE / ".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            download = DEB_CACHE / f"download-{package}"
+            download.mkdir(exist_ok=True)
+            env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+            fetch = ["apt-get", "download", "-q", package]
+            proc = subprocess.run(fetch, cwd=download, env=env, capture_output=True, text=True)
+            if proc.returncode != 0 and os.geteuid() == 0:
+                subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, check=False)
+                proc = subprocess.run(fetch, cwd=download, env=env, capture_output=True, text=True)
+            debs = sorted(download.glob(f"{package}_*.deb"))
+            if proc.returncode != 0 or not debs:
+                pytest.fail(f"apt-get download {package} failed: {proc.stderr.strip()[-300:]}")
+            target.mkdir(parents=True, exist_ok=True)
+            members_arg = " ".join(f".{m}" for m in members)
+            tar = subprocess.run(f"dpkg-deb --fsys-tarfile {debs[-1]} | tar -x -C {target} {members_arg}",
+                                 shell=True, capture_output=True, text=True, check=False)
+            if tar.returncode != 0:
+                pytest.fail(f"unpacking {package} failed: {tar.stderr.strip()[-300:]}")
+        return wanted
+
+    return extract
+
+
+@pytest.fixture(scope="session")
+def promtool(deb_binaries) -> str:
+    return str(deb_binaries("prometheus", "/usr/bin/promtool")["/usr/bin/promtool"])
+
+
+@pytest.fixture(scope="session")
+def docker_compose_v1() -> str:
+    """Debian 12's docker-compose 1.29: validates a compose file's schema without a daemon."""
+    return ensure_binary("docker-compose", "docker-compose")
+
+
+@pytest.fixture(scope="session")
+def systemd_analyze() -> str:
+    return ensure_binary("systemd-analyze", "systemd")
