@@ -1,12 +1,51 @@
-"""The data disk (phase 3): find it by model/serial, partition, mkfs.xfs, mount at /nvme by UUID.
+"""The data disk (phase 3): find it by model/serial, add our partition, mkfs.xfs, mount by UUID.
 
-Host data ``storage`` (merged over :data:`DEFAULTS`); the disk itself comes from the host data's
-``disks`` entry whose ``role`` is ``storage.disk_role``.
+Safety argument (what makes a wrong disk or someone's data impossible to format):
+
+* Identity: the disk is the one whose lsblk SERIAL equals the inventory serial (and MODEL the
+  inventory model); ``/dev/nvmeXn1`` names are never configured, they are looked up each run.
+  No serial configured → refused. The Windows role is never selectable, and a disk carrying any
+  other role's serial is refused.
+* Test-only escape: loop devices have no model/serial. ``allow_unidentified_disk: true`` plus a
+  ``path`` in the disk entry is accepted only when that device is ``TYPE=loop`` with empty
+  MODEL and SERIAL, so even a misconfigured inventory cannot reach a real NVMe/SATA disk this way.
+* Ownership: what we create carries ``label`` (default ``omni-data``) as GPT partition name and
+  XFS label. ``whole-disk`` takes a disk only when it holds no signature at all (``wipefs -n``)
+  or exactly our GPT with our single partition; ``append`` (the OS disk) only adds a partition in
+  unallocated space and never changes an existing one. Anything else is refused, naming what was
+  found.
+* Formatting: mkfs.xfs runs only when the probe shows our partition with no signature, the
+  command re-checks that on the host right before (``wipefs -n`` empty, GPT name ours), and it is
+  never given ``-f`` (mkfs.xfs itself refuses an existing filesystem).
+* The filesystem UUID is derived from the disk identity (uuid5), so the fstab line is known at plan
+  time and a rerun of a converged host plans nothing.
+
+Host data ``storage`` (merged over :data:`DEFAULTS`):
+
+``disk_role``    which ``disks`` entry holds the data partition (``ubuntu``; never ``windows``)
+``layout``       ``append`` (free space of the OS disk) or ``whole-disk`` (a blank dedicated disk)
+``label``        GPT partition name and XFS label of what we create (<= 12 chars)
+``min_size_gib`` smallest acceptable data partition (``append`` picks the largest free region)
+``mountpoint``   ``/nvme``; ``fstab`` ``/etc/fstab``; ``mount_options`` ``defaults,noatime``
+``folders``      created under the mount point for the stack (relative paths)
+``owner``/``group``/``mode``  ownership of the mount point and folders
+``allow_unidentified_disk``   test-only, see above
 """
 
 from __future__ import annotations
 
+import json
+import re
+import shlex
+import uuid
+from dataclasses import dataclass, field
 from typing import Any
+
+from pyinfra import host
+from pyinfra.api import FactBase, deploy
+from pyinfra.api.exceptions import DeployError
+from pyinfra.facts.files import FileContents
+from pyinfra.operations import files, server
 
 from deploys.settings import settings
 
@@ -24,7 +63,442 @@ DEFAULTS: dict[str, Any] = {
     "mode": "755",
     "allow_unidentified_disk": False,
 }
+LAYOUTS = ("append", "whole-disk")
+_UUID_NAMESPACE = uuid.UUID("1b6f0b6c-9f3e-4f61-9d6c-0a6d6d4f6d4e")
+_ALIGN = 2048  # sectors: 1 MiB alignment
+
+
+class StorageRefusal(ValueError):
+    """The data disk cannot be used safely; the message names what was found and the fix."""
 
 
 def storage_settings(data: Any) -> dict[str, Any]:
     return settings(DEFAULTS, data, "storage")
+
+
+# ---------------------------------------------------------------- facts (read-only probes)
+
+
+class BlockInventory(FactBase[dict]):
+    """Whole block devices with model/serial and their partitions: ``lsblk -J -b``."""
+
+    def requires_command(self) -> str:
+        return "lsblk"
+
+    def command(self) -> str:
+        return "lsblk -J -b -o NAME,PATH,TYPE,MODEL,SERIAL,SIZE"
+
+    @staticmethod
+    def default() -> dict:
+        return {"blockdevices": None, "error": "lsblk not installed"}
+
+    def process(self, output: list[str]) -> dict:
+        try:
+            return json.loads("\n".join(output))
+        except ValueError:
+            return {"blockdevices": None, "error": " ".join(output)[:300]}
+
+
+class DiskLayout(FactBase[dict]):
+    """One disk's partition table (``sfdisk -J``), signatures (``wipefs -n``) and, per kernel-known
+    partition, ``blkid -p`` and ``wipefs -n``; plus ``/proc/self/mounts``. Read-only."""
+
+    def command(self, path: str) -> str:
+        disk = shlex.quote(path)
+        return (
+            f"echo '##sfdisk'; sfdisk -J {disk} 2>&1; echo \"##rc $?\"; "
+            f"echo '##wipefs'; wipefs -n -J {disk} 2>&1; echo \"##rc $?\"; "
+            f"name=$(basename $(readlink -f {disk})); "
+            'for p in /sys/class/block/$name/$name*; do [ -e "$p/partition" ] || continue; '
+            'd=/dev/$(basename $p); echo "##part $d"; blkid -p -o export $d 2>&1; echo "##rc $?"; '
+            'echo "##partwipefs $d"; wipefs -n -J $d 2>&1; echo "##rc $?"; done; '
+            "echo '##mounts'; cat /proc/self/mounts"
+        )
+
+    def process(self, output: list[str]) -> dict:
+        return parse_layout(output)
+
+
+def _json_or_none(lines: list[str]) -> Any:
+    text = "\n".join(lines).strip()
+    if not text:
+        return {}
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def parse_layout(output: list[str]) -> dict[str, Any]:
+    """Pure parser of :class:`DiskLayout` output (sections ``##name``, each closed by ``##rc N``)."""
+    sections: list[tuple[str, list[str], int | None]] = []
+    current: tuple[str, list[str]] | None = None
+    for line in output:
+        if line.startswith("##rc ") and current:
+            sections.append((current[0], current[1], int(line.split()[1])))
+            current = None
+        elif line.startswith("##"):
+            if current:
+                sections.append((current[0], current[1], None))
+            current = (line[2:].strip(), [])
+        elif current:
+            current[1].append(line)
+    if current:
+        sections.append((current[0], current[1], None))
+    layout: dict[str, Any] = {
+        "table": None,
+        "table_error": None,
+        "signatures": None,
+        "partitions": {},
+        "mounts": [],
+    }
+    for head, lines, rc in sections:
+        kind, _, arg = head.partition(" ")
+        if kind == "sfdisk":
+            parsed = _json_or_none(lines) if rc == 0 else None
+            if parsed and "partitiontable" in parsed:
+                layout["table"] = parsed["partitiontable"]
+            else:
+                layout["table_error"] = " ".join(lines).strip()[:300] or f"sfdisk exit {rc}"
+        elif kind == "wipefs":
+            parsed = _json_or_none(lines) if rc == 0 else None
+            layout["signatures"] = None if parsed is None else parsed.get("signatures", [])
+            if parsed is None:
+                layout["wipefs_error"] = " ".join(lines).strip()[:300]
+        elif kind == "part":
+            values = dict(line.split("=", 1) for line in lines if "=" in line)
+            layout["partitions"].setdefault(arg, {}).update(blkid=values, blkid_rc=rc)
+        elif kind == "partwipefs":
+            parsed = _json_or_none(lines) if rc == 0 else None
+            layout["partitions"].setdefault(arg, {})["signatures"] = (
+                None if parsed is None else parsed.get("signatures", [])
+            )
+        elif kind == "mounts":
+            layout["mounts"] = [line.split() for line in lines if len(line.split()) >= 4]
+    return layout
+
+
+# ---------------------------------------------------------------- decisions (pure)
+
+
+def _clean(value: Any) -> str:
+    return str(value or "").strip()
+
+
+def _describe(dev: dict[str, Any]) -> str:
+    return (
+        f"{dev.get('path')} ({dev.get('type')}, model {_clean(dev.get('model')) or '-'}, "
+        f"serial {_clean(dev.get('serial')) or '-'})"
+    )
+
+
+def wanted_disk(data: Any, cfg: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The inventory's disk entry for ``cfg['disk_role']`` and every other disk entry."""
+    role = cfg["disk_role"]
+    if role == "windows":
+        raise StorageRefusal(
+            "storage.disk_role is 'windows': the Windows disk is never touched, pick another role"
+        )
+    if cfg["layout"] not in LAYOUTS:
+        raise StorageRefusal(f"storage.layout {cfg['layout']!r} is unknown: use one of {', '.join(LAYOUTS)}")
+    disks = list(data.get("disks") or [])
+    mine = [d for d in disks if d.get("role") == role]
+    if len(mine) != 1:
+        raise StorageRefusal(
+            f"inventory has {len(mine)} disks with role {role!r}: list exactly one in 'disks'"
+        )
+    return mine[0], [d for d in disks if d.get("role") != role]
+
+
+def find_disk(
+    inventory: dict[str, Any], want: dict[str, Any], others: list[dict[str, Any]], cfg: dict[str, Any]
+) -> dict[str, Any]:
+    """The block device matching ``want`` by serial (and model); refuses anything ambiguous."""
+    devices = inventory.get("blockdevices")
+    if devices is None:
+        raise StorageRefusal(f"cannot list block devices ({inventory.get('error')}): install util-linux")
+    found = "; ".join(_describe(d) for d in devices) or "no block devices"
+    role, serial, model = want.get("role"), _clean(want.get("serial")), _clean(want.get("model"))
+    if not serial:
+        if cfg.get("allow_unidentified_disk") and want.get("path"):
+            dev = next((d for d in devices if d.get("path") == want["path"]), None)
+            if (
+                dev is None
+                or dev.get("type") != "loop"
+                or _clean(dev.get("model"))
+                or _clean(dev.get("serial"))
+            ):
+                what = _describe(dev) if dev else "absent"
+                raise StorageRefusal(
+                    f"allow_unidentified_disk accepts only a loop device without model/serial; "
+                    f"{want['path']} is {what}"
+                )
+            return dev
+        raise StorageRefusal(
+            f"disk role {role!r} has no serial in the inventory: set "
+            f"OMNI_DISK_{str(role).upper()}_SERIAL (found: {found})"
+        )
+    matches = [d for d in devices if _clean(d.get("serial")) == serial]
+    if len(matches) != 1:
+        raise StorageRefusal(f"{len(matches)} disks have serial {serial} (role {role!r}); found: {found}")
+    dev = matches[0]
+    if model and _clean(dev.get("model")) != model:
+        raise StorageRefusal(
+            f"disk with serial {serial} is model {_clean(dev.get('model'))!r}, inventory says "
+            f"{model!r}: fix the inventory or check the disk"
+        )
+    for other in others:
+        if _clean(other.get("serial")) == serial:
+            raise StorageRefusal(
+                f"serial {serial} is also the {other.get('role')!r} disk: the data disk must be another disk"
+            )
+    return dev
+
+
+def partition_path(disk_path: str, number: int) -> str:
+    return f"{disk_path}{'p' if disk_path[-1].isdigit() else ''}{number}"
+
+
+def _sigs(signatures: list[dict[str, Any]] | None) -> str:
+    return ", ".join(
+        f"{s.get('type')}" + (f" (UUID {s['uuid']})" if s.get("uuid") else "") for s in signatures or []
+    )
+
+
+def _partition_summary(table: dict[str, Any], layout: dict[str, Any]) -> str:
+    parts = []
+    for part in table.get("partitions", []):
+        probe = layout["partitions"].get(part.get("node"), {})
+        fstype = probe.get("blkid", {}).get("TYPE", "no filesystem")
+        parts.append(f"{part.get('node')} '{part.get('name', '')}' {fstype}")
+    return f"{table.get('label')} partition table with {len(parts)} partition(s): {'; '.join(parts) or '-'}"
+
+
+def _largest_gap(table: dict[str, Any]) -> tuple[int, int]:
+    """(start, sectors) of the largest 1 MiB-aligned unallocated region of a GPT."""
+    first, last = int(table.get("firstlba", _ALIGN)), int(table.get("lastlba", 0))
+    used = sorted(
+        (int(p["start"]), int(p["start"]) + int(p["size"]) - 1) for p in table.get("partitions", [])
+    )
+    best, cursor = (0, 0), first
+    for start, end in [*used, (last + 1, last + 1)]:
+        aligned = -(-cursor // _ALIGN) * _ALIGN
+        size = start - aligned
+        if size > best[1]:
+            best = (aligned, size)
+        cursor = max(cursor, end + 1)
+    return best
+
+
+@dataclass
+class StoragePlan:
+    disk: dict[str, Any]
+    partition: str
+    fs_uuid: str
+    fstab_line: str
+    commands: list[tuple[str, str]] = field(default_factory=list)  # (operation name, shell command)
+    mount_commands: list[tuple[str, str]] = field(default_factory=list)  # after the fstab line
+
+
+def plan_storage(
+    disk: dict[str, Any], layout: dict[str, Any], fstab: list[str] | None, cfg: dict[str, Any]
+) -> StoragePlan:
+    """What to run so ``disk`` carries our mounted XFS; refuses whatever we did not create."""
+    label, path = cfg["label"], disk["path"]
+    table, signatures = layout.get("table"), layout.get("signatures")
+    sector = int((table or {}).get("sectorsize", 512))
+    min_sectors = int(float(cfg["min_size_gib"]) * 2**30) // sector
+    identity = _clean(disk.get("serial")) or path
+    fs_uuid = str(uuid.uuid5(_UUID_NAMESPACE, f"{identity}:{label}"))
+    commands: list[tuple[str, str]] = []
+    if signatures is None:
+        raise StorageRefusal(
+            f"cannot read signatures of {path} ({layout.get('wipefs_error')}): install util-linux (wipefs)"
+        )
+    ours = [p for p in (table or {}).get("partitions", []) if p.get("name") == label]
+    if table is None and signatures:
+        raise StorageRefusal(
+            f"{path} holds {_sigs(signatures)} and no partition table we can read: "
+            "not ours, refusing to touch it"
+        )
+    if table is None and cfg["layout"] == "append":
+        raise StorageRefusal(
+            f"{path} has no partition table; the 'append' layout adds a partition beside the "
+            "installed system: use layout 'whole-disk' for a blank dedicated disk"
+        )
+    if table is None:
+        if int(disk.get("size") or 0) // sector < min_sectors + 2 * _ALIGN:
+            raise StorageRefusal(f"{path} is smaller than storage.min_size_gib={cfg['min_size_gib']}")
+        number = 1
+        script = f'label: gpt\nstart={_ALIGN}, type=linux, name="{label}"\n'
+        commands.append(
+            (f"Create a GPT with the {label} partition on {path}", _sfdisk(path, script, append=False))
+        )
+    elif table.get("label") != "gpt":
+        raise StorageRefusal(
+            f"{path} holds a {table.get('label')} partition table ({_partition_summary(table, layout)})"
+            ": only GPT is supported, refusing"
+        )
+    elif cfg["layout"] == "whole-disk" and (len(table.get("partitions", [])) != 1 or len(ours) != 1):
+        raise StorageRefusal(
+            f"{path} holds a {_partition_summary(table, layout)}, which we did not create: "
+            "refusing (whole-disk takes only a blank disk or our own single partition)"
+        )
+    elif len(ours) > 1:
+        raise StorageRefusal(
+            f"{path} has {len(ours)} partitions named {label!r}: remove the extra ones by hand"
+        )
+    elif ours:
+        number = int(re.findall(r"(\d+)$", ours[0]["node"])[0])
+    else:
+        start, sectors = _largest_gap(table)
+        if sectors < min_sectors:
+            raise StorageRefusal(
+                f"no free region of {cfg['min_size_gib']} GiB on {path} (largest "
+                f"{sectors * sector / 2**30:.1f} GiB; {_partition_summary(table, layout)}): "
+                "leave free space when installing Ubuntu, or lower storage.min_size_gib"
+            )
+        taken = {int(re.findall(r"(\d+)$", p["node"])[0]) for p in table.get("partitions", [])}
+        number = min(n for n in range(1, len(taken) + 2) if n not in taken)
+        script = f'start={start}, size={sectors}, type=linux, name="{label}"\n'
+        commands.append(
+            (f"Add the {label} partition in free space of {path}", _sfdisk(path, script, append=True))
+        )
+    part = partition_path(path, number)
+    if not commands:  # the partition exists: is its content ours?
+        probe = layout["partitions"].get(part)
+        if probe is None:
+            raise StorageRefusal(
+                f"the kernel does not know {part} (our {label!r} partition): run "
+                f"`partx -u {path}` or reboot, then rerun"
+            )
+        sigs, blkid = probe.get("signatures"), probe.get("blkid", {})
+        if sigs is None or probe.get("blkid_rc") not in (0, 2):
+            raise StorageRefusal(f"cannot probe {part} (blkid exit {probe.get('blkid_rc')}): refusing")
+        if not sigs:
+            commands.append((f"Make the XFS filesystem on {part}", _mkfs(part, label, fs_uuid)))
+        elif (
+            blkid.get("TYPE") == "xfs"
+            and blkid.get("LABEL") == label
+            and {s.get("type") for s in sigs} == {"xfs"}
+        ):
+            fs_uuid = blkid.get("UUID", fs_uuid)
+        else:
+            raise StorageRefusal(
+                f"{part} holds {_sigs(sigs)} (label {blkid.get('LABEL')!r}), which we did not "
+                "create: refusing to format it"
+            )
+    else:
+        commands.append((f"Make the XFS filesystem on {part}", _mkfs(part, label, fs_uuid)))
+    mountpoint, fstab_path = cfg["mountpoint"], cfg["fstab"]
+    line = f"UUID={fs_uuid} {mountpoint} xfs {cfg['mount_options']} 0 2"
+    for entry in fstab or []:
+        fields = entry.split()
+        if (
+            len(fields) >= 2
+            and not entry.lstrip().startswith("#")
+            and fields[1] == mountpoint
+            and fields[0] != f"UUID={fs_uuid}"
+        ):
+            raise StorageRefusal(
+                f"{fstab_path} already mounts {fields[0]} at {mountpoint}: remove that line or "
+                "choose another storage.mountpoint"
+            )
+    mounted = next((m for m in layout.get("mounts", []) if m[1] == mountpoint), None)
+    wanted_opts = {o for o in cfg["mount_options"].split(",") if o != "defaults"}
+    mount_commands: list[tuple[str, str]] = []
+    if mounted is None:
+        mount_commands.append(
+            (
+                f"Mount {mountpoint}",
+                f"mkdir -p {shlex.quote(mountpoint)} && "
+                f"mount --fstab {shlex.quote(fstab_path)} {shlex.quote(mountpoint)}",
+            )
+        )
+    elif mounted[0] != part or mounted[2] != "xfs":
+        raise StorageRefusal(
+            f"{mountpoint} is already a mount of {mounted[0]} ({mounted[2]}): unmount it first"
+        )
+    elif not wanted_opts <= set(mounted[3].split(",")):
+        mount_commands.append(
+            (
+                f"Remount {mountpoint} with {cfg['mount_options']}",
+                f"mount -o remount,{','.join(sorted(wanted_opts))} {shlex.quote(mountpoint)}",
+            )
+        )
+    return StoragePlan(disk, part, fs_uuid, line, commands, mount_commands)
+
+
+def _sfdisk(path: str, script: str, append: bool) -> str:
+    """Write the table without the kernel re-read that fails on a disk in use, then tell the kernel."""
+    disk = shlex.quote(path)
+    flags = "--append " if append else ""
+    guard = (
+        ""
+        if append
+        else (
+            f'test -z "$(wipefs -n -o TYPE --noheadings {disk})" || '
+            f"{{ echo 'refusing: {path} is no longer blank' >&2; exit 1; }}; "
+        )
+    )
+    return (
+        f"{guard}printf %s {shlex.quote(script)} | sfdisk -q {flags}--no-reread --no-tell-kernel {disk} "
+        f"&& partx -u {disk}"
+    )
+
+
+def _mkfs(part: str, label: str, fs_uuid: str) -> str:
+    """mkfs.xfs guarded on the host: the partition is ours by name and holds no signature; never -f."""
+    dev = shlex.quote(part)
+    return (
+        f"test -b {dev} || {{ echo '{part} missing after partitioning' >&2; exit 1; }}; "
+        f'test "$(blkid -p -s PART_ENTRY_NAME -o value {dev})" = {shlex.quote(label)} || '
+        f"{{ echo 'refusing: {part} is not the {label} partition' >&2; exit 1; }}; "
+        f'test -z "$(wipefs -n -o TYPE --noheadings {dev})" || '
+        f"{{ echo 'refusing: {part} holds a signature' >&2; exit 1; }}; "
+        f"mkfs.xfs -q -L {shlex.quote(label)} -m uuid={fs_uuid} {dev}"
+    )
+
+
+# ---------------------------------------------------------------- the deploy
+
+
+def probe_and_plan(cfg: dict[str, Any]) -> StoragePlan:
+    """Facts for the configured disk and the plan; raises :class:`StorageRefusal`."""
+    want, others = wanted_disk(host.data, cfg)
+    disk = find_disk(host.get_fact(BlockInventory), want, others, cfg)
+    layout = host.get_fact(DiskLayout, path=disk["path"])
+    if (
+        layout.get("table") is None
+        and layout.get("table_error")
+        and "sfdisk" in str(layout["table_error"])
+        and "not found" in str(layout["table_error"])
+    ):
+        raise StorageRefusal("sfdisk is not installed: apt-get install fdisk")
+    return plan_storage(disk, layout, host.get_fact(FileContents, path=cfg["fstab"]), cfg)
+
+
+@deploy("Prepare the data disk")
+def data_disk() -> None:
+    cfg = storage_settings(host.data)
+    try:
+        plan = probe_and_plan(cfg)
+    except StorageRefusal as refusal:
+        raise DeployError(f"{host.name}: data disk: {refusal}") from None
+    for name, command in plan.commands:
+        server.shell(name=name, commands=[command])
+    files.line(
+        name=f"Mount {cfg['mountpoint']} by UUID in {cfg['fstab']}",
+        path=cfg["fstab"],
+        line=rf"^UUID={plan.fs_uuid}[[:space:]]+{re.escape(cfg['mountpoint'])}[[:space:]].*",
+        replace=plan.fstab_line,
+        extended_regex=True,
+    )
+    for name, command in plan.mount_commands:
+        server.shell(name=name, commands=[command])
+    ownership = {"user": cfg["owner"], "group": cfg["group"], "mode": cfg["mode"]}
+    files.directory(name=f"Own {cfg['mountpoint']}", path=cfg["mountpoint"], **ownership)
+    for folder in cfg["folders"]:
+        files.directory(
+            name=f"Create {cfg['mountpoint']}/{folder}", path=f"{cfg['mountpoint']}/{folder}", **ownership
+        )

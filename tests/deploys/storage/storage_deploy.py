@@ -1,0 +1,5 @@
+"""The storage step alone, as a deploy file for the real loop-device apply."""
+
+from deploys.storage import data_disk
+
+data_disk()
