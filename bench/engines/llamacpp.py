@@ -1,0 +1,151 @@
+"""llama.cpp's `llama-server` and the xllamacpp wheel (same flags, same HTTP API, same log lines).
+
+Why the readback: llama.cpp silently adjusts what it is asked (n_ctx rounding, `--fit` shrinking
+the context or GPU layers, slots capped), so every launch records what `/props` and the log say
+was applied, and each difference from the argv becomes a mismatch finding on the result rows.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, ClassVar
+
+from bench.engines.base import Engine, Launch, Readback
+from bench.plan import ServerConfig
+from bench.spec import ServerSpec, SpecError
+
+# flag spellings → canonical name (the ones whose applied value we can read back)
+_ASKED = {
+    "-t": "threads", "--threads": "threads",
+    "-np": "parallel", "--parallel": "parallel",
+    "-c": "ctx_size", "--ctx-size": "ctx_size",
+    "-ngl": "n_gpu_layers", "--n-gpu-layers": "n_gpu_layers", "--gpu-layers": "n_gpu_layers",
+}
+_LOG = {
+    "threads": re.compile(r"n_threads\s*=\s*(\d+)"),
+    "parallel": re.compile(r"n_slots\s*=\s*(\d+)"),
+    "ctx_slot": re.compile(r"n_ctx_slot\s*=\s*(\d+)"),
+    "ctx_size": re.compile(r"llama_context:\s+n_ctx\s*=\s*(\d+)"),
+    "offloaded": re.compile(r"offloaded (\d+)/(\d+) layers to GPU"),
+    "build": re.compile(r"build_info:\s*(\S+)|build:\s*(\d+ \(\w+\))"),
+    "system_info": re.compile(r"system_info:\s*(.+)"),
+}
+
+
+def asked_values(argv: list[str]) -> dict[str, str]:
+    """The last value given for each flag we can verify (llama.cpp's own last-wins rule)."""
+    out: dict[str, str] = {}
+    for i, tok in enumerate(argv[:-1]):
+        if tok in _ASKED:
+            out[_ASKED[tok]] = argv[i + 1]
+    return out
+
+
+def parse_log(text: str) -> dict[str, Any]:
+    """Applied values llama.cpp prints while loading (first occurrence wins)."""
+    found: dict[str, Any] = {}
+    for key, rx in _LOG.items():
+        m = rx.search(text)
+        if not m:
+            continue
+        if key == "offloaded":
+            found["offloaded_layers"], found["total_layers"] = int(m.group(1)), int(m.group(2))
+        elif key in ("build", "system_info"):
+            found[key] = (m.group(1) or (m.group(2) if m.lastindex and m.lastindex > 1 else "")).strip()
+        else:
+            found[key] = int(m.group(1))
+    return found
+
+
+def compare(asked: dict[str, str], props: dict[str, Any] | None, log: dict[str, Any]) -> list[str]:
+    """asked ≠ applied findings, one short sentence each."""
+    out = []
+    props = props or {}
+    slots = props.get("total_slots", log.get("parallel"))
+    if "parallel" in asked and slots is not None and int(asked["parallel"]) != int(slots):
+        out.append(f"parallel asked {asked['parallel']}, server runs {slots} slots")
+    if "threads" in asked and "threads" in log and int(asked["threads"]) != log["threads"]:
+        out.append(f"threads asked {asked['threads']}, server uses {log['threads']}")
+    if "ctx_size" in asked and int(asked["ctx_size"]) > 0:
+        per_slot = (props.get("default_generation_settings") or {}).get("n_ctx") or log.get("ctx_slot")
+        total = log.get("ctx_size") or (per_slot * slots if per_slot and slots else None)
+        if total is not None and int(asked["ctx_size"]) != int(total):
+            out.append(f"ctx_size asked {asked['ctx_size']}, server applied {total}")
+    if "n_gpu_layers" in asked and "offloaded_layers" in log:
+        want = min(int(asked["n_gpu_layers"]), log["total_layers"])
+        if want >= 0 and want != log["offloaded_layers"]:
+            out.append(
+                f"n_gpu_layers asked {asked['n_gpu_layers']}, "
+                f"offloaded {log['offloaded_layers']}/{log['total_layers']}"
+            )
+    return out
+
+
+class LlamaCppFamily(Engine):
+    """Shared by llama-server and xllamacpp."""
+
+    fixed_length_fields: ClassVar[dict[str, Any]] = {"ignore_eos": True}
+
+    def server_args(self, server: ServerSpec, model: str, config: ServerConfig, port: int) -> list[str]:
+        return ["-m", model, "--host", server.host, "--port", str(port), *server.args, *config.args]
+
+    def preflight(self, server: ServerSpec, model: str) -> None:
+        if not Path(model).is_file():
+            raise SpecError(f"server.model {model!r} does not exist: give the path of a GGUF file")
+
+    def readback(self, launch: Launch, props: dict[str, Any] | None, log_text: str) -> Readback:
+        log = parse_log(log_text)
+        keep = ("total_slots", "model_path", "build_info", "model_ftype")
+        applied: dict[str, Any] = {k: props[k] for k in keep if props and k in props}
+        if props and "default_generation_settings" in props:
+            applied["n_ctx_slot"] = props["default_generation_settings"].get("n_ctx")
+        applied |= {f"log.{k}": v for k, v in log.items()}
+        return Readback(applied=applied, mismatches=compare(asked_values(launch.argv), props, log))
+
+
+class LlamaServer(LlamaCppFamily):
+    name = "llama-server"
+
+    def binary(self, server: ServerSpec) -> str:
+        exe = server.binary or shutil.which("llama-server") or ""
+        return exe
+
+    def preflight(self, server: ServerSpec, model: str) -> None:
+        exe = self.binary(server)
+        if not exe or not Path(exe).is_file():
+            raise SpecError(
+                f"llama-server binary {exe or 'on PATH'} not found: set server.binary to its path "
+                f"(scripts/ builds one) or use engine = \"xllamacpp\""
+            )
+        super().preflight(server, model)
+
+    def argv(self, server: ServerSpec, model: str, config: ServerConfig, port: int) -> list[str]:
+        return [self.binary(server), *self.server_args(server, model, config, port)]
+
+    def versions(self, server: ServerSpec, props: dict[str, Any] | None, log_text: str) -> dict[str, str]:
+        out = {"llama-server": (props or {}).get("build_info", "")}
+        try:
+            proc = subprocess.run([self.binary(server), "--version"], capture_output=True, text=True,
+                                  timeout=30)
+            out["llama-server"] = (proc.stdout + proc.stderr).strip().splitlines()[0] if proc else out[
+                "llama-server"]
+        except (OSError, subprocess.TimeoutExpired, IndexError):
+            pass
+        return out
+
+
+class XLlamaCpp(LlamaCppFamily):
+    name = "xllamacpp"
+
+    def argv(self, server: ServerSpec, model: str, config: ServerConfig, port: int) -> list[str]:
+        python = server.binary or sys.executable
+        return [python, "-m", "bench.xllamacpp_server", *self.server_args(server, model, config, port)]
+
+    def versions(self, server: ServerSpec, props: dict[str, Any] | None, log_text: str) -> dict[str, str]:
+        from importlib.metadata import version
+
+        return {"xllamacpp": version("xllamacpp"), "llama.cpp build": (props or {}).get("build_info", "")}

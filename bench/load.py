@@ -1,0 +1,267 @@
+"""Drive a running server with streamed requests through the `openai` client and time every token.
+
+Why this shape: the harness must cost the box less CPU than the server it measures (the issue-7
+benchmark compares client CPU per 1000 tokens with GuideLLM and AIPerf). One asyncio loop, the
+raw SSE bytes of `with_streaming_response` (no per-chunk pydantic model), one `json.loads` and one
+clock read per chunk. Prompts are token-id lists of the exact input length, cut from the server's
+own `/tokenize` output; a dropped keep-alive connection is retried on a fresh connection (bounded)
+and counted, never hidden.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import httpx2
+import openai
+
+from bench.schema import RequestRecord
+from bench.server import http_json
+
+_SYLL = [c + v for c in "bcdfghjklmnprstvwz" for v in "aeiou"]
+
+
+def _words(rng: random.Random, n: int) -> str:
+    return " ".join("".join(rng.choice(_SYLL) for _ in range(rng.randint(1, 3))) for _ in range(n))
+
+
+def make_prompt(base_url: str, n_tokens: int, rng: random.Random, as_text: bool) -> tuple[Any, int]:
+    """(prompt, tokens it holds). Token ids of exactly `n_tokens` (BOS included when the model adds
+    one) for /completions; for chat a text of `n_tokens` content tokens (the template adds more)."""
+    words = max(8, n_tokens)
+    for _ in range(8):
+        text = f"{rng.randrange(10**9)} {_words(rng, words)}"
+        status, body = http_json(f"{base_url}/tokenize", {"content": text, "add_special": not as_text})
+        if status != 200 or not isinstance(body, dict):
+            return text if as_text else _words(rng, n_tokens), 0  # no /tokenize: approximate, flagged
+        ids = [t["id"] if isinstance(t, dict) else t for t in body["tokens"]]
+        if len(ids) >= n_tokens:
+            ids = ids[:n_tokens]
+            if not as_text:
+                return ids, n_tokens
+            status, back = http_json(f"{base_url}/detokenize", {"tokens": ids})
+            if status == 200 and isinstance(back, dict):
+                return back.get("content", text), n_tokens
+            return text, 0
+        words *= 2
+    raise RuntimeError(f"/tokenize never returned {n_tokens} tokens")
+
+
+@dataclass
+class CellLoad:
+    """What one cell sends."""
+
+    base_url: str
+    endpoint: str  # "completions" | "chat"
+    output_tokens: int
+    concurrency: int
+    fixed_fields: dict[str, Any]
+    extra_body: dict[str, Any]
+    timeout_s: float
+    max_retries: int
+    model: str = "omni"
+    api_prefix: str = "/v1"
+    progress: Any = None  # callable(record) after each finished request
+    abort: threading.Event = field(default_factory=threading.Event)
+
+
+class StreamError(Exception):
+    """The server reported an error inside the stream."""
+
+
+def _dropped(err: BaseException) -> bool:
+    """A keep-alive connection the server closed under us (not a refused or timed-out one)."""
+    cause = err.__cause__ or err
+    if isinstance(cause, httpx2.ConnectError | httpx2.TimeoutException):
+        return False
+    return isinstance(cause, httpx2.RemoteProtocolError | httpx2.ReadError | httpx2.WriteError
+                      | anyio.EndOfStream | ConnectionResetError)
+
+
+def _one_line(err: BaseException) -> str:
+    if isinstance(err, openai.APIStatusError):
+        return f"HTTP {err.status_code}: {str(err.message)[:200]}"
+    if isinstance(err, StreamError):
+        return str(err)
+    cause = err.__cause__ or err
+    return f"{type(cause).__name__}: {str(cause)[:200] or type(err).__name__}"
+
+
+class Client:
+    """One AsyncOpenAI client per cell, pool sized to the concurrency."""
+
+    def __init__(self, load: CellLoad) -> None:
+        self.load = load
+        self.http = httpx2.AsyncClient(
+            limits=httpx2.Limits(max_connections=load.concurrency,
+                                 max_keepalive_connections=load.concurrency),
+            timeout=httpx2.Timeout(load.timeout_s, connect=10.0),
+        )
+        self.api = openai.AsyncOpenAI(
+            base_url=load.base_url + load.api_prefix, api_key="omni-bench", max_retries=0,
+            http_client=self.http, timeout=load.timeout_s,
+        )
+
+    async def close(self) -> None:
+        await self.api.close()
+
+    def _create(self, prompt: Any):
+        ld = self.load
+        common = dict(
+            model=ld.model, max_tokens=ld.output_tokens, stream=True,
+            stream_options={"include_usage": True}, extra_body={**ld.fixed_fields, **ld.extra_body},
+        )
+        if ld.endpoint == "chat":
+            messages = [{"role": "user", "content": prompt}]
+            return self.api.chat.completions.with_streaming_response.create(messages=messages, **common)
+        return self.api.completions.with_streaming_response.create(prompt=prompt, **common)
+
+    async def request(self, rec: RequestRecord, prompt: Any, t_cell: float) -> RequestRecord:
+        """Send one streamed request; fill `rec` in place."""
+        t0 = time.perf_counter()
+        rec.start_ms = (t0 - t_cell) * 1000
+        for attempt in range(self.load.max_retries + 1):
+            got = False
+            try:
+                async with self._create(prompt) as resp:
+                    got = True
+                    await self._consume(resp, rec, t0)
+                break
+            except (openai.APIConnectionError, httpx2.RequestError, anyio.EndOfStream, OSError) as err:
+                if not got and attempt < self.load.max_retries and _dropped(err):
+                    rec.retries += 1
+                    continue
+                rec.error = _one_line(err)
+                break
+            except (openai.APIStatusError, StreamError) as err:
+                rec.error = _one_line(err)
+                break
+        return rec
+
+    async def _consume(self, resp: Any, rec: RequestRecord, t0: float) -> None:
+        clock = time.perf_counter
+        chat = self.load.endpoint == "chat"
+        times: list[float] = []
+        t_content: float | None = None
+        usage = timings = None
+        buf = b""
+        done = False
+        async for chunk in resp.iter_bytes():
+            now = clock()
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                if not line.startswith(b"data:"):
+                    continue
+                payload = line[5:].strip()
+                if payload == b"[DONE]":
+                    done = True
+                    break
+                obj = json.loads(payload)
+                if "error" in obj:
+                    raise StreamError(f"server error in stream: {str(obj['error'])[:200]}")
+                if obj.get("usage"):
+                    usage = obj["usage"]
+                if "timings" in obj:
+                    timings = obj["timings"]
+                choices = obj.get("choices")
+                if not choices:
+                    continue
+                c0 = choices[0]
+                if chat:
+                    delta = c0.get("delta") or {}
+                    content = delta.get("content")
+                    if content or delta.get("reasoning_content") or delta.get("tool_calls"):
+                        times.append(now)
+                        if content and t_content is None:
+                            t_content = now
+                elif c0.get("text"):
+                    times.append(now)
+                    if t_content is None:
+                        t_content = now
+            if done:
+                break
+        t_end = clock()
+        _finish(rec, times, t0, t_content, t_end, usage, timings)
+
+
+def _finish(rec: RequestRecord, times: list[float], t0: float, t_content: float | None, t_end: float,
+            usage: dict[str, Any] | None, timings: dict[str, Any] | None) -> None:
+    rec.client_tokens = len(times)
+    rec.e2e_ms = (t_end - t0) * 1000
+    if usage:
+        rec.input_tokens = usage.get("prompt_tokens")
+        rec.output_tokens = usage.get("completion_tokens")
+    if rec.output_tokens is None:
+        rec.output_tokens = rec.client_tokens
+    rec.token_count_mismatch = rec.output_tokens != rec.client_tokens
+    if times:
+        rec.ttft_ms = (times[0] - t0) * 1000
+        rec.ttft_content_ms = (t_content - t0) * 1000 if t_content is not None else None
+        rec.itl_ms = [round((b - a) * 1000, 4) for a, b in itertools.pairwise(times)]
+        n_in = rec.input_tokens or rec.input_tokens_asked
+        rec.prefill_tps = n_in / (times[0] - t0) if times[0] > t0 and n_in else None
+        if rec.output_tokens and rec.output_tokens > 1:
+            rec.tpot_ms = (rec.e2e_ms - rec.ttft_ms) / (rec.output_tokens - 1)
+            span = times[-1] - times[0]
+            rec.decode_tps = (rec.output_tokens - 1) / span if span > 0 else None
+    if timings:
+        rec.server_timings = {k: float(v) for k, v in timings.items() if isinstance(v, int | float)}
+        rec.server_decode_tps = timings.get("predicted_per_second")
+        rec.server_prefill_tps = timings.get("prompt_per_second")
+    rec.ok = not rec.error and bool(times)
+    if not times and not rec.error:
+        rec.error = "stream ended without a token"
+
+
+Prompts = list[tuple[Any, int]]
+
+
+async def _run(load: CellLoad, prompts: Prompts, n_warmup: int) -> tuple[list[RequestRecord], float]:
+    client = Client(load)
+    records: list[RequestRecord] = []
+    try:
+        t_cell = time.perf_counter()
+        warm = prompts[:n_warmup]
+        for start in range(0, len(warm), load.concurrency):
+            batch = warm[start:start + load.concurrency]
+            recs = [RequestRecord(index=start + i, warmup=True, input_tokens_asked=n)
+                    for i, (_p, n) in enumerate(batch)]
+            sends = (client.request(r, p, t_cell) for r, (p, _n) in zip(recs, batch, strict=True))
+            await asyncio.gather(*sends)
+            records += recs
+        queue = list(enumerate(prompts[n_warmup:], start=n_warmup))
+        queue.reverse()
+        measured: list[RequestRecord] = []
+        t_start = time.perf_counter()
+
+        async def worker() -> None:
+            while queue and not load.abort.is_set():
+                i, (prompt, n) = queue.pop()
+                rec = RequestRecord(index=i, input_tokens_asked=n)
+                await client.request(rec, prompt, t_cell)
+                measured.append(rec)
+                if load.progress:
+                    load.progress(rec)
+
+        await asyncio.gather(*(worker() for _ in range(load.concurrency)))
+        wall = time.perf_counter() - t_start
+        for i, (_prompt, n) in queue:  # not sent: aborted by the guard or a dead server
+            measured.append(RequestRecord(index=i, input_tokens_asked=n, error="not sent: cell aborted"))
+        records += sorted(measured, key=lambda r: r.index)
+    finally:
+        await client.close()
+    return records, wall
+
+
+def run_cell(load: CellLoad, prompts: Prompts, n_warmup: int) -> tuple[list[RequestRecord], float]:
+    """Run warm-up then measured requests; returns (records, measured wall seconds)."""
+    return asyncio.run(_run(load, prompts, n_warmup))

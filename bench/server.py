@@ -1,0 +1,129 @@
+"""Start and stop one inference server: own process group, env + prefix, health wait, kept log.
+
+Why a process group: engines fork helpers (SGLang schedulers, KTransformers workers, numactl's
+exec'd child); SIGTERM then SIGKILL to the group is the only stop that leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from bench.engines.base import Launch
+from bench.memory import kill_group
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def http_json(url: str, body: dict[str, Any] | None = None, timeout: float = 10) -> tuple[int, Any]:
+    """GET (or POST `body`) → (status, parsed JSON or text). Status 0: no connection."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            raw = resp.read()
+            status = resp.status
+    except urllib.error.HTTPError as err:
+        raw, status = err.read(), err.code
+    except (urllib.error.URLError, OSError):
+        return 0, None
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode(errors="replace")
+
+
+class ServerProcess:
+    """One running server; the log goes to `log_path` (stdout and stderr together)."""
+
+    def __init__(self, launch: Launch, log_path: Path) -> None:
+        self.launch = launch
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.pgid = 0
+        self.started = 0.0
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        log.write(f"# omni: {self.launch.command}\n".encode())
+        log.flush()
+        env = {**os.environ, **self.launch.env}
+        self.started = time.monotonic()
+        try:
+            self.proc = subprocess.Popen(
+                self.launch.prefix + self.launch.argv, env=env, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        finally:
+            log.close()
+        self.pgid = self.proc.pid  # start_new_session: the child leads its own group
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid if self.proc else 0
+
+    def exit_code(self) -> int | None:
+        return self.proc.poll() if self.proc else None
+
+    def wait_healthy(self, timeout_s: float, abort: Any = None) -> tuple[bool, str]:
+        """Poll the health URL until 200; fail fast when the process exits."""
+        url = self.launch.base_url + self.launch.health_path
+        deadline = self.started + timeout_s
+        while time.monotonic() < deadline:
+            code = self.exit_code()
+            if code is not None:
+                return False, f"server exited with code {code} before becoming healthy"
+            if abort is not None and abort.is_set():
+                return False, "stopped by the OOM guard while loading"
+            status, _ = http_json(url, timeout=2)
+            if status == 200:
+                return True, ""
+            time.sleep(0.1)
+        return False, f"not healthy at {url} within {timeout_s:.0f} s (see the log)"
+
+    def stop(self, timeout_s: float) -> str:
+        """SIGTERM the group, then SIGKILL after `timeout_s`. Returns how it ended."""
+        if not self.proc:
+            return "not started"
+        if self.proc.poll() is not None:
+            kill_group(self.pgid, signal.SIGKILL)  # leftovers of a dead leader
+            return f"already exited ({self.proc.returncode})"
+        kill_group(self.pgid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout_s)
+            how = "terminated"
+        except subprocess.TimeoutExpired:
+            how = "killed after SIGTERM timeout"
+        kill_group(self.pgid, signal.SIGKILL)
+        self.proc.wait()
+        return how
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            with self.log_path.open("rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 64 * 1024))
+                text = f.read().decode(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def log_text(self, limit: int = 4 * 2**20) -> str:
+        try:
+            with self.log_path.open("rb") as f:
+                return f.read(limit).decode(errors="replace")
+        except OSError:
+            return ""

@@ -1,0 +1,238 @@
+"""Sweep spec: a TOML file validated by pydantic, with one-line errors that name the key and the fix.
+
+Why strict (`extra="forbid"` everywhere): a misspelt axis silently sweeping nothing costs a user
+hours of 281 GB model launches. Everything is checked before the first launch.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bench.genmodel import ModelShape
+
+ENGINES = ("llama-server", "xllamacpp", "ktransformers", "ktransformers-sglang", "sglang", "vllm")
+WORKLOAD_AXES = ("input_tokens", "output_tokens", "concurrency")
+AxisValue = str | int | float | bool | list[str]
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%|[KMGT]i?B|B)?\s*$", re.IGNORECASE)
+_NUMA = re.compile(r"^(none|interleave=(all|[\d,\-]+)|cpunodebind=\d+(,\d+)* membind=\d+(,\d+)*)$")
+
+
+class SpecError(Exception):
+    """A bad spec: the message is one line naming the key and the fix."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSpec(_Strict):
+    binary: str = ""  # llama-server path (default: found on PATH); python for python engines
+    model: str = ""  # model file (or directory for KTransformers' --gguf_path)
+    generate: ModelShape | None = None  # generate (and cache) a random-weight GGUF instead of `model`
+    host: str = "127.0.0.1"
+    port: int = Field(0, ge=0, le=65535)  # 0: a free port per launch
+    args: list[str] = Field(default_factory=list)  # base argv, appended after the engine's own flags
+    env: dict[str, str] = Field(default_factory=dict)
+    numa: str = "none"  # base NUMA prefix (an axis of the same name overrides it)
+    health_timeout_s: float = Field(600, gt=0)
+    stop_timeout_s: float = Field(30, gt=0)
+    extra: dict[str, str] = Field(default_factory=dict)  # engine template extras (e.g. optimize_config)
+
+    @field_validator("numa")
+    @classmethod
+    def _numa(cls, v: str) -> str:
+        return check_numa(v)
+
+    @model_validator(mode="after")
+    def _model_source(self) -> ServerSpec:
+        if self.model and self.generate:
+            raise ValueError("set either server.model or [server.generate], not both")
+        if not self.model and not self.generate:
+            raise ValueError("set server.model (a GGUF path) or add a [server.generate] table")
+        return self
+
+
+class WorkloadSpec(_Strict):
+    input_tokens: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [128], min_length=1)
+    output_tokens: list[Annotated[int, Field(ge=2)]] = Field(default_factory=lambda: [64], min_length=1)
+    concurrency: list[Annotated[int, Field(ge=1)]] = Field(default_factory=lambda: [1], min_length=1)
+    requests: int = Field(8, ge=1)  # measured requests per cell (at least `concurrency` are sent)
+    warmup: int = Field(1, ge=0)  # warm-up requests per cell, excluded from the stats
+    repeats: int = Field(1, ge=1)
+    endpoint: Literal["completions", "chat"] = "completions"
+    request_timeout_s: float = Field(600, gt=0)
+    max_retries: int = Field(3, ge=0)  # fresh-connection retries after a dropped keep-alive connection
+    extra_body: dict[str, Any] = Field(default_factory=dict)  # merged into every request
+    seed: int = 0
+
+
+class MemorySpec(_Strict):
+    interval_s: float = Field(0.25, gt=0)
+    oom_floor: str = "5%"  # MemAvailable floor: "5%" of MemTotal or a size such as "8GiB"
+    release_timeout_s: float = Field(60, gt=0)
+    gpu: bool = True  # sample per-GPU memory through NVML when a driver is present
+
+    @field_validator("oom_floor")
+    @classmethod
+    def _floor(cls, v: str) -> str:
+        parse_size(v, total=1)
+        return v
+
+
+class Spec(_Strict):
+    name: str = Field("sweep", pattern=r"^[A-Za-z0-9_.-]+$")
+    engine: Literal[ENGINES]  # type: ignore[valid-type]
+    strategy: str = "grid"
+    description: str = ""
+    server: ServerSpec
+    axes: dict[str, list[AxisValue]] = Field(default_factory=dict)
+    workload: WorkloadSpec = Field(default_factory=WorkloadSpec)
+    exclude: list[dict[str, AxisValue | list[AxisValue]]] = Field(default_factory=list)
+    memory: MemorySpec = Field(default_factory=MemorySpec)
+    strategy_options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("axes")
+    @classmethod
+    def _axes(cls, axes: dict[str, list[AxisValue]]) -> dict[str, list[AxisValue]]:
+        for key, values in axes.items():
+            check_axis_key(key)
+            if not values:
+                raise ValueError(f"axis {key!r} is empty: give it at least one value or remove it")
+            if len({repr(v) for v in values}) != len(values):
+                raise ValueError(f"axis {key!r} repeats a value: list each value once")
+            if key == "numa":
+                for v in values:
+                    check_numa(str(v))
+        return axes
+
+    @model_validator(mode="after")
+    def _strategy(self) -> Spec:
+        from bench.strategies import parse_strategy
+
+        parse_strategy(self.strategy, self.strategy_options)  # ValueError: one line naming the knob
+        return self
+
+    @model_validator(mode="after")
+    def _rules(self) -> Spec:
+        known = set(self.axes) | set(WORKLOAD_AXES)
+        for i, rule in enumerate(self.exclude):
+            if not rule:
+                raise ValueError(f"exclude[{i}] is empty: name at least one axis and its value(s)")
+            for key in rule:
+                if key not in known:
+                    raise ValueError(
+                        f"exclude[{i}] names {key!r}, which is not an axis: use one of {sorted(known)}"
+                    )
+        return self
+
+
+def check_axis_key(key: str) -> None:
+    """Axis keys: a CLI flag ("--threads", "-ngl"), "env.NAME", "numa", or "args.LABEL" (raw argv)."""
+    if key == "numa" or key.startswith("-"):
+        return
+    if key.startswith("env.") and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key[4:]):
+        return
+    if key.startswith("args.") and key[5:]:
+        return
+    raise ValueError(
+        f"axis {key!r} is not a flag, env or prefix: write it as \"--flag\", \"env.NAME\", \"numa\" "
+        f"or \"args.LABEL\""
+    )
+
+
+def check_numa(value: str) -> str:
+    if not _NUMA.match(value):
+        raise ValueError(
+            f"numa {value!r} is not understood: use \"none\", \"interleave=all\" or "
+            f"\"cpunodebind=N membind=N\""
+        )
+    return value
+
+
+def numa_prefix(value: str, strict: bool = True) -> list[str]:
+    """`numactl` argv prefix for a NUMA policy ("none" → no prefix). Not strict (dry-run): render
+    it even where numactl is missing."""
+    if value == "none":
+        return []
+    exe = shutil.which("numactl") or ("" if strict else "numactl")
+    if not exe:
+        raise SpecError(
+            f"numa {value!r} needs numactl, which is not installed: `sudo apt-get install numactl` "
+            f"or sweep numa = [\"none\"] only"
+        )
+    return [exe, *(f"--{part}" for part in value.split())]
+
+
+def parse_size(text: str, total: int) -> int:
+    """'5%' of `total`, or '8GiB' / '512MB' / '1073741824' in bytes."""
+    m = _SIZE.match(str(text))
+    if not m:
+        raise ValueError(f"{text!r} is not a size: use a percentage such as \"5%\" or bytes such as \"8GiB\"")
+    number, unit = float(m.group(1)), (m.group(2) or "B").upper()
+    if unit == "%":
+        return int(total * number / 100)
+    scale = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+    scale |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+    return int(number * scale[unit])
+
+
+def axis_argv(key: str, value: AxisValue) -> list[str]:
+    """The argv fragment an axis value contributes (flags and raw args axes only)."""
+    if key.startswith("args."):
+        return list(value) if isinstance(value, list) else shlex.split(str(value))
+    if value is False or value == "":
+        return []
+    if value is True:
+        return [key]
+    if isinstance(value, list):
+        return [key, *map(str, value)]
+    return [key, str(value)]
+
+
+def _one_line(err: ValidationError) -> str:
+    e = err.errors()[0]
+    loc = ".".join(str(p) for p in e["loc"] if not isinstance(p, int) or True)
+    kind, msg = e["type"], e["msg"]
+    if kind == "extra_forbidden":
+        return f"unknown key {loc!r}: remove it or fix its spelling (see docs/bench.md)"
+    if kind == "missing":
+        return f"missing key {loc!r}: add it to the spec"
+    if kind == "literal_error" and loc == "engine":
+        return f"engine {e.get('input')!r} is not supported: use one of {', '.join(ENGINES)}"
+    if kind == "too_short":
+        return f"{loc} is empty: give it at least one value"
+    msg = msg.removeprefix("Value error, ")
+    where = f"{loc}: " if loc and loc not in msg else ""
+    return f"{where}{msg} (got {e.get('input')!r})" if kind != "value_error" else f"{where}{msg}"
+
+
+def parse_spec(data: dict[str, Any]) -> Spec:
+    try:
+        return Spec.model_validate(data)
+    except ValidationError as err:
+        raise SpecError(f"bad spec: {_one_line(err)}") from None
+
+
+def load_spec(path: Path) -> Spec:
+    """Read and validate a spec file; model paths are resolved relative to the spec file."""
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise SpecError(f"cannot read spec {path}: {err.strerror}; check the path") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise SpecError(f"spec {path} is not valid TOML ({err}); fix the syntax there") from None
+    spec = parse_spec(data)
+    if spec.server.model and not Path(spec.server.model).is_absolute():
+        resolved = (path.parent / spec.server.model).resolve()
+        if resolved.exists() or not Path(spec.server.model).exists():
+            spec.server.model = str(resolved)
+    return spec

@@ -1,0 +1,1 @@
+"""Example sweep specs (package data: `demo.toml` is the zero-config sweep)."""

@@ -1,0 +1,170 @@
+"""The sweep directory: spec copy, facts, one JSON per run and per launch, results.csv, atomically.
+
+Layout (reports/<sweep-id>/):
+    spec.toml            the spec as run (the demo's resolved text for the zero-config sweep)
+    sweep.json           id, spec hash, status, host facts flattened, package versions
+    facts.json           the full `facts.collect.collect_local()` document
+    runs/<config_id>/r<repeat>/launch.json   LaunchRecord
+    runs/<config_id>/r<repeat>/<cell_id>.json  RunRecord (row + per-request records + memory)
+    logs/<config_id>-r<repeat>.log (+ .tail.txt when something failed)
+    results.csv          one flat row per run, rebuilt from the run files after every cell
+
+Why rebuilt: a run file is written with os.replace once its cell is finished, so `kill -9` loses
+at most the cell in flight, and results.csv is always derivable from what is on disk.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.metrics import ci95
+from bench.schema import AXIS_PREFIX, FIXED_COLUMNS, HOST_PREFIX, OK_STATUSES, LaunchRecord, RunRecord
+
+CI_METRICS = ("decode_tps", "server_decode_tps", "prefill_tps", "throughput_tps")
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def spec_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class SweepStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    # -- sweep level -------------------------------------------------------------------------
+    @property
+    def meta_path(self) -> Path:
+        return self.path / "sweep.json"
+
+    def exists(self) -> bool:
+        return self.meta_path.is_file()
+
+    def meta(self) -> dict[str, Any]:
+        return json.loads(self.meta_path.read_text()) if self.exists() else {}
+
+    def create(self, sweep_id: str, spec_text: str, facts: dict[str, Any], meta: dict[str, Any]) -> None:
+        write_atomic(self.path / "spec.toml", spec_text)
+        write_atomic(self.path / "facts.json", json.dumps(facts, indent=1, default=str))
+        doc = {"sweep_id": sweep_id, "spec_hash": spec_hash(spec_text), "status": "running",
+               "started_at": now(), "finished_at": "", **meta}
+        write_atomic(self.meta_path, json.dumps(doc, indent=1, default=str))
+
+    def update_meta(self, **fields: Any) -> None:
+        doc = self.meta() | fields
+        write_atomic(self.meta_path, json.dumps(doc, indent=1, default=str))
+
+    # -- runs and launches -------------------------------------------------------------------
+    def run_dir(self, config_id: str, repeat: int) -> Path:
+        return self.path / "runs" / config_id / f"r{repeat}"
+
+    def run_path(self, config_id: str, repeat: int, cell_id: str) -> Path:
+        return self.run_dir(config_id, repeat) / f"{cell_id}.json"
+
+    def log_path(self, config_id: str, repeat: int) -> Path:
+        return self.path / "logs" / f"{config_id}-r{repeat}.log"
+
+    def rel(self, path: Path) -> str:
+        return str(path.relative_to(self.path))
+
+    def read_run(self, config_id: str, repeat: int, cell_id: str) -> RunRecord | None:
+        p = self.run_path(config_id, repeat, cell_id)
+        try:
+            return RunRecord.model_validate_json(p.read_text())
+        except (OSError, ValueError):
+            return None  # absent or torn: the cell runs again
+
+    def write_run(self, run: RunRecord) -> Path:
+        r = run.row
+        p = self.run_path(r.config_id, r.repeat, r.cell_id)
+        write_atomic(p, run.model_dump_json())
+        return p
+
+    def read_launch(self, config_id: str, repeat: int) -> LaunchRecord | None:
+        path = self.run_dir(config_id, repeat) / "launch.json"
+        try:
+            return LaunchRecord.model_validate_json(path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def write_launch(self, rec: LaunchRecord) -> None:
+        write_atomic(self.run_dir(rec.config_id, rec.repeat) / "launch.json", rec.model_dump_json(indent=1))
+
+    def all_runs(self) -> list[RunRecord]:
+        out = []
+        for p in sorted((self.path / "runs").glob("*/r*/*.json")):
+            if p.name == "launch.json":
+                continue
+            try:
+                out.append(RunRecord.model_validate_json(p.read_text()))
+            except ValueError:
+                continue
+        return out
+
+    def launch_count(self) -> int:
+        return len(list((self.path / "runs").glob("*/r*/launch.json")))
+
+    # -- results.csv -------------------------------------------------------------------------
+    def write_csv(self, host_columns: dict[str, Any]) -> Path:
+        runs = self.all_runs()
+        rows = [_with_repeat_ci(run, runs) | run.columns | host_columns for run in runs]
+        rows.sort(key=lambda r: (r["started_at"], r["config_id"], r["repeat"], r["cell_id"]))
+        extra = sorted({k for r in rows for k in r} - set(FIXED_COLUMNS), key=_column_order)
+        columns = [*FIXED_COLUMNS, *extra]
+        path = self.path / "results.csv"
+        tmp = path.with_name(f".results.csv.{os.getpid()}.tmp")
+        with tmp.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+            w.writeheader()
+            for r in rows:
+                w.writerow({k: _cell(v) for k, v in r.items()})
+        os.replace(tmp, path)
+        return path
+
+
+def _column_order(name: str) -> tuple[int, str]:
+    for i, prefix in enumerate((AXIS_PREFIX, "gpu", "version.", HOST_PREFIX)):
+        if name.startswith(prefix):
+            return i, name
+    return 9, name
+
+
+def _cell(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.6g}" if abs(v) < 1e15 else f"{v:.0f}"
+    if isinstance(v, list | dict):
+        return json.dumps(v)
+    return v
+
+
+def _with_repeat_ci(run: RunRecord, runs: list[RunRecord]) -> dict[str, Any]:
+    """The row, with CI columns recomputed across repeats when its cell ran >= 2 good repeats."""
+    row = run.row.model_dump()
+    same = [r.row for r in runs if r.row.config_id == run.row.config_id and r.row.cell_id == run.row.cell_id]
+    peers = [r for r in same if r.status in OK_STATUSES]
+    row["n_repeats"] = len({r.repeat for r in same})
+    if len(peers) >= 2:
+        for m in CI_METRICS:
+            lo, hi = ci95([getattr(p, m) for p in peers])
+            if lo is not None:
+                row[f"{m}_ci95_lo"], row[f"{m}_ci95_hi"] = lo, hi
+        row["ci_basis"] = "repeats"
+    return row

@@ -1,0 +1,253 @@
+"""The sweep loop: a strategy picks the next server launch; each launch runs its workload cells.
+
+Why ask/tell: the loop owns everything physical (launch, health, memory guard, rows) while
+`bench.strategies` only decides which configuration to launch next from launch scores. A resumed
+sweep replays the recorded launches through `tell` (strategies are deterministic), so it asks for
+exactly the launches that are missing and runs only the cells without a run file.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bench.engines import Engine, get_engine
+from bench.hostinfo import collect_facts, flatten_facts, versions
+from bench.load import CellLoad, make_prompt, run_cell
+from bench.memory import Gpus, Sampler, host_sample, wait_released
+from bench.plan import Cell, ServerConfig, cells, server_configs
+from bench.runrow import LaunchInfo, build_row, run_status
+from bench.schema import OK_STATUSES, LaunchRecord, RunRecord
+from bench.server import ServerProcess, free_port, http_json
+from bench.spec import Spec, numa_prefix, parse_size
+from bench.store import SweepStore, now, write_atomic
+from bench.strategies import launch_score, make_strategy, parse_strategy
+
+
+@dataclass
+class Sweep:
+    spec: Spec
+    store: SweepStore
+    engine: Engine
+    model: str
+    configs: dict[str, ServerConfig]
+    console: Console
+    gpus: Gpus
+    mem_total: int
+    floor_bytes: int
+    host_columns: dict[str, Any]
+    versions: dict[str, str]
+    facts_source: str
+    retry_failed: bool = False
+    progress: Progress | None = None
+    cells_task: Any = None
+
+
+def preflight(spec: Spec, model: str, check_model: bool = True) -> tuple[Engine, list[ServerConfig]]:
+    """Everything that can be checked before a launch; raises SpecError with one line."""
+    engine = get_engine(spec.engine)
+    if check_model:
+        engine.preflight(spec.server, model)
+    configs = server_configs(spec)
+    for cfg in configs:
+        numa_prefix(cfg.numa)
+        engine.check_config(cfg)
+    return engine, configs
+
+
+def run_sweep(spec: Spec, spec_text: str, out: Path, model: str, console: Console,
+              retry_failed: bool = False) -> Path:
+    """Run (or resume) the sweep into `out`; returns the sweep dir."""
+    engine, configs = preflight(spec, model)
+    store = SweepStore(out)
+    resumed = store.exists()
+    facts, source = collect_facts()
+    host_cols = flatten_facts(facts)
+    vers = versions()
+    if not resumed:
+        store.create(out.name, spec_text, facts, {"spec_name": spec.name, "engine": spec.engine,
+                                                  "model": model, "versions": vers})
+    else:
+        store.update_meta(status="running", resumed_at=now())
+    vm_total = int(__import__("psutil").virtual_memory().total)
+    sw = Sweep(spec, store, engine, model, {c.config_id: c for c in configs}, console,
+               Gpus(spec.memory.gpu), vm_total, parse_size(spec.memory.oom_floor, vm_total),
+               {**host_cols, **{k: v for k, v in vers.items()}}, {}, source, retry_failed)
+    st = parse_strategy(spec.strategy, spec.strategy_options)
+    strategy = make_strategy(st, [c.config_id for c in configs], spec.workload.repeats)
+    n_runs = sum(len(cells(spec, c)) for c in configs) * spec.workload.repeats
+    console.print(f"sweep {out} ({'resumed' if resumed else 'new'}): {len(configs)} server configurations, "
+                  f"{n_runs} runs at most, strategy {st.name}, engine {spec.engine}")
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=False) as progress:
+        launches = progress.add_task("launches", total=len(configs) * spec.workload.repeats)
+        sw.progress, sw.cells_task = progress, progress.add_task("cells", total=n_runs)
+        seq = 0
+        while (cid := strategy.ask()) is not None:
+            repeat = strategy.arms[cid].launches
+            score = _launch_or_replay(sw, sw.configs[cid], repeat, seq)
+            strategy.tell(cid, score)
+            seq += 1
+            progress.advance(launches)
+    store.write_csv(sw.host_columns)
+    best = strategy.best()
+    store.update_meta(status="finished", finished_at=now(), launches=seq, best_config=best or "",
+                      strategy=st.name)
+    console.print(f"results: {store.path / 'results.csv'} ({seq} launches; best {best or 'none'})")
+    return store.path
+
+
+def _launch_or_replay(sw: Sweep, config: ServerConfig, repeat: int, seq: int) -> float | None:
+    todo = []
+    done_rows = []
+    for cell in cells(sw.spec, config):
+        run = sw.store.read_run(config.config_id, repeat, cell.cell_id)
+        if run and (run.row.status in OK_STATUSES or not sw.retry_failed):
+            done_rows.append(run.row.model_dump())
+            sw.progress.advance(sw.cells_task)
+        else:
+            todo.append(cell)
+    if todo:
+        done_rows += run_launch(sw, config, repeat, todo, seq)
+    score = launch_score(done_rows, parse_strategy(sw.spec.strategy, sw.spec.strategy_options).objective)
+    rec = sw.store.read_launch(config.config_id, repeat)
+    if rec is not None:
+        rec.score, rec.complete = score, True
+        sw.store.write_launch(rec)
+    return score
+
+
+def run_launch(sw: Sweep, config: ServerConfig, repeat: int, todo: list[Cell],
+               seq: int) -> list[dict[str, Any]]:
+    """Launch `config`, run the `todo` cells, stop it, confirm memory is released. Never raises for
+    a server's failure: every cell gets a row."""
+    spec, store = sw.spec, sw.store
+    port = spec.server.port or free_port(spec.server.host)
+    launch = sw.engine.launch(spec.server, sw.model, config, port)
+    log = store.log_path(config.config_id, repeat)
+    base_avail, _ = host_sample()
+    gpu_base = sw.gpus.used() if sw.gpus.handles else []
+    srv = ServerProcess(launch, log)
+    abort = threading.Event()
+    rec = LaunchRecord(seq=seq, config_id=config.config_id, repeat=repeat, config_label=config.label,
+                       engine=spec.engine, axes=config.axes, argv=launch.argv, env=launch.env,
+                       prefix=launch.prefix, base_url=launch.base_url, log_path=store.rel(log),
+                       started_at=now())
+    info = LaunchInfo(sweep_id=store.path.name, engine=spec.engine, config=config, repeat=repeat,
+                      n_repeats=spec.workload.repeats, endpoint=spec.workload.endpoint, launch=launch,
+                      log_rel=store.rel(log), mem_total=sw.mem_total, floor_bytes=sw.floor_bytes,
+                      gpu_totals=sw.gpus.total() if sw.gpus.handles else [], facts_source=sw.facts_source)
+    rows: list[dict[str, Any]] = []
+    sampler: Sampler | None = None
+    try:
+        srv.start()
+        sampler = Sampler(srv.pid, srv.pgid, spec.memory.interval_s, sw.floor_bytes, sw.gpus,
+                          on_breach=lambda _avail: abort.set())
+        sampler.start()
+        ok, reason = srv.wait_healthy(spec.server.health_timeout_s, abort)
+        info.load_s = rec.load_s = round(time.monotonic() - srv.started, 3)
+        rec.load_samples = sampler.since(0)
+        if not ok:
+            status = "oom-guard" if sampler.breached_at is not None else "launch-failed"
+            if status == "oom-guard":
+                reason = run_status([], True, None, sw.floor_bytes, sampler.breach_available)[1]
+            rec.status, rec.error_reason = status, reason
+            tail = _write_tail(store, srv, log)
+            sw.console.print(f"[red]{config.config_id} {config.label} r{repeat}: {status}: {reason}[/red]")
+            for cell in todo:
+                rows.append(_save(sw, info, cell, status, reason, [], None, [], None, now(), now(), tail))
+            return rows
+        _, props = http_json(launch.base_url + "/props")
+        props = props if isinstance(props, dict) else None
+        log_text = srv.log_text()
+        info.readback = sw.engine.readback(launch, props, log_text)
+        info.versions = sw.engine.versions(spec.server, props, log_text)
+        rec.applied, rec.mismatches = info.readback.applied, info.readback.mismatches
+        rec.versions = info.versions
+        for i, cell in enumerate(todo):
+            row = _run_one(sw, info, srv, sampler, abort, cell)
+            rows.append(row)
+            if row["status"] in ("oom-guard", "server-died"):
+                rec.status, rec.error_reason = row["status"], row["error_reason"]
+                for rest in todo[i + 1:]:
+                    rows.append(_save(sw, info, rest, row["status"], "not run: " + row["error_reason"], [],
+                                      None, [], None, now(), now(), row["log_tail_path"]))
+                break
+        return rows
+    finally:
+        if sampler is not None:
+            sampler.stop()
+        srv.stop(spec.server.stop_timeout_s)
+        tolerance = max(256 * 2**20, sw.mem_total // 50)
+        rec.memory_released, rec.memory_release_detail = wait_released(
+            srv.pgid, base_avail, tolerance, spec.memory.release_timeout_s, sw.gpus, gpu_base)
+        if not rec.memory_released:
+            sw.console.print(f"[yellow]memory not released after {config.config_id}: "
+                             f"{rec.memory_release_detail}[/yellow]")
+        rec.stopped_at = now()
+        store.write_launch(rec)
+        store.write_csv(sw.host_columns)
+
+
+def _run_one(sw: Sweep, info: LaunchInfo, srv: ServerProcess, sampler: Sampler, abort: threading.Event,
+             cell: Cell) -> dict[str, Any]:
+    w = sw.spec.workload
+    rng = random.Random(f"{w.seed}:{cell.cell_id}:{info.repeat}")
+    started = now()
+    mark = sampler.mark()
+    records, wall, cpu = [], None, None
+    try:
+        prompts = [make_prompt(info.launch.base_url, cell.input_tokens, rng, w.endpoint == "chat")
+                   for _ in range(cell.warmup + cell.requests)]
+        load = CellLoad(
+            base_url=info.launch.base_url, endpoint=w.endpoint, output_tokens=cell.output_tokens,
+            concurrency=cell.concurrency, fixed_fields=sw.engine.fixed_length_fields, extra_body=w.extra_body,
+            timeout_s=w.request_timeout_s, max_retries=w.max_retries, api_prefix=sw.engine.api_prefix,
+            abort=abort,
+        )
+        cpu0 = time.process_time()
+        records, wall = run_cell(load, prompts, cell.warmup)
+        cpu = time.process_time() - cpu0
+        status, reason = run_status(records, sampler.breached_at is not None, srv.exit_code(),
+                                    sw.floor_bytes, sampler.breach_available)
+    except (OSError, RuntimeError, ValueError) as err:  # prompt building against a dying server
+        status, reason = run_status([], sampler.breached_at is not None, srv.exit_code(),
+                                    sw.floor_bytes, sampler.breach_available)
+        if status == "ok":
+            status, reason = "failed", f"{type(err).__name__}: {err}"
+    tail = _write_tail(sw.store, srv, srv.log_path) if status not in OK_STATUSES else ""
+    row = _save(sw, info, cell, status, reason, records, wall, sampler.since(mark), cpu, started, now(), tail)
+    color = "green" if status == "ok" else "yellow" if status == "partial" else "red"
+    dec = row.get("decode_tps")
+    sw.console.print(
+        f"[{color}]{info.config.config_id} {info.config.label} r{info.repeat} {cell.cell_id}: {status}"
+        + (f" decode {dec:.1f} tok/s, throughput {row['throughput_tps']:.1f} tok/s" if dec else "")
+        + (f" ({reason})" if reason else "") + f"[/{color}]"
+    )
+    return row
+
+
+def _save(sw: Sweep, info: LaunchInfo, cell: Cell, status: str, reason: str, records: list,
+          wall: float | None, samples: list, cpu: float | None, started: str, finished: str,
+          tail: str) -> dict[str, Any]:
+    run_rel = sw.store.rel(sw.store.run_path(info.config.config_id, info.repeat, cell.cell_id))
+    row, cols = build_row(info, cell, status, reason, records, wall, samples, cpu, started, finished,
+                          run_rel, tail)
+    sw.store.write_run(RunRecord(row=row, columns=cols, requests=records, memory=samples))
+    sw.store.write_csv(sw.host_columns)
+    if sw.progress is not None:
+        sw.progress.advance(sw.cells_task)
+    return row.model_dump()
+
+
+def _write_tail(store: SweepStore, srv: ServerProcess, log: Path) -> str:
+    tail = log.with_suffix(".tail.txt")
+    write_atomic(tail, srv.log_tail() + "\n")
+    return store.rel(tail)
