@@ -29,6 +29,16 @@ _DATASHEET_GBPS = (
 )
 
 
+def human_bytes(value: float | None) -> str:
+    """Decimal units (the bandwidths are GB/s = 10^9 B/s, so bytes per token are too)."""
+    if value is None:
+        return "unknown"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.4g} {unit}"
+    return f"{value:.0f} B"
+
+
 @dataclass(frozen=True)
 class Bandwidth:
     """A bandwidth with the words a reader needs to trust it."""
@@ -93,11 +103,11 @@ class Ceiling:
         terms = []
         if self.host_bytes > 0:
             bw = f"{self.host_bw.gbps:.1f} GB/s" if self.host_bw.gbps else "BW_host (unknown)"
-            terms.append(f"{self.host_bytes / GB:.4g} GB / {bw}")
+            terms.append(f"{human_bytes(self.host_bytes)} / {bw}")
         for i, (b, bw) in enumerate(zip(self.gpu_bytes, self.gpu_bw, strict=False)):
             if b > 0:
                 rate = f"{bw.gbps:.0f} GB/s" if bw.gbps else f"BW_gpu{i} (unknown)"
-                terms.append(f"{b / GB:.4g} GB / {rate}")
+                terms.append(f"{human_bytes(b)} / {rate}")
         rhs = f" = {self.tokens_per_s:.1f} tok/s" if self.tokens_per_s else ""
         return "1 / (" + " + ".join(terms or ["0"]) + ")" + rhs
 

@@ -1,0 +1,186 @@
+"""Read a sweep directory (spec, results.csv, per-run JSON, facts) into plain data for the page.
+
+Why separate: this is the only module that knows file names and column names (from
+`bench.schema`); everything after it works on the frames it returns. Every column is optional:
+a missing one reads as unknown, so a report of an older or partial sweep still renders.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.report.hostfacts import HostFacts, from_facts, unflatten
+from bench.report.options import ReportError, ReportOptions, load_options
+
+try:  # the names the bench writes; the report must still read a sweep if they move
+    from bench.schema import AXIS_PREFIX, HOST_PREFIX, OK_STATUSES, VERSION_PREFIX
+except ImportError:  # pragma: no cover - only when bench.schema is absent
+    AXIS_PREFIX, HOST_PREFIX, VERSION_PREFIX, OK_STATUSES = "axis.", "host.", "version.", ("ok", "partial")
+
+_GPU_PEAK = re.compile(r"gpu(\d+)_mem_peak_bytes")
+FACT_FILES = ("facts.json", "host_facts.json", "host.json", "hardware.json")
+NUMERIC = (
+    "concurrency", "input_tokens", "output_tokens", "requests", "ok_requests", "errors", "repeat",
+    "ttft_ms_p50", "ttft_ms_p90", "ttft_ms_p99", "itl_ms_p50", "itl_ms_p90", "itl_ms_p99",
+    "e2e_ms_p50", "e2e_ms_p90", "decode_tps", "decode_tps_ci95_lo", "decode_tps_ci95_hi",
+    "server_decode_tps", "prefill_tps", "prefill_tps_ci95_lo", "prefill_tps_ci95_hi",
+    "throughput_tps", "throughput_tps_ci95_lo", "throughput_tps_ci95_hi", "host_mem_total_bytes",
+    "host_mem_available_min_bytes", "host_mem_peak_bytes", "server_rss_peak_bytes",
+    "gpu_mem_peak_bytes", "load_s", "dropped_connections",
+)
+TEXT = ("config_id", "config_label", "engine", "status", "error_reason", "cell_id", "launch_command",
+        "launch_argv", "launch_env", "launch_prefix", "run_json", "log_tail_path", "log_path",
+        "started_at", "finished_at", "sweep_id", "hostname", "config_mismatches", "numa")
+
+
+@dataclass
+class Sweep:
+    """Everything one report is made of."""
+
+    path: Path
+    spec: dict[str, Any]
+    spec_text: str
+    rows: pd.DataFrame
+    host: HostFacts
+    versions: dict[str, list[str]]
+    options: ReportOptions
+    meta: dict[str, Any] = field(default_factory=dict)  # sweep.json: id, status, dates, model
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok_rows(self) -> pd.DataFrame:
+        return self.rows[self.rows["status"].isin(OK_STATUSES)]
+
+    def gpu_indices(self) -> list[int]:
+        found = {int(m.group(1)) for c in self.rows.columns if (m := _GPU_PEAK.fullmatch(str(c)))}
+        return sorted(found | {g.index for g in self.host.gpus})
+
+
+def _read_rows(path: Path) -> pd.DataFrame:
+    csv = path / "results.csv"
+    if not csv.is_file():
+        raise ReportError(f"{path}: no results.csv; run `python -m bench sweep` first, or give a sweep dir")
+    try:
+        rows = pd.read_csv(csv, dtype={c: "string" for c in TEXT}, keep_default_na=True)
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        why = str(err).splitlines()[0]
+        raise ReportError(f"{csv} is not a readable CSV ({why}); rerun the sweep") from None
+    except pd.errors.EmptyDataError:
+        rows = pd.DataFrame()
+    for name in TEXT:
+        rows[name] = rows[name].fillna("").astype(str) if name in rows else ""
+    for name in NUMERIC:
+        rows[name] = pd.to_numeric(rows[name], errors="coerce") if name in rows else float("nan")
+    for name in rows.columns:
+        if name.startswith("gpu") and name.endswith("_bytes"):
+            rows[name] = pd.to_numeric(rows[name], errors="coerce")
+    if (rows["config_label"] == "").any():
+        rows.loc[rows["config_label"] == "", "config_label"] = rows["config_id"]
+    return rows
+
+
+def _read_spec(path: Path) -> tuple[dict[str, Any], str]:
+    spec_file = next((p for p in (path / "spec.toml", *sorted(path.glob("*.toml"))) if p.is_file()
+                      and p.name != "report.toml"), None)
+    if spec_file is None:
+        return {}, ""
+    text = spec_file.read_text(errors="replace")
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError:
+        return {}, text  # shown verbatim; the report does not need to understand it
+
+
+def _read_host(path: Path, rows: pd.DataFrame) -> HostFacts:
+    for name in FACT_FILES:
+        if (path / name).is_file():
+            try:
+                return from_facts(json.loads((path / name).read_text()))
+            except ValueError:
+                continue
+    if len(rows):
+        flat = {k: v for k, v in rows.iloc[0].items() if str(k).startswith(HOST_PREFIX) and pd.notna(v)}
+        facts = from_facts(unflatten(flat, HOST_PREFIX))
+        hostname = rows["hostname"].iloc[0] or facts.hostname
+        return HostFacts(**{**facts.__dict__, "hostname": hostname})
+    return HostFacts()
+
+
+def _versions(rows: pd.DataFrame) -> dict[str, list[str]]:
+    out = {}
+    for col in rows.columns:
+        if str(col).startswith(VERSION_PREFIX):
+            values = sorted({str(v) for v in rows[col].dropna() if str(v) != ""})
+            if values:
+                out[str(col)[len(VERSION_PREFIX):]] = values
+    return out
+
+
+def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> Sweep:
+    path = Path(path)
+    if not path.is_dir():
+        raise ReportError(f"{path}: not a directory; give the sweep dir (reports/<sweep-id>)")
+    rows = _read_rows(path)
+    spec, spec_text = _read_spec(path)
+    options, notes = load_options(spec, path, overrides)
+    meta = _read_meta(path)
+    versions = _versions(rows)
+    for key, value in (meta.get("versions") or {}).items():
+        versions.setdefault(str(key).removeprefix(VERSION_PREFIX), [str(value)])
+    return Sweep(path, spec, spec_text, rows, _read_host(path, rows), versions, options, meta, notes)
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads((path / "sweep.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def axis_columns(rows: pd.DataFrame) -> list[str]:
+    return [c for c in rows.columns if str(c).startswith(AXIS_PREFIX)]
+
+
+def read_run(sweep: Sweep, rel: str) -> dict[str, Any] | None:
+    """One per-run JSON (RunRecord), or None when it is missing or unreadable."""
+    if not rel:
+        return None
+    file = (sweep.path / rel).resolve()
+    try:
+        return json.loads(file.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def read_tail(sweep: Sweep, rel: str, lines: int = 25) -> str:
+    if not rel:
+        return ""
+    try:
+        text = (sweep.path / rel).read_text(errors="replace")
+    except OSError:
+        return f"(log {rel} not found)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def json_list(text: str) -> list[str]:
+    try:
+        value = json.loads(text) if text else []
+    except ValueError:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def json_dict(text: str) -> dict[str, str]:
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}

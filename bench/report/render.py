@@ -1,0 +1,195 @@
+"""Assemble the page: load the sweep, summarise, judge, draw, fill the jinja2 template, write atomically.
+
+Why atomic: the page is rewritten at the end of every sweep and on demand; a reader (or a browser
+left open) must see the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+
+from bench.report import plots
+from bench.report.ceiling import gpu_bandwidth, host_bandwidth, human_bytes
+from bench.report.criteria import criteria, recommend
+from bench.report.data import OK_STATUSES, Sweep, load_sweep, read_run, read_tail
+from bench.report.hostfacts import HostFacts
+from bench.report.modelbytes import ModelFileError, read_model
+from bench.report.summary import GB, model_path, summarise
+
+ROW_COLUMNS = (  # (header, column, decimals or None for text)
+    ("configuration", "config_label", None), ("status", "status", None), ("repeat", "repeat", 0),
+    ("concurrency", "concurrency", 0), ("input tok", "input_tokens", 0), ("output tok", "output_tokens", 0),
+    ("requests", "requests", 0), ("errors", "errors", 0), ("TTFT p50 ms", "ttft_ms_p50", 1),
+    ("TTFT p90 ms", "ttft_ms_p90", 1), ("ITL p50 ms", "itl_ms_p50", 2), ("E2E p50 ms", "e2e_ms_p50", 0),
+    ("decode tok/s", "decode_tps", 1), ("server decode tok/s", "server_decode_tps", 1),
+    ("prefill tok/s", "prefill_tps", 1), ("throughput tok/s", "throughput_tps", 1),
+    ("host peak GB", "host_mem_peak_bytes", -1), ("GPU peak GB", "gpu_mem_peak_bytes", -1),
+)
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return "—"
+    return "—" if math.isnan(number) else f"{number:,.{digits}f}"
+
+
+def _gb(value: Any, digits: int = 1) -> str:
+    try:
+        return _fmt(float(value) / GB, digits)
+    except (TypeError, ValueError):
+        return "—"
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.0f} %"
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent), autoescape=True,
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+    )
+    env.globals.update(fmt=_fmt, gb=_gb, pct=_pct)
+    env.filters["gbf"] = lambda v: _gb(v, 3)
+    env.filters["bytes"] = human_bytes
+    return env
+
+
+def _rows_table(rows: pd.DataFrame) -> tuple[list[str], list[list[dict[str, Any]]]]:
+    headers = [h for h, _, _ in ROW_COLUMNS]
+    values = []
+    for _, r in rows.iterrows():
+        cells = []
+        for _, col, digits in ROW_COLUMNS:
+            v = r.get(col)
+            if digits is None:
+                cells.append({"text": "" if v is None or v != v else str(v), "num": False})
+            elif digits < 0:
+                cells.append({"text": _gb(v, 2), "num": True})
+            else:
+                cells.append({"text": _fmt(v, digits), "num": True})
+        values.append(cells)
+    return headers, values
+
+
+def _failures(sweep: Sweep) -> list[dict[str, str]]:
+    rows = sweep.rows
+    bad = rows[~rows["status"].isin(OK_STATUSES) | (rows["errors"].fillna(0) > 0)]
+    seen, out = set(), []
+    for _, r in bad.iterrows():
+        key = (r["config_id"], r["cell_id"], r["status"], r["error_reason"])
+        if key in seen:
+            continue
+        seen.add(key)
+        tail = read_tail(sweep, r["log_tail_path"]) if r["log_tail_path"] else ""
+        cell = "no cell ran"
+        if r["concurrency"] == r["concurrency"]:  # not NaN
+            io = f"{_fmt(r['input_tokens'], 0)}→{_fmt(r['output_tokens'], 0)} tokens"
+            cell = f"concurrency {_fmt(r['concurrency'], 0)}, {io}"
+        out.append({"label": r["config_label"], "cell": cell, "status": r["status"],
+                    "reason": r["error_reason"], "tail": tail})
+    return out
+
+
+def _host_rows(host: HostFacts, sweep: Sweep) -> list[tuple[str, str]]:
+    unknown = "unknown"
+    gpus = "; ".join(
+        f"GPU {g.index}: {g.name or unknown}, {_gb(g.mem_total_bytes, 1)} GB, link {g.link or unknown}"
+        for g in host.gpus) or f"none ({host.gpu_reason or unknown})"
+    dimms = f"unknown ({host.dimm_reason or 'not recorded'})"
+    if host.dimm_mts:
+        slots = host.dimm_slots or "?"
+        dimms = f"{host.dimm_count} populated of {slots} slots, {host.dimm_mts:g} MT/s configured"
+    cpu = host.cpu or unknown
+    if host.cores:
+        cpu += f" ({host.sockets or '?'} socket(s), {host.cores} cores, {host.threads or '?'} threads)"
+    return [
+        ("host", host.hostname or unknown), ("CPU", cpu),
+        ("NUMA nodes", str(host.numa_nodes) if host.numa_nodes else unknown),
+        ("memory", f"{_gb(host.mem_total_bytes, 1)} GB" if host.mem_total_bytes else unknown),
+        ("DIMMs", dimms), ("GPUs", gpus), ("NVIDIA driver", host.driver or unknown),
+        ("GPU PCIe links", "; ".join(host.pcie) or unknown),
+        ("facts collected", host.collected_at or unknown),
+        ("sweep directory", str(sweep.path)),
+    ]
+
+
+def context(sweep: Sweep) -> dict[str, Any]:
+    summaries = summarise(sweep)
+    opts = sweep.options
+    rec = recommend(summaries, opts)
+    rows = sweep.rows
+    model, model_reason = None, "no model path in the launch argv or spec"
+    for s in summaries:
+        path = model_path(s.argv, sweep.spec, sweep.meta)
+        if path:
+            try:
+                model = read_model(path)
+            except ModelFileError as err:
+                model_reason = str(err)
+            break
+    gpus = sweep.host.gpus
+    measured = opts.gpu_bandwidth_gbps
+    run = read_run(sweep, rec.config.run_json) if rec.config else None
+    label = rec.config.label if rec.config else "none"
+    figures = [
+        plots.rates(summaries, opts), plots.latency(sweep.ok_rows, summaries),
+        plots.throughput(sweep.ok_rows, summaries), plots.memory(summaries, opts, sweep.gpu_indices()),
+        plots.pareto(summaries),
+        plots.timeseries(run, label, rec.config.host_total if rec.config else None, opts),
+    ]
+    headers, values = _rows_table(rows)
+    meta = sweep.meta
+    started = sorted([v for v in rows["started_at"] if v] + [meta.get("started_at") or ""])
+    finished = sorted([v for v in rows["finished_at"] if v] + [meta.get("finished_at") or ""])
+    row_id = rows["sweep_id"].iloc[0] if len(rows) else ""
+    return {
+        "sweep_id": meta.get("sweep_id") or row_id or sweep.path.name,
+        "sweep_status": str(meta.get("status") or "unknown"),
+        "spec_name": str(sweep.spec.get("name") or meta.get("spec_name") or "sweep"),
+        "engines": ", ".join(sorted(set(rows["engine"]) - {""})) or "unknown",
+        "n_configs": len(summaries), "n_rows": len(rows),
+        "started": next((v for v in started if v), "unknown"), "finished": finished[-1] or "unknown",
+        "hostname": sweep.host.hostname, "generated": datetime.now(UTC).isoformat(timespec="seconds"),
+        "rec": rec, "criteria": criteria(rec, summaries, opts), "summaries": summaries,
+        "thresholds": f"decode > {opts.min_decode_tps:g} tokens/s, headroom > {opts.min_headroom_gb:g} GB",
+        "model": model, "model_reason": model_reason,
+        "host_bw": host_bandwidth(opts.host_bandwidth_gbps, sweep.host.dimm_mts,
+                                  opts.memory_channels or sweep.host.dimm_count),
+        "gpu_bw": [gpu_bandwidth(g.name, measured[min(i, len(measured) - 1)] if measured else None,
+                                 g.bus_width_bits, g.mem_clock_mhz) for i, g in enumerate(gpus)],
+        "plots": figures, "row_headers": headers, "row_values": values, "failures": _failures(sweep),
+        "host_rows": _host_rows(sweep.host, sweep),
+        "versions": [(k, ", ".join(v)) for k, v in sorted(sweep.versions.items())],
+        "notes": sweep.notes, "spec_text": sweep.spec_text, "sweep_dir": str(sweep.path),
+    }
+
+
+def write_page(sweep: Sweep) -> Path:
+    html = _env().get_template("page.html.j2").render(**context(sweep))
+    target = sweep.path / "index.html"
+    fd, tmp = tempfile.mkstemp(prefix=".index.", suffix=".html", dir=sweep.path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(html)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def render_report(sweep_dir: str | Path, **options: Any) -> Path:
+    """Write `sweep_dir/index.html` and return its path; options override the [report] settings."""
+    return write_page(load_sweep(sweep_dir, options))

@@ -1,0 +1,218 @@
+"""One line per server configuration: its decode/prefill rates with CIs, memory, and its ceiling.
+
+Why "decode at the lowest concurrency": the runbook's goal (decode > 15 tokens/s) is what one user
+chatting sees, and the roofline is a single-stream bound. Throughput at higher concurrency is on
+its own plot. Repeats of the decode cell are averaged; the CI is the bench's t-based 95 % bounds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+
+from bench.report import ceiling as ce
+from bench.report.data import Sweep, json_dict, json_list
+from bench.report.hostfacts import Gpu
+from bench.report.modelbytes import ModelBytes, ModelFileError, read_model
+from bench.report.placement import ALL_LAYERS, parse_placement
+
+GB = 1e9
+_MODEL_FLAGS = ("-m", "--model")
+
+
+@dataclass
+class ConfigSummary:
+    config_id: str
+    label: str
+    engine: str
+    status: str
+    command: str
+    argv: list[str]
+    env: dict[str, str]
+    decode_concurrency: float | None = None
+    decode_tps: float | None = None
+    decode_lo: float | None = None
+    decode_hi: float | None = None
+    server_decode_tps: float | None = None
+    prefill_tps: float | None = None
+    prefill_lo: float | None = None
+    prefill_hi: float | None = None
+    host_total: float | None = None
+    host_peak: float | None = None
+    host_available_min: float | None = None
+    gpu_peak: dict[int, float] = dataclasses.field(default_factory=dict)
+    gpu_total: dict[int, float] = dataclasses.field(default_factory=dict)
+    load_s: float | None = None
+    served: bool = False
+    error: str = ""
+    run_json: str = ""
+    ceiling: ce.Ceiling | None = None
+    ceiling_note: str = ""
+    efficiency: float | None = None
+    above_ceiling: bool = False
+
+    @property
+    def headroom_gb(self) -> float | None:
+        return None if self.host_available_min is None else self.host_available_min / GB
+
+    @property
+    def mem_peak_total(self) -> float | None:
+        parts = [self.host_peak, *self.gpu_peak.values()]
+        known = [p for p in parts if p is not None]
+        return sum(known) if known else None
+
+
+def _num(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
+
+
+def _mean(series: pd.Series) -> float | None:
+    return _num(pd.to_numeric(series, errors="coerce").mean())
+
+
+def _rate(series: pd.Series) -> float | None:
+    """A lower CI bound of a rate: a t-interval of few noisy samples can dip below 0 tokens/s."""
+    value = _mean(series)
+    return None if value is None else max(value, 0.0)
+
+
+def model_path(argv: list[str], spec: dict, meta: dict | None = None) -> str | None:
+    """The server's model: the last `-m/--model` value (`python -m pkg` comes first), else the sweep's."""
+    found = None
+    for i, tok in enumerate(argv):
+        if tok in _MODEL_FLAGS and i + 1 < len(argv):
+            found = argv[i + 1]
+        for flag in _MODEL_FLAGS:
+            if tok.startswith(flag + "="):
+                found = tok.split("=", 1)[1]
+    if found and (found.endswith(".gguf") or "/" in found):
+        return found
+    server = spec.get("server") if isinstance(spec.get("server"), dict) else {}
+    return (meta or {}).get("model") or server.get("model") or found or None
+
+
+@cache
+def _model(path: str) -> ModelBytes:
+    return read_model(path)
+
+
+def _summarise(sweep: Sweep, cid: str, rows: pd.DataFrame) -> ConfigSummary:
+    first = rows.iloc[0]
+    ok = rows[rows["status"].isin(("ok", "partial"))]
+    s = ConfigSummary(
+        config_id=cid, label=str(first["config_label"] or cid), engine=str(first["engine"]),
+        status="ok" if len(ok) == len(rows) else (str(rows[~rows.index.isin(ok.index)]["status"].iloc[0])),
+        command=str(first["launch_command"]), argv=json_list(str(first["launch_argv"])),
+        env=json_dict(str(first["launch_env"])),
+        served=len(ok) > 0,  # ok/partial: at least one measured request succeeded
+        error="; ".join(sorted({r for r in rows["error_reason"] if r}))[:500],
+        load_s=_mean(rows["load_s"]),
+    )
+    s.host_total = _num(rows["host_mem_total_bytes"].max()) or sweep.host.mem_total_bytes
+    s.host_peak = _num(rows["host_mem_peak_bytes"].max())
+    s.host_available_min = _num(rows["host_mem_available_min_bytes"].min())
+    for i in sweep.gpu_indices():
+        peak = _num(rows[f"gpu{i}_mem_peak_bytes"].max()) if f"gpu{i}_mem_peak_bytes" in rows else None
+        total = _num(rows[f"gpu{i}_mem_total_bytes"].max()) if f"gpu{i}_mem_total_bytes" in rows else None
+        fact = next((g.mem_total_bytes for g in sweep.host.gpus if g.index == i), None)
+        if peak is not None:
+            s.gpu_peak[i] = peak
+        if total or fact:
+            s.gpu_total[i] = total or fact  # type: ignore[assignment]
+    measured = ok.dropna(subset=["decode_tps"])
+    if len(measured):
+        low = measured["concurrency"].min()
+        at = measured[measured["concurrency"] == low]
+        cell = at[at["output_tokens"] == at["output_tokens"].max()]
+        s.decode_concurrency = _num(low)
+        s.decode_tps, s.server_decode_tps = _mean(cell["decode_tps"]), _mean(cell["server_decode_tps"])
+        s.decode_lo, s.decode_hi = _rate(cell["decode_tps_ci95_lo"]), _mean(cell["decode_tps_ci95_hi"])
+        s.prefill_tps = _mean(cell["prefill_tps"])
+        s.prefill_lo, s.prefill_hi = _rate(cell["prefill_tps_ci95_lo"]), _mean(cell["prefill_tps_ci95_hi"])
+        s.run_json = str(cell["run_json"].iloc[0])
+    return s
+
+
+def _applied_layers(rows: pd.DataFrame) -> int | None:
+    """GPU layers the server log says it offloaded (llama.cpp counts the output layer too)."""
+    for text in rows.get("applied_config", pd.Series(dtype=str)).dropna():
+        try:
+            applied = json.loads(text)
+        except (TypeError, ValueError):
+            continue
+        if not isinstance(applied, dict):
+            continue
+        done = applied.get("offloaded_layers", applied.get("log.offloaded_layers"))
+        total = applied.get("total_layers", applied.get("log.total_layers"))
+        if done is not None:
+            done, total = int(done), int(total or 0)
+            return ALL_LAYERS if total and done >= total else done
+    return None
+
+
+def _ceiling(sweep: Sweep, s: ConfigSummary, rows: pd.DataFrame) -> None:
+    path = model_path(s.argv, sweep.spec, sweep.meta)
+    if not path:
+        s.ceiling_note = "unknown: no model path in the launch argv or spec"
+        return
+    if not Path(path).is_absolute():
+        path = str((sweep.path / path).resolve()) if (sweep.path / path).exists() else path
+    if s.engine not in ("llama-server", "xllamacpp") and sweep.host.gpus:
+        s.ceiling_note = f"unknown: tensor placement of engine {s.engine} is not modelled"
+        return
+    try:
+        model = _model(path)
+    except ModelFileError as err:
+        s.ceiling_note = f"unknown: {err}"
+        return
+    known = {g.index: g for g in sweep.host.gpus}
+    gpus = [known.get(i) or Gpu(i, None, s.gpu_total.get(i), None) for i in sweep.gpu_indices()]
+    placement = parse_placement(s.argv, s.env, n_gpus=len(gpus))
+    applied = _applied_layers(rows) if gpus else None
+    if applied is not None and applied != placement.n_gpu_layers:
+        note = f"GPU layers from the server log: {applied}"
+        placement = dataclasses.replace(placement, n_gpu_layers=applied, notes=(*placement.notes, note))
+    opts = sweep.options
+    host_bw = ce.host_bandwidth(opts.host_bandwidth_gbps, sweep.host.dimm_mts,
+                                opts.memory_channels or sweep.host.dimm_count)
+    measured = opts.gpu_bandwidth_gbps
+    gpu_bw = [ce.gpu_bandwidth(g.name, measured[min(i, len(measured) - 1)] if measured else None,
+                               g.bus_width_bits, g.mem_clock_mhz) for i, g in enumerate(gpus)]
+    s.ceiling = ce.launch_ceiling(model, placement, host_bw, gpu_bw, [g.mem_total_bytes or 0 for g in gpus])
+    s.ceiling_note = "; ".join(placement.notes)
+    s.efficiency, s.above_ceiling = ce.efficiency(s.decode_tps, s.ceiling)
+
+
+def summarise(sweep: Sweep) -> list[ConfigSummary]:
+    """Per-config summaries in the order the sweep ran them."""
+    rows = sweep.rows
+    if not len(rows):
+        return []
+    out = []
+    for cid in dict.fromkeys(rows["config_id"]):
+        group = rows[rows["config_id"] == cid]
+        s = _summarise(sweep, cid, group)
+        _ceiling(sweep, s, group)
+        out.append(s)
+    return out
+
+
+def model_facts(sweep: Sweep, summaries: list[ConfigSummary]) -> ModelBytes | None:
+    for s in summaries:
+        path = model_path(s.argv, sweep.spec, sweep.meta)
+        if path:
+            try:
+                return _model(path)
+            except ModelFileError:
+                return None
+    return None
