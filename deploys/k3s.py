@@ -1,0 +1,187 @@
+"""K3s at a pinned release: the release's install script saved to disk, checked, run with INSTALL_K3S_*.
+
+Why these choices (docs/phase4.md has the long form):
+
+- The script is fetched from the pinned release tag and must match ``k3s.install_script_sha256``
+  before it runs; the script itself checks the binary against the release's sha256 list.
+- The installed binary's release and the running server's release are read back every run: a drift
+  from the pin (an old node, a manual upgrade) reruns the script with the pinned version, then
+  restarts. ``INSTALL_K3S_SKIP_START`` keeps every start and restart in our hands, so K3s restarts
+  only when the script ran, ``/etc/rancher/k3s/config.yaml`` changed or the NVIDIA toolkit changed
+  (K3s detects ``nvidia-container-runtime`` only when it starts).
+- The ``nvidia`` RuntimeClass ships with K3s since v1.29.0+k3s1 (and v1.28.5+k3s1, v1.27.9+k3s1,
+  v1.26.12+k3s1): only older releases, or a config that disables ``runtimes``, get ours, under a
+  name K3s never uses (``runtimes.yaml`` is K3s's own and is rewritten at every start).
+- Hosts in the ``k3s_agents`` group join the first ``workstations`` host; the join token is read
+  from that server while the run executes and written to a 0600 file: never printed, never stored.
+"""
+
+from __future__ import annotations
+
+import io
+import shlex
+from collections.abc import Sequence
+from typing import Any
+
+from pyinfra import host, state
+from pyinfra.api import StringCommand, deploy
+from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
+from pyinfra.api.exceptions import DeployError
+from pyinfra.api.operation import OperationMeta
+from pyinfra.facts.files import File
+from pyinfra.operations import files, python, server
+from pyinfra.operations.util import any_changed
+
+from deploys.phase4_apt import install_pinned
+from deploys.phase4_facts import K3sVersions
+from deploys.phase4_services import restart_if, running_and_enabled
+from deploys.phase4_settings import DEFAULTS, K3sSettings, load, render
+
+AGENTS_GROUP = "k3s_agents"
+SERVERS_GROUP = "workstations"
+CONFIG = "/etc/rancher/k3s/config.yaml"
+AGENT_TOKEN = "/etc/rancher/k3s/omni-agent-token"
+NODE_TOKEN = "/var/lib/rancher/k3s/server/node-token"
+MANIFESTS = "/var/lib/rancher/k3s/server/manifests"
+OUR_RUNTIMECLASS = f"{MANIFESTS}/omni-nvidia-runtimeclass.yaml"
+KUBECTL = "k3s kubectl"
+
+#: First release of each minor line whose packaged manifests include the nvidia RuntimeClass
+#: (k3s-io/k3s#8936 in v1.29.0, backported in December 2023: #9013, #9014, #9024).
+FIRST_WITH_NVIDIA_RUNTIMECLASS = {(1, 26): (12, 1), (1, 27): (9, 1), (1, 28): (5, 1)}
+
+
+def ships_nvidia_runtimeclass(release: tuple[int, int, int, int]) -> bool:
+    """Whether a K3s release (``K3sSettings.release``) creates the nvidia RuntimeClass itself."""
+    major, minor, patch, k3s = release
+    if (major, minor) >= (1, 29):
+        return True
+    first = FIRST_WITH_NVIDIA_RUNTIMECLASS.get((major, minor))
+    return first is not None and (patch, k3s) >= first
+
+
+def role() -> str:
+    return "agent" if AGENTS_GROUP in host.groups else "server"
+
+
+def server_host() -> Any:
+    for candidate in state.inventory.get_group(SERVERS_GROUP, []):
+        if candidate is not host._get_module() and AGENTS_GROUP not in candidate.groups:
+            return candidate
+    raise DeployError(f"{host.name}: a k3s_agents host needs a K3s server: "
+                      "add a workstations host to the inventory")
+
+
+def server_url(cfg: K3sSettings) -> str:
+    if cfg.server_url:
+        return cfg.server_url
+    name = server_host().name
+    if name.startswith("@"):
+        raise DeployError(f"{host.name}: the K3s server is {name}, which agents cannot reach: "
+                          "set k3s.server_url = \"https://<server address>:6443\" for the agents")
+    return f"https://{name}:6443"
+
+
+def config_text(cfg: K3sSettings) -> str:
+    if role() == "server":
+        return render("k3s-config.yaml.j2", config=cfg.config)
+    agent = {**cfg.agent_config, "server": server_url(cfg), "token-file": AGENT_TOKEN}
+    return render("k3s-config.yaml.j2", config=agent)
+
+
+def needs_own_runtimeclass(cfg: K3sSettings) -> bool:
+    disabled = cfg.config.get("disable") or []
+    disabled = [disabled] if isinstance(disabled, str) else disabled
+    return not ships_nvidia_runtimeclass(cfg.release) or "runtimes" in disabled
+
+
+def script_check_command(cfg: K3sSettings) -> str:
+    """Stop (one line) unless the saved script has the pinned sha256; print the hash to pin if none is."""
+    path = shlex.quote(cfg.script_path)
+    fix = f"review {cfg.script_path} (from {cfg.script_url}) and set k3s.install_script_sha256"
+    if cfg.install_script_sha256 is None:
+        return (f"sum=$(sha256sum {path} | cut -d ' ' -f 1); "
+                f"echo \"K3s install script is not pinned (sha256 $sum): {fix} = $sum\" >&2; exit 1")
+    return (f"sum=$(sha256sum {path} | cut -d ' ' -f 1); [ \"$sum\" = {cfg.install_script_sha256} ] || "
+            f"{{ rm -f {path}; echo \"K3s install script sha256 $sum is not the pinned "
+            f"{cfg.install_script_sha256}: {fix}\" >&2; exit 1; }}")
+
+
+def install_command(cfg: K3sSettings) -> StringCommand:
+    exec_ = cfg.exec or role()
+    return StringCommand(
+        f"INSTALL_K3S_VERSION={shlex.quote(cfg.version)}", f"INSTALL_K3S_EXEC={shlex.quote(exec_)}",
+        "INSTALL_K3S_SKIP_START=true", "sh", shlex.quote(cfg.script_path),
+    )
+
+
+def _connector_arguments() -> dict[str, Any]:
+    current = host.current_op_global_arguments or {}
+    return {key: current[key] for key in CONNECTOR_ARGUMENT_KEYS if key in current}
+
+
+def copy_join_token(server: Any) -> None:
+    """Runs at execute time on the agent: server's node-token -> agent's 0600 token file, unprinted."""
+    arguments = _connector_arguments()
+    ok, output = server.run_shell_command(StringCommand("cat", NODE_TOKEN), print_output=False, **arguments)
+    token = "\n".join(output.stdout_lines).strip()
+    if not ok or not token:
+        raise DeployError(f"{host.name}: cannot read {NODE_TOKEN} on the K3s server {server.name}: "
+                          "deploy phase 4 on the server first")
+    host.run_shell_command(StringCommand("install", "-d", "-m", "0755", "/etc/rancher/k3s"), **arguments)
+    host.run_shell_command(StringCommand("install", "-m", "0600", "/dev/null", AGENT_TOKEN), **arguments)
+    if not host.put_file(io.StringIO(token + "\n"), AGENT_TOKEN, print_output=False, **arguments):
+        raise DeployError(f"{host.name}: could not write {AGENT_TOKEN}")
+
+
+@deploy("K3s", data_defaults={"k3s": DEFAULTS["k3s"]})
+def k3s(restart_when: Sequence[OperationMeta] = ()) -> list[OperationMeta]:
+    """Install or upgrade K3s to the pin; ``restart_when``: ops (the NVIDIA toolkit) that need a restart."""
+    cfg: K3sSettings = load("k3s")
+    versions = host.get_fact(K3sVersions)
+    unit, label = ("k3s.service", "K3s") if role() == "server" else ("k3s-agent.service", "the K3s agent")
+    install_pinned("the K3s installer prerequisites", {"ca-certificates": None, "curl": None})
+
+    files.directory(name="Create /etc/rancher/k3s", path="/etc/rancher/k3s")
+    config = files.put(name=f"Write {CONFIG}", src=io.StringIO(config_text(cfg)), dest=CONFIG, mode="0600")
+    changes: list[OperationMeta] = [config, *restart_when]
+
+    if role() == "agent" and not host.get_fact(File, path=AGENT_TOKEN):
+        token = python.call(name="Copy the K3s join token from the server", function=copy_join_token,
+                            server=server_host())
+        changes.append(token)
+
+    files.directory(name="Create the K3s install script directory", path="/usr/local/share/omni/k3s",
+                    mode="0755")
+    files.download(name=f"Save the K3s {cfg.version} install script", src=cfg.script_url,
+                   dest=cfg.script_path, mode="0644")
+    if versions["binary"] != cfg.version:
+        found = versions["binary"] or "not installed"
+        server.shell(name=f"Check the K3s install script's sha256 ({found} -> {cfg.version})",
+                     commands=[script_check_command(cfg)])
+        changes.append(server.shell(name=f"Install K3s {cfg.version} with its install script",
+                                    commands=[install_command(cfg)]))
+
+    if role() == "server":
+        files.directory(name="Create the K3s server manifests directory", path=MANIFESTS)
+        if needs_own_runtimeclass(cfg):
+            files.put(name="Add the nvidia RuntimeClass this K3s release lacks",
+                      src=io.StringIO(render("nvidia-runtimeclass.yaml.j2")), dest=OUR_RUNTIMECLASS,
+                      mode="0600")
+        else:
+            files.file(name="Remove our nvidia RuntimeClass (this K3s release ships its own)",
+                       path=OUR_RUNTIMECLASS, present=False)
+
+    started = running_and_enabled(unit, label)
+    running_drift = role() == "server" and versions["binary"] == cfg.version and \
+        versions["running"] not in (None, cfg.version)
+    reason = "running release differs from the pin" if running_drift else \
+        "install, config or NVIDIA toolkit changed"
+    restarted = restart_if(unit, label, reason, changes, force=running_drift)
+    if role() == "server" and (started.will_change or restarted is not None):
+        server.shell(name="Wait for the K3s API server",
+                     commands=[f"for i in $(seq 90); do {KUBECTL} get --raw /readyz >/dev/null 2>&1 "
+                               "&& exit 0; sleep 2; done; "
+                               "echo 'K3s API not ready after 180 s: see journalctl -u k3s' >&2; exit 1"],
+                     _if=any_changed(*(op for op in (started, restarted) if op is not None)))
+    return changes

@@ -1,0 +1,72 @@
+"""Vendor apt repositories done the careful way: keyring, fingerprint check, deb822 source, pins.
+
+Why not the vendors' one-liners: ``curl | gpg --dearmor`` trusts whatever the URL served, and a
+``.list`` line without ``signed-by`` lets that key sign any repository. Here the key lands in
+``/etc/apt/keyrings``, its primary fingerprints must equal the pinned ones before apt ever uses it,
+and the deb822 source names that keyring in ``Signed-By``.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+
+from pyinfra import host
+from pyinfra.api.operation import OperationMeta
+from pyinfra.facts.deb import DebPackages
+from pyinfra.operations import apt, server
+
+KEYRING_DIR = "/etc/apt/keyrings"
+
+
+def keyring_path(filename: str) -> str:
+    return f"{KEYRING_DIR}/{filename}.gpg"
+
+
+def fingerprint_check_command(keyring: str, fingerprints: Sequence[str], label: str) -> str:
+    """Fail (and delete the keyring) unless its primary key fingerprints are exactly ``fingerprints``."""
+    want = " ".join(sorted(fingerprints))
+    quoted = shlex.quote(keyring)
+    return (
+        f"found=$(gpg --show-keys --with-colons {quoted} 2>/dev/null "
+        "| awk -F: '$1==\"pub\"{p=1;next} $1==\"fpr\"&&p{print $10;p=0}' "
+        "| sort | tr '\\n' ' ' | sed 's/ $//'); "
+        f"if [ \"$found\" != {shlex.quote(want)} ]; then rm -f {quoted}; "
+        f"echo {shlex.quote(f'{label} signing key fingerprint mismatch: got')} \"${{found:-none}}\""
+        f"{shlex.quote(f', want {want}; check the key URL and the pinned key_fingerprints')} >&2; exit 1; fi"
+    )
+
+
+def vendor_repository(*, label: str, filename: str, key_url: str, fingerprints: Sequence[str],
+                      uris: str, suites: str, components: str | None,
+                      architecture: str) -> list[OperationMeta]:
+    """Key, fingerprint check and deb822 source; returns the ops whose change needs an apt update."""
+    keyring = keyring_path(filename)
+    key = apt.key(name=f"Install the {label} signing key", src=key_url, dest=keyring,
+                  keyid=list(fingerprints))
+    if key.will_change:
+        server.shell(name=f"Check the {label} signing key fingerprint",
+                     commands=[fingerprint_check_command(keyring, fingerprints, label)], _if=key.did_change)
+    source = apt.sources_file(name=f"Add the {label} apt repository (deb822, Signed-By)", filename=filename,
+                              types="deb", uris=uris, suites=suites, components=components,
+                              architectures=architecture, signed_by=keyring)
+    return [key, source]
+
+
+def missing_packages(packages: Mapping[str, str | None]) -> list[str]:
+    """Packages not installed at their pinned version (any version when the pin is ``None``)."""
+    installed = host.get_fact(DebPackages)
+    return [name for name, version in packages.items()
+            if name not in installed or (version is not None and version not in installed[name])]
+
+
+def install_pinned(label: str, packages: Mapping[str, str | None],
+                   sources: Sequence[OperationMeta] = ()) -> OperationMeta:
+    """``apt-get update`` only when something must be installed or a source changed, then install pins."""
+    if missing_packages(packages) or any(op.will_change for op in sources):
+        apt.update(name=f"Update apt package lists for {label}")
+    return apt.packages(
+        name=f"Install {label} at the pinned versions",
+        packages=[f"{name}={version}" if version else name for name, version in packages.items()],
+        allow_downgrades=True,  # a pin is a pin both ways: a newer package drifted and goes back
+    )

@@ -1,0 +1,145 @@
+"""Facts phase 4 reads, and a per-run memo so each fact is gathered once per host.
+
+Why a memo: pyinfra 3 keeps no fact cache, so every ``apt.packages`` call runs ``dpkg -l`` again and
+every ``apt.key`` lists the keyrings again. The memo answers a repeated fact from the first answer
+until the host changes: any command or upload that is not itself fact gathering clears it, so
+an operation that depends on an earlier change still sees the new state.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from pyinfra.api import FactBase
+
+
+class SystemdBooted(FactBase):
+    """Whether systemd is PID 1 (``sd_booted()``'s test); containers and chroots answer False.
+
+    Why not ``SystemdStatus``: ``systemctl show`` fails outright without a running systemd, which
+    would abort the plan instead of describing it.
+    """
+
+    def command(self) -> str:
+        return "test -d /run/systemd/system && echo booted || echo not-booted"
+
+    def process(self, output: list[str]) -> bool:
+        return output[-1].strip() == "booted"
+
+
+class JsonFile(FactBase):
+    """A JSON file as data: ``None`` when absent, ``{"__invalid__": text}`` when not valid JSON.
+
+    Example ``/etc/docker/daemon.json`` after ``nvidia-ctk runtime configure --runtime=docker``::
+
+        {"runtimes": {"nvidia": {"args": [], "path": "nvidia-container-runtime"}}}
+    """
+
+    def command(self, path: str) -> str:
+        return f"cat {path} 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> dict[str, Any] | None:
+        text = "\n".join(output)
+        if not text.strip():
+            return None
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return {"__invalid__": text}
+        return value if isinstance(value, dict) else {"__invalid__": text}
+
+
+class K3sVersions(FactBase):
+    """The installed ``k3s`` binary's release and the release the running API server reports.
+
+    Output read::
+
+        binary=k3s version v1.35.6+k3s1 (c1c4ed5e)
+        running:
+        {"major": "1", "minor": "35", "gitVersion": "v1.35.6+k3s1", ...}
+
+    ``running`` is ``None`` when no server answers (stopped, not installed, or an agent node).
+    """
+
+    def command(self) -> str:
+        return ('echo "binary=$(k3s --version 2>/dev/null | head -n 1)"; echo "running:"; '
+                "k3s kubectl get --raw /version --request-timeout=5s 2>/dev/null || true")
+
+    def default(self) -> dict[str, str | None]:
+        return {"binary": None, "running": None}
+
+    def process(self, output: list[str]) -> dict[str, str | None]:
+        result = self.default()
+        rest: list[str] = []
+        for i, line in enumerate(output):
+            if line.startswith("binary="):
+                found = re.search(r"\bv\d+\.\d+\.\d+\+k3s\d+", line)
+                result["binary"] = found.group(0) if found else None
+            elif line.strip() == "running:":
+                rest = output[i + 1:]
+                break
+        try:
+            version = json.loads("\n".join(rest)).get("gitVersion")
+        except (ValueError, AttributeError):
+            version = None
+        result["running"] = version if isinstance(version, str) and version else None
+        return result
+
+
+def _fact_key(cls: type, args: tuple, kwargs: dict[str, Any]) -> str:
+    return repr((cls.__module__, cls.__qualname__, args, sorted(kwargs.items())))
+
+
+def _command_key(args: tuple, kwargs: dict[str, Any]) -> str:
+    command = args[0] if args else kwargs.get("command")
+    text = command.get_raw_value() if hasattr(command, "get_raw_value") else str(command)
+    options = sorted((k, repr(v)) for k, v in kwargs.items()
+                     if k not in ("command", "print_output", "print_input"))
+    return repr((text, options))
+
+
+def gather_facts_once(host_obj: Any) -> None:
+    """Memoize facts (and fact commands: ``File`` and ``Directory`` run the same ``stat``) per host
+    until the host changes (see the module docstring). Idempotent."""
+    if getattr(host_obj, "_omni_fact_memo", None) is not None:
+        return
+    memo: dict[str, Any] = {}
+    outputs: dict[str, Any] = {}
+    depth = [0]
+    real_get_fact = host_obj.get_fact
+    real_run = host_obj.run_shell_command
+    real_put = host_obj.put_file
+
+    def forget() -> None:
+        memo.clear()
+        outputs.clear()
+
+    def get_fact(cls: type, *args: Any, **kwargs: Any) -> Any:
+        key = _fact_key(cls, args, kwargs)
+        if key not in memo:
+            depth[0] += 1
+            try:
+                memo[key] = real_get_fact(cls, *args, **kwargs)
+            finally:
+                depth[0] -= 1
+        return memo[key]
+
+    def run_shell_command(*args: Any, **kwargs: Any) -> Any:
+        if not depth[0]:
+            forget()
+            return real_run(*args, **kwargs)
+        key = _command_key(args, kwargs)
+        if key not in outputs:
+            outputs[key] = real_run(*args, **kwargs)
+        return outputs[key]
+
+    def put_file(*args: Any, **kwargs: Any) -> Any:
+        forget()
+        return real_put(*args, **kwargs)
+
+    host_obj._omni_fact_memo = memo
+    host_obj.get_fact = get_fact
+    host_obj.run_shell_command = run_shell_command
+    host_obj.put_file = put_file
