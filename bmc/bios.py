@@ -207,19 +207,32 @@ def _patch(bmc: Bmc, uri: str, etag: str | None, payload: dict[str, Any]) -> Non
         bmc.conn.patch(uri, data=payload, etag=etag)
 
 
+def plan_changes(bmc: Bmc, values: dict[str, Any], bios: Any = None) -> dict[str, Any]:
+    """Validate ``values`` and say what must be sent (differs from pending-or-current) and applied."""
+    bios = bios if bios is not None else _bios(bmc)
+    now = dict(bios.attributes or {})
+    typed = validate(values, now, registry(bmc, bios))
+    _uri, staged, _etag = _read_settings(bmc, bios)
+    return {
+        "typed": typed,
+        "current": {k: now.get(k) for k in typed},
+        "pending": {k: staged[k] for k in typed if k in staged},
+        "send": {k: v for k, v in typed.items() if staged.get(k, now.get(k)) != v},
+        "apply": {k: v for k, v in typed.items() if now.get(k) != v},
+    }
+
+
 def set_attributes(
     bmc: Bmc,
     values: dict[str, Any],
-    rollback_dir: str | Path = rollback.DEFAULT_DIR,
+    rollback_dir: str | Path | None = None,
     apply_on_reboot: bool = False,
     reason: str = "bios set",
 ) -> dict[str, Any]:
     """Stage ``values`` as pending (applied at the next boot), after saving a rollback file."""
     bios = _bios(bmc)
-    now = dict(bios.attributes or {})
-    typed = validate(values, now, registry(bmc, bios))
-    uri, staged, etag = _read_settings(bmc, bios)
-    send = {k: v for k, v in typed.items() if staged.get(k, now.get(k)) != v}
+    plan = plan_changes(bmc, values, bios)
+    send = plan["send"]
     if not send:
         return {
             "changed": False,
@@ -242,9 +255,10 @@ def set_attributes(
         bmc_url=bmc.settings.url,
         system_id=str(bmc.system().identity),
         reason=reason,
-        attributes={k: now.get(k) for k in send},
-        pending_before={k: staged[k] for k in send if k in staged},
+        attributes={k: plan["current"][k] for k in send},
+        pending_before={k: plan["pending"][k] for k in send if k in plan["pending"]},
     )
+    uri, _staged, etag = _read_settings(bmc, bios)
     _patch(bmc, uri, etag, payload)
     _uri, after, _etag = _read_settings(bmc, bios)
     now_after = current(bmc)
@@ -291,7 +305,7 @@ def clear_pending(bmc: Bmc) -> dict[str, Any]:
 
 
 def rollback_from(
-    bmc: Bmc, file: str | Path, rollback_dir: str | Path = rollback.DEFAULT_DIR
+    bmc: Bmc, file: str | Path, rollback_dir: str | Path | None = None
 ) -> dict[str, Any]:
     """Stage the values a rollback file saved (they land at the next boot)."""
     doc = rollback.load(file)

@@ -18,7 +18,7 @@ from typing import Any
 from bmc import bios, boot, media, power, status
 from bmc.connection import Bmc, settings_from_data
 from bmc.errors import BmcError
-from bmc.rollback import DEFAULT_DIR
+from bmc.rollback import default_dir
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     st = bi.add_parser("set", parents=[common], help="stage NAME=VALUE as pending (saves a rollback file)")
     st.add_argument("assignments", nargs="+", metavar="NAME=VALUE")
     st.add_argument("--apply-on-reboot", action="store_true", help="ask for ApplyTime OnReset explicitly")
-    st.add_argument("--rollback-dir", metavar="DIR", help=f"where rollback files go (default {DEFAULT_DIR})")
+    st.add_argument("--rollback-dir", metavar="DIR", help="where rollback files go (default backups/bmc)")
     bi.add_parser("pending", parents=[common], help="pending values that the next boot applies")
     bi.add_parser("clear-pending", parents=[common], help="drop every pending change")
     rb = bi.add_parser("rollback", parents=[common], help="stage the values saved in a rollback file")
@@ -135,7 +135,7 @@ def _connect(args: argparse.Namespace, data: dict[str, Any]) -> Bmc:
 
 
 def _run(args: argparse.Namespace, data: dict[str, Any]) -> dict[str, Any]:
-    rollback_dir = getattr(args, "rollback_dir", None) or data.get("bmc_rollback_dir") or DEFAULT_DIR
+    rollback_dir = getattr(args, "rollback_dir", None) or data.get("bmc_rollback_dir") or default_dir()
     actions: dict[tuple[str, str | None], Callable[[Bmc], dict[str, Any]]] = {
         ("status", None): status.status,
         ("media", "insert"): lambda b: media.insert(b, args.image_url, args.type, args.timeout, args.poll),

@@ -27,7 +27,11 @@ from bmc.errors import BmcError
 
 KIND = "omni-bios-rollback"
 VERSION = 1
-DEFAULT_DIR = "backups/bmc"
+
+
+def default_dir() -> Path:
+    """``backups/bmc`` under the working directory (``OMNI_BACKUP_DIR`` moves ``backups/``)."""
+    return Path(os.environ.get("OMNI_BACKUP_DIR") or "backups") / "bmc"
 
 
 def _stem(bmc_url: str) -> str:
@@ -36,7 +40,7 @@ def _stem(bmc_url: str) -> str:
 
 
 def save(
-    directory: str | Path,
+    directory: str | Path | None,
     *,
     bmc_url: str,
     system_id: str,
@@ -46,7 +50,7 @@ def save(
 ) -> Path:
     """Write the rollback file atomically (never half-written) and return its path."""
     now = datetime.now(UTC)
-    folder = Path(directory).expanduser()
+    folder = Path(directory).expanduser() if directory else default_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

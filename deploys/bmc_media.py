@@ -1,0 +1,161 @@
+"""Boot an OS installer from an ISO through the BMC: virtual CD, boot once in UEFI mode, power-cycle.
+
+Why the refusals: the BMC boots whatever URL it is handed, so an ISO is used only when phase 0
+recorded its sha256 as verified (``deploys/iso_record.py``); and a power-cycle into an installer
+must happen once, so a controller-side marker (``backups/bmc-install-<role>-<host>.json``)
+makes the second run a no-op. Delete the marker to install again.
+
+Used by ``deploys/phase2.py`` (Windows) and the BMC half of phase 3 (Ubuntu)::
+
+    from deploys.bmc_media import install_os_from_iso
+    install_os_from_iso(role="ubuntu")
+
+Everything runs on the controller; the box needs no OS. With no OS to SSH into, target the
+controller and name the BMC: ``OMNI_HOST=@local OMNI_BMC_URL=https://<bmc> pyinfra inventory.py
+deploys/phase2.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pyinfra import host, logger
+from pyinfra.api import deploy
+from pyinfra.api.exceptions import DeployError
+from pyinfra.operations import python
+
+from bmc import boot, media, power
+from bmc.connection import Bmc, settings_from_data
+from bmc.errors import BmcError
+from deploys import iso_record
+from deploys.markers import backup_root, safe_name
+
+DEFAULTS: dict[str, Any] = {
+    # role -> the URL the BMC mounts (where phase 0 serves the ISO) and its sha256
+    "install_isos": {"windows": {"url": None, "sha256": None}, "ubuntu": {"url": None, "sha256": None}},
+    "bmc_install_power_action": "cycle",  # how to start the installer: cycle | restart | force-restart
+    "bmc_media_timeout": 180,  # seconds for the BMC to report the ISO Inserted
+    "bmc_power_timeout": 600,  # seconds for the box to be On after the power action
+    "bmc_poll_s": 5,
+}
+
+
+def install_marker(role: str, host_name: str) -> Path:
+    return backup_root() / f"bmc-install-{role}-{safe_name(host_name)}.json"
+
+
+def _write_marker(path: Path, doc: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as out:
+        json.dump(doc, out, indent=2, sort_keys=True)
+        out.write("\n")
+    os.replace(tmp, path)
+
+
+def _connect(data: dict[str, Any]) -> Bmc:
+    return Bmc(settings_from_data(data, os.environ))
+
+
+def _run(host: Any, step: Any) -> bool:
+    """Run one BMC step inside a pyinfra callback; a failure is one red line and a failed op."""
+    try:
+        message = step()
+    except BmcError as exc:
+        host.log_styled(str(exc), fg="red", log_func=logger.error)
+        return False
+    host.log(message, log_func=logger.info)
+    return True
+
+
+def _insert(state: Any, host: Any, data: dict[str, Any], url: str) -> bool:
+    def step() -> str:
+        with _connect(data) as bmc:
+            timeout, poll = float(data["bmc_media_timeout"]), float(data["bmc_poll_s"])
+            return media.insert(bmc, url, "cd", timeout, poll)["message"]
+
+    return _run(host, step)
+
+
+def _boot_cd(state: Any, host: Any, data: dict[str, Any]) -> bool:
+    def step() -> str:
+        with _connect(data) as bmc:
+            return boot.boot_once(bmc, "cd", uefi=True)["message"]
+
+    return _run(host, step)
+
+
+def _power(state: Any, host: Any, data: dict[str, Any], marker: str, record: dict[str, Any]) -> bool:
+    def step() -> str:
+        with _connect(data) as bmc:
+            verb = data["bmc_install_power_action"]
+            result = power.power(
+                bmc, verb, wait=True, timeout=float(data["bmc_power_timeout"]), poll=float(data["bmc_poll_s"])
+            )
+            _write_marker(
+                Path(marker),
+                record
+                | {
+                    "booted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "power": verb,
+                    "power_message": result["message"],
+                },
+            )
+            return f"{verb}: {result['message']}; the installer is booting (marker {marker})"
+
+    return _run(host, step)
+
+
+@deploy("Boot an OS installer from a verified ISO through the BMC", data_defaults=DEFAULTS)
+def install_os_from_iso(role: str) -> None:
+    """Insert the ``role`` ISO, boot once from virtual CD in UEFI mode, power-cycle, wait until On."""
+    data = host.data.dict()
+    for key, value in DEFAULTS.items():
+        data.setdefault(key, value)
+    iso = (data.get("install_isos") or {}).get(role) or {}
+    url, sha256 = iso.get("url"), iso.get("sha256")
+    if not url:
+        raise DeployError(
+            f"{host.name}: no {role} ISO URL in the inventory: set install_isos.{role}.url "
+            "to the URL phase 0 serves it at"
+        )
+    try:
+        entry = iso_record.require_verified(url, sha256)
+        media.check_url(url)
+    except (iso_record.IsoRecordError, BmcError) as exc:
+        raise DeployError(f"{host.name}: refusing to boot the {role} ISO: {exc}") from None
+    marker = install_marker(role, host.name)
+    record = {"role": role, "url": url, "sha256": entry["sha256"], "bmc_url": data.get("bmc_url")}
+    try:
+        done = json.loads(marker.read_text()) if marker.exists() else None
+    except ValueError:
+        done = None
+    if done and done.get("sha256") == entry["sha256"] and done.get("url") == url:
+        host.log(
+            f"the {role} installer was already booted from {url} at {done.get('booted_at')}; nothing to do "
+            f"(delete {marker} to install again)",
+            log_func=logger.info,
+        )
+        return
+    try:
+        with _connect(data) as bmc:  # the BMC must answer before anything is changed
+            inserted = any(m["inserted"] and m["image"] == url for m in media.list_media(bmc))
+    except BmcError as exc:
+        raise DeployError(f"{host.name}: {exc}") from None
+    if not inserted:
+        python.call(
+            name=f"Insert the {role} ISO as virtual CD through the BMC", function=_insert, data=data, url=url
+        )
+    python.call(name="Boot once from the virtual CD in UEFI mode", function=_boot_cd, data=data)
+    python.call(
+        name=f"Power-cycle the box into the {role} installer and wait until it is On",
+        function=_power,
+        data=data,
+        marker=str(marker),
+        record=record,
+    )
