@@ -32,6 +32,13 @@ _NODE = "/sys/devices/system/node/node*/"
 SYSFS_NODE = (f"grep -sH . {_NODE}cpulist {_NODE}distance; "
               f"grep -sH -e MemTotal -e MemFree {_NODE}meminfo")
 LSBLK_COLUMNS = "NAME,PATH,TYPE,MODEL,SERIAL,SIZE,FSTYPE,UUID,PTTYPE"
+#: A wedged driver can hang nvidia-smi; the bench collects facts for every row and must not hang.
+NVIDIA_SMI_TIMEOUT_S = 30
+
+
+def _nvidia_smi(args: str) -> str:
+    return (f"timeout {NVIDIA_SMI_TIMEOUT_S} nvidia-smi {args} 2>&1; "
+            f"[ $? != 124 ] || echo 'nvidia-smi: timed out after {NVIDIA_SMI_TIMEOUT_S} s'")
 
 
 def _tool(name: str, run: str) -> str:
@@ -193,7 +200,7 @@ class NvidiaGpus(FactBase[dict]):
     """
 
     def command(self) -> str:
-        query = f"nvidia-smi --query-gpu={GPU_QUERY} --format=csv 2>&1"
+        query = _nvidia_smi(f"--query-gpu={GPU_QUERY} --format=csv")
         return (f"{_tool('nvidia-smi', query)}; echo '##omni:sysfs'; "
                 f"grep -sH . {_PCI}numa_node /sys/devices/system/node/online; true")
 
@@ -296,7 +303,7 @@ class NvidiaDriver(FactBase[dict]):
         return ("if [ -r /proc/driver/nvidia/version ]; then echo '##omni:proc'; "
                 "cat /proc/driver/nvidia/version; "
                 "elif command -v nvidia-smi >/dev/null 2>&1; then echo '##omni:nvidia-smi'; "
-                "nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>&1; "
+                f"{_nvidia_smi('--query-gpu=driver_version --format=csv,noheader')}; "
                 "else echo '##omni:missing'; fi; true")
 
     @staticmethod
@@ -317,7 +324,7 @@ class NvidiaDriver(FactBase[dict]):
             return result("nvidia-smi", "/proc/driver/nvidia/version unreadable",
                           **{**empty, "version": lines[0]})
         if lines:
-            return unavailable(f"nvidia-smi: {lines[0]}", "nvidia-smi", **empty)
+            return unavailable(_why("nvidia-smi", lines, ParseError(lines[0])), "nvidia-smi", **empty)
         return unavailable("NVIDIA driver not loaded: no /proc/driver/nvidia/version, no nvidia-smi", **empty)
 
 

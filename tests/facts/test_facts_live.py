@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from facts import hardware
 from facts.collect import collect_local, connected_host
 from facts.hardware import BlockDevices, CpuInfo, MemoryModules, NumaTopology, NvidiaGpus, PcieLinks
 from facts.parse.common import pci_address
@@ -72,8 +73,8 @@ def test_cpu_and_disks(local) -> None:
 
 @pytest.fixture
 def bare_path(tmp_path: Path) -> str:
-    """A PATH with only the basic tools the fact commands use: lspci and numactl hidden."""
-    for tool in ("grep", "cat", "id", "head"):
+    """A PATH with only the basic tools the fact commands use: lspci, numactl, lsblk hidden."""
+    for tool in ("grep", "cat", "id", "head", "timeout", "sleep"):
         target = Path("/usr/bin", tool) if Path("/usr/bin", tool).exists() else Path("/bin", tool)
         (tmp_path / tool).symlink_to(target)
     return str(tmp_path)
@@ -97,6 +98,37 @@ def test_without_nvidia_smi_gpus_are_unavailable(local, bare_path: str) -> None:
     fact = local.get_fact(NvidiaGpus, _env={"PATH": bare_path})
     assert fact == {"available": False, "source": None, "gpus": None,
                     "reason": "nvidia-smi not installed (no NVIDIA driver)"}
+
+
+def test_without_lsblk_the_default_says_so(local, bare_path: str) -> None:
+    # BlockDevices declares requires_command="lsblk": pyinfra answers with the fact's default().
+    fact = local.get_fact(BlockDevices, _env={"PATH": bare_path})
+    assert fact == {"available": False, "source": None, "disks": None, "others": None,
+                    "reason": "lsblk not installed (apt install util-linux)"}
+
+
+def _stand_in_nvidia_smi(folder: str, script: str) -> None:
+    """nvidia-smi cannot run here (no GPU): a stand-in replays a real capture or hangs."""
+    path = Path(folder, "nvidia-smi")
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(0o755)
+
+
+def test_nvidia_smi_replaying_the_h200_capture(local, bare_path: str) -> None:
+    capture = Path(__file__).parent.parent / "fixtures" / "hw" / "h200-nvidia-smi-query-gpu-csv.txt"
+    _stand_in_nvidia_smi(bare_path, f"grep -v '^# ' {capture}\n")
+    fact = local.get_fact(NvidiaGpus, _env={"PATH": bare_path})
+    assert fact["available"] and fact["source"] == "nvidia-smi"
+    (gpu,) = fact["gpus"]
+    assert (gpu["name"], gpu["memory_total_mib"], gpu["pcie_gen_current"], gpu["pcie_width_current"]) == (
+        "NVIDIA H200", 143771, 5, 16)
+
+
+def test_a_hanging_nvidia_smi_is_cut_off(local, bare_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hardware, "NVIDIA_SMI_TIMEOUT_S", 1)
+    _stand_in_nvidia_smi(bare_path, "sleep 30\n")
+    fact = local.get_fact(NvidiaGpus, _env={"PATH": bare_path})
+    assert fact["available"] is False and fact["reason"] == "nvidia-smi: timed out after 1 s"
 
 
 def test_collect_local_is_the_cli_document(tools) -> None:
