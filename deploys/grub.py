@@ -86,7 +86,8 @@ def merge_cmdline(current: str, wanted: list[str]) -> str:
 
 
 @deploy("Configure GRUB kernel parameters and dual boot")
-def configure_grub() -> None:
+def configure_grub() -> list[Any]:
+    """Returns the operations whose change needs a reboot (the GRUB edits)."""
     cfg = grub_settings(host.data)
     wanted, notes = wanted_params(cfg)
     for note in notes:
@@ -96,15 +97,20 @@ def configure_grub() -> None:
     cmdline = files.line(
         name=f"Set {_KEY} in {cfg['default_file']}",
         path=cfg["default_file"],
-        line=rf"^\s*{_KEY}=.*",
+        line=rf"^[[:space:]]*{_KEY}=.*",
         replace=f'{_KEY}="{merged}"',
+        extended_regex=True,
     )
     changes = [cmdline]
     if cfg["os_prober"]:
-        changes.append(files.line(
-            name="Let update-grub run os-prober (Windows Boot Manager entry)",
-            path=cfg["default_file"],
-            line=r"^\s*#?\s*GRUB_DISABLE_OS_PROBER=.*",
-            replace="GRUB_DISABLE_OS_PROBER=false",
-        ))
+        changes.append(
+            files.line(
+                name="Let update-grub run os-prober (Windows Boot Manager entry)",
+                path=cfg["default_file"],
+                line=r"^[[:space:]]*#?[[:space:]]*GRUB_DISABLE_OS_PROBER=.*",
+                replace="GRUB_DISABLE_OS_PROBER=false",
+                extended_regex=True,
+            )
+        )
     server.shell(name="Regenerate grub.cfg", commands=["update-grub"], _if=any_changed(*changes))
+    return changes

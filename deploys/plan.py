@@ -45,6 +45,7 @@ class OpResult:
     commands: list[str]
     changed: bool | None = None
     success: bool | None = None
+    conditional: bool = False  # has ``_if``: runs only when the ops it watches changed
 
     @property
     def short(self) -> str:
@@ -57,8 +58,16 @@ class RunResult:
     error: str | None = None
 
     def changed_ops(self) -> list[str]:
-        """Operations (without their deploy prefix) that would change (plan) or did change (execute)."""
-        return [o.short for o in self.ops if (o.changed if o.changed is not None else o.will_change)]
+        """Operations (without their deploy prefix) that did change (execute) or would change (plan).
+
+        In a plan, operations guarded by ``_if`` are left out: they run only when a watched operation
+        changes, so a plan whose other operations change nothing runs none of them.
+        """
+        return [
+            o.short
+            for o in self.ops
+            if (o.changed if o.changed is not None else (o.will_change and not o.conditional))
+        ]
 
     def commands(self) -> list[str]:
         return [c for o in self.ops for c in o.commands]
@@ -113,7 +122,13 @@ def run_deploy(
                         commands = [_text(c) for c in data.command_generator()]
                     name = ", ".join(sorted(state.op_meta[op_hash].names))
                     result.ops.append(
-                        OpResult(host.name, name, data.operation_meta._maybe_is_change, commands)
+                        OpResult(
+                            host.name,
+                            name,
+                            data.operation_meta._maybe_is_change,
+                            commands,
+                            conditional=bool(data.global_arguments.get("_if")),
+                        )
                     )
             if execute:
                 state.set_stage(StateStage.Execute)

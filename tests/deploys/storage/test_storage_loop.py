@@ -25,8 +25,13 @@ def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module", autouse=True)
 def tools():
-    for binary, package in (("mkfs.xfs", "xfsprogs"), ("sfdisk", "fdisk"), ("mkfs.ext4", "e2fsprogs"),
-                            ("wipefs", "util-linux"), ("partx", "util-linux")):
+    for binary, package in (
+        ("mkfs.xfs", "xfsprogs"),
+        ("sfdisk", "fdisk"),
+        ("mkfs.ext4", "e2fsprogs"),
+        ("wipefs", "util-linux"),
+        ("partx", "util-linux"),
+    ):
         ensure_binary(binary, package)
 
 
@@ -53,11 +58,19 @@ def loops(tmp_path):
 
 def host_data(tmp_path: Path, loop: str, layout: str) -> dict:
     return {
-        "disks": [{"role": "data", "model": None, "serial": None, "path": loop},
-                  {"role": "windows", "model": "Samsung SSD 990 PRO 2TB", "serial": "S-WINDOWS"}],
-        "storage": {"disk_role": "data", "layout": layout, "allow_unidentified_disk": True,
-                    "fstab": str(tmp_path / "fstab"), "mountpoint": str(tmp_path / "nvme"),
-                    "min_size_gib": 0.5, "folders": ["models", "memgraph"]},
+        "disks": [
+            {"role": "data", "model": None, "serial": None, "path": loop},
+            {"role": "windows", "model": "Samsung SSD 990 PRO 2TB", "serial": "S-WINDOWS"},
+        ],
+        "storage": {
+            "disk_role": "data",
+            "layout": layout,
+            "allow_unidentified_disk": True,
+            "fstab": str(tmp_path / "fstab"),
+            "mountpoint": str(tmp_path / "nvme"),
+            "min_size_gib": 0.5,
+            "folders": ["models", "memgraph"],
+        },
     }
 
 
@@ -73,14 +86,20 @@ def test_whole_disk_partition_mkfs_fstab_mount_then_no_change(tmp_path, loops):
     assert first.error is None
     assert all(o.success for o in first.ops), [(o.name, o.success) for o in first.ops]
     assert first.changed_ops()[:4] == [
-        f"Create a GPT with the omni-data partition on {loop}", f"Make the XFS filesystem on {loop}p1",
-        f"Mount {tmp_path}/nvme by UUID in {tmp_path}/fstab", f"Mount {tmp_path}/nvme"]
+        f"Create a GPT with the omni-data partition on {loop}",
+        f"Make the XFS filesystem on {loop}p1",
+        f"Mount {tmp_path}/nvme by UUID in {tmp_path}/fstab",
+        f"Mount {tmp_path}/nvme",
+    ]
     probe = dict(line.split("=", 1) for line in sh("blkid", "-p", "-o", "export", f"{loop}p1").stdout.split())
     assert (probe["TYPE"], probe["LABEL"], probe["PART_ENTRY_NAME"]) == ("xfs", "omni-data", "omni-data")
     fstab = (tmp_path / "fstab").read_text().splitlines()
     assert fstab == ["# test fstab", f"UUID={probe['UUID']} {tmp_path}/nvme xfs defaults,noatime 0 2"]
-    mount = next(line.split() for line in Path("/proc/self/mounts").read_text().splitlines()
-                 if line.split()[1] == f"{tmp_path}/nvme")
+    mount = next(
+        line.split()
+        for line in Path("/proc/self/mounts").read_text().splitlines()
+        if line.split()[1] == f"{tmp_path}/nvme"
+    )
     assert mount[0] == f"{loop}p1" and mount[2] == "xfs" and "noatime" in mount[3].split(",")
     assert (tmp_path / "nvme" / "models").is_dir() and (tmp_path / "nvme" / "memgraph").is_dir()
     (tmp_path / "nvme" / "models" / "keep.bin").write_bytes(b"model bytes")
@@ -116,8 +135,12 @@ def test_existing_ext4_is_refused_and_left_intact(tmp_path, loops):
 
 def test_append_beside_an_existing_partition_keeps_it(tmp_path, loops):
     loop = loops(1024)
-    sh("sh", "-c", f"printf 'label: gpt\\nstart=2048, size=100MiB, type=linux, name=\"installer\"\\n' | "
-                   f"sfdisk -q --no-reread --no-tell-kernel {loop} && partx -u {loop}")
+    sh(
+        "sh",
+        "-c",
+        f"printf 'label: gpt\\nstart=2048, size=100MiB, type=linux, name=\"installer\"\\n' | "
+        f"sfdisk -q --no-reread --no-tell-kernel {loop} && partx -u {loop}",
+    )
     sh("mkfs.ext4", "-q", f"{loop}p1")
     mnt = tmp_path / "root"
     mnt.mkdir()
@@ -128,7 +151,9 @@ def test_append_beside_an_existing_partition_keeps_it(tmp_path, loops):
     data = host_data(tmp_path, loop, "append")
     first = plan(DEPLOY, [("@local", data)], execute=True)
     assert first.error is None and all(o.success for o in first.ops), first
-    assert first.changed_ops()[:2] == [f"Add the omni-data partition in free space of {loop}",
-                                       f"Make the XFS filesystem on {loop}p2"]
+    assert first.changed_ops()[:2] == [
+        f"Add the omni-data partition in free space of {loop}",
+        f"Make the XFS filesystem on {loop}p2",
+    ]
     assert (mnt / "etc.txt").read_text() == "installed system\n"
     assert plan(DEPLOY, [("@local", data)], execute=True).changed_ops() == []

@@ -1,0 +1,178 @@
+"""Pure decisions of deploys/storage.py on real captured probe outputs (captures/*.txt)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deploys.storage import (
+    DEFAULTS,
+    StorageRefusal,
+    find_disk,
+    parse_layout,
+    plan_storage,
+    wanted_disk,
+)
+
+CAPTURES = Path(__file__).with_name("captures")
+LOOP = {"name": "loop0", "path": "/dev/loop0", "type": "loop", "model": None, "serial": None, "size": 2**30}
+NVME = {
+    "name": "nvme0n1",
+    "path": "/dev/nvme0n1",
+    "type": "disk",
+    "model": "Samsung SSD 9100 PRO 4TB",
+    "serial": "S7DATA",
+    "size": 4000787030016,
+}
+WIN = {
+    "name": "nvme1n1",
+    "path": "/dev/nvme1n1",
+    "type": "disk",
+    "model": "Samsung SSD 990 PRO 2TB",
+    "serial": "S7WIN",
+    "size": 2000398934016,
+}
+
+
+def layout(name: str) -> dict:
+    lines = CAPTURES.joinpath(f"{name}.txt").read_text().splitlines()
+    return parse_layout([line for line in lines if not line.startswith("# ")])
+
+
+def cfg(**over) -> dict:
+    return {
+        **DEFAULTS,
+        "mountpoint": "/tmp/omni/cap/nvme",
+        "min_size_gib": 0.5,
+        "fstab": "/etc/fstab",
+        **over,
+    }
+
+
+def test_parse_layout_reads_table_signatures_partitions_mounts():
+    fresh = layout("os-disk-fresh")
+    assert fresh["table"]["label"] == "gpt" and len(fresh["table"]["partitions"]) == 2
+    assert {s["type"] for s in fresh["signatures"]} == {"gpt", "PMBR"}
+    assert fresh["partitions"]["/dev/loop0p2"]["blkid"]["TYPE"] == "ext4"
+    blank = layout("blank")
+    assert blank["table"] is None and "does not contain a recognized partition table" in blank["table_error"]
+    assert blank["signatures"] == []
+    assert any(m[1] == "/proc" for m in blank["mounts"])
+
+
+def test_blank_disk_whole_disk_plan():
+    plan = plan_storage(LOOP, layout("blank"), [], cfg(layout="whole-disk"))
+    names = [name for name, _ in plan.commands + plan.mount_commands]
+    assert names == [
+        "Create a GPT with the omni-data partition on /dev/loop0",
+        "Make the XFS filesystem on /dev/loop0p1",
+        "Mount /tmp/omni/cap/nvme",
+    ]
+    partition, mkfs = plan.commands[0][1], plan.commands[1][1]
+    assert "sfdisk -q --no-reread --no-tell-kernel /dev/loop0 && partx -u /dev/loop0" in partition
+    assert "wipefs -n -o TYPE --noheadings /dev/loop0" in partition  # re-checked blank on the host
+    assert f"mkfs.xfs -q -L omni-data -m uuid={plan.fs_uuid} /dev/loop0p1" in mkfs and " -f" not in mkfs
+    assert plan.fstab_line == f"UUID={plan.fs_uuid} /tmp/omni/cap/nvme xfs defaults,noatime 0 2"
+
+
+def test_fs_uuid_is_stable_per_disk_identity():
+    one = plan_storage(LOOP, layout("blank"), [], cfg(layout="whole-disk")).fs_uuid
+    assert one == plan_storage(LOOP, layout("blank"), [], cfg(layout="whole-disk")).fs_uuid
+    assert (
+        one
+        != plan_storage({**LOOP, "path": "/dev/loop1"}, layout("blank"), [], cfg(layout="whole-disk")).fs_uuid
+    )
+
+
+def test_converged_disks_plan_nothing():
+    for name, kind in (("whole-disk-converged", "whole-disk"), ("os-disk-converged", "append")):
+        plan = plan_storage(LOOP, layout(name), [], cfg(layout=kind))
+        assert plan.commands == [] and plan.mount_commands == [], name
+
+
+def test_os_disk_gets_a_partition_in_the_largest_free_region():
+    plan = plan_storage(LOOP, layout("os-disk-fresh"), [], cfg())
+    name, command = plan.commands[0]
+    assert name == "Add the omni-data partition in free space of /dev/loop0"
+    assert 'start=657408, size=1439711, type=linux, name="omni-data"' in command and "--append" in command
+    assert plan.partition == "/dev/loop0p3"
+
+
+@pytest.mark.parametrize(
+    ("capture", "kind", "found"),
+    [
+        ("ext4-whole-disk", "whole-disk", "holds ext4 (UUID"),
+        ("ext4-whole-disk", "append", "holds ext4 (UUID"),
+        (
+            "os-disk-fresh",
+            "whole-disk",
+            "gpt partition table with 2 partition(s): /dev/loop0p1 'EFI System Partition'",
+        ),
+        ("blank", "append", "has no partition table"),
+    ],
+)
+def test_foreign_content_is_refused_naming_what_was_found(capture, kind, found):
+    with pytest.raises(StorageRefusal) as refusal:
+        plan_storage(LOOP, layout(capture), [], cfg(layout=kind))
+    assert found in str(refusal.value) and "\n" not in str(refusal.value)
+
+
+def test_our_partition_with_foreign_filesystem_is_refused():
+    data = layout("os-disk-converged")
+    data["partitions"]["/dev/loop0p3"]["blkid"].update(TYPE="ext4", LABEL="backup")
+    data["partitions"]["/dev/loop0p3"]["signatures"] = [{"type": "ext4", "uuid": "1234"}]
+    with pytest.raises(
+        StorageRefusal, match=r"loop0p3 holds ext4 \(UUID 1234\) \(label 'backup'\), which we did"
+    ):
+        plan_storage(LOOP, data, [], cfg())
+
+
+def test_too_little_free_space_and_fstab_conflicts_are_refused():
+    with pytest.raises(StorageRefusal, match=r"no free region of 300 GiB .*largest 0\.7 GiB"):
+        plan_storage(LOOP, layout("os-disk-fresh"), [], cfg(min_size_gib=300))
+    with pytest.raises(StorageRefusal, match="already mounts /dev/sdz1 at /tmp/omni/cap/nvme"):
+        plan_storage(LOOP, layout("os-disk-fresh"), ["/dev/sdz1 /tmp/omni/cap/nvme ext4 defaults 0 2"], cfg())
+
+
+def inventory(*devices) -> dict:
+    return {"blockdevices": list(devices)}
+
+
+def test_disk_is_found_by_serial_and_model_never_by_name():
+    want = {"role": "ubuntu", "model": "Samsung SSD 9100 PRO 4TB", "serial": "S7DATA"}
+    others = [{"role": "windows", "model": "Samsung SSD 990 PRO 2TB", "serial": "S7WIN"}]
+    renamed = {**NVME, "name": "nvme1n1", "path": "/dev/nvme1n1"}
+    assert (
+        find_disk(inventory({**WIN, "path": "/dev/nvme0n1"}, renamed), want, others, cfg())["path"]
+        == "/dev/nvme1n1"
+    )
+    with pytest.raises(StorageRefusal, match="is model 'Samsung SSD 990 PRO 2TB', inventory says"):
+        find_disk(inventory({**WIN, "serial": "S7DATA"}), want, [], cfg())
+    with pytest.raises(StorageRefusal, match=r"0 disks have serial S7DATA .*found: /dev/nvme1n1"):
+        find_disk(inventory(WIN), want, others, cfg())
+    with pytest.raises(StorageRefusal, match="also the 'windows' disk"):
+        find_disk(inventory(NVME), want, [{"role": "windows", "serial": "S7DATA"}], cfg())
+
+
+def test_missing_serial_is_refused_and_the_loop_escape_takes_only_loops():
+    want = {"role": "ubuntu", "model": "Samsung SSD 9100 PRO 4TB", "serial": None}
+    with pytest.raises(StorageRefusal, match="set OMNI_DISK_UBUNTU_SERIAL .*S7DATA"):
+        find_disk(inventory(NVME, WIN), want, [], cfg())
+    loopy = {**want, "path": "/dev/nvme0n1"}
+    with pytest.raises(StorageRefusal, match="only a loop device"):
+        find_disk(inventory(NVME), loopy, [], cfg(allow_unidentified_disk=True))
+    with pytest.raises(StorageRefusal, match="set OMNI_DISK_UBUNTU_SERIAL"):
+        find_disk(inventory(LOOP), {**want, "path": "/dev/loop0"}, [], cfg())  # flag not set
+    assert (
+        find_disk(inventory(LOOP), {**want, "path": "/dev/loop0"}, [], cfg(allow_unidentified_disk=True))
+        == LOOP
+    )
+
+
+def test_windows_role_and_bad_layout_are_refused():
+    data = {"disks": [{"role": "windows", "serial": "S7WIN"}]}
+    with pytest.raises(StorageRefusal, match="Windows disk is never touched"):
+        wanted_disk(data, cfg(disk_role="windows"))
+    with pytest.raises(StorageRefusal, match="layout 'raid0' is unknown"):
+        wanted_disk(data, cfg(layout="raid0"))
