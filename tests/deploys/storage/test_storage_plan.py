@@ -157,7 +157,7 @@ def test_disk_is_found_by_serial_and_model_never_by_name():
 
 def test_missing_serial_is_refused_and_the_loop_escape_takes_only_loops():
     want = {"role": "ubuntu", "model": "Samsung SSD 9100 PRO 4TB", "serial": None}
-    with pytest.raises(StorageRefusal, match="set OMNI_DISK_UBUNTU_SERIAL .*S7DATA"):
+    with pytest.raises(StorageRefusal, match=r"set OMNI_DISK_UBUNTU_SERIAL .*S7DATA"):
         find_disk(inventory(NVME, WIN), want, [], cfg())
     loopy = {**want, "path": "/dev/nvme0n1"}
     with pytest.raises(StorageRefusal, match="only a loop device"):
