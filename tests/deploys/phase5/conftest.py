@@ -8,6 +8,7 @@ two static binaries, unpacked once into /tmp (root or not, no daemon, about 2 s)
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -71,3 +72,44 @@ def docker_compose_v1() -> str:
 @pytest.fixture(scope="session")
 def systemd_analyze() -> str:
     return ensure_binary("systemd-analyze", "systemd")
+
+
+@pytest.fixture(scope="session")
+def llama_server():
+    """A real llama.cpp server (xllamacpp) on loopback with a tiny generated model, started with the
+    flags phase 5 renders for llama-server; yields ``(base_url, served_model_id, metrics_port)``."""
+    import socket
+    import sys
+    import time
+    import urllib.request
+
+    from bench.genmodel import ModelShape, ensure_model
+
+    model = ensure_model(ModelShape())
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    argv = [sys.executable, "-m", "bench.xllamacpp_server", "--model", str(model), "--host", "127.0.0.1",
+            "--port", str(port), "--metrics", "--ctx-size", "1024", "--parallel", "1", "--threads", "1"]
+    log = DEB_CACHE.parent / f"omni-phase5-llama-{port}.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/v1/models", timeout=2) as reply:
+                served = json.loads(reply.read())["data"][0]["id"]
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"llama server did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.2)
+    yield url, served, port
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
