@@ -39,7 +39,7 @@ def test_bad_golden_line_fails_with_file_and_line(tmp_path):
                                       '{"id": "y", "prompt": "p", "check": {"type": "sounds-right"}}\n')
     with pytest.raises(EvalError, match=r"a\.jsonl:2: check\.type: Input should be"):
         load_cases(tmp_path)
-    with pytest.raises(EvalError, match="no \\*.jsonl golden files"):
+    with pytest.raises(EvalError, match=r"no \*\.jsonl golden files"):
         load_cases(tmp_path / "empty")
 
 
@@ -53,7 +53,8 @@ def test_replay_against_a_real_llama_server_stores_scores(tmp_path, llama_server
                   check=Check(type="contains", value="zq-this-never-appears-qz"))]
     (golden / "t.jsonl").write_text("".join(c.model_dump_json() + "\n" for c in cases))
     summary = run(f"{url}/v1", golden, tmp_path / "out", timeout=60)
-    assert summary["model"] == served and (summary["cases"], summary["passed"], summary["errors"]) == (2, 1, 0)
+    assert summary["model"] == served
+    assert (summary["cases"], summary["passed"], summary["errors"]) == (2, 1, 0)
     assert summary["braintrust"] is None  # no key, no upload
     rows = [json.loads(line) for line in (tmp_path / "out" / summary["run_id"] / "results.jsonl").open()]
     assert [(r["id"], r["passed"]) for r in rows] == [("says-something", True), ("impossible", False)]
