@@ -21,7 +21,7 @@ GIB = 1024**3
 #: The reference box from DEVELOPERS.md. Disk serials are unknown until the owner sets them:
 #: the storage deploy refuses to touch a disk whose serial is not configured.
 REFERENCE_BOX: dict[str, Any] = {
-    "ssh_user": None,  # None: SSH's own default (your ~/.ssh/config or local user name)
+    # ssh_user / ssh_key: unset means SSH's own default (~/.ssh/config or the local user name)
     "ssh_port": 22,
     "bmc_url": None,  # e.g. https://192.0.2.10 (ASUS ASMB11-iKVM, Redfish)
     "bmc_username_env": "OMNI_BMC_USERNAME",
@@ -138,7 +138,8 @@ def host_data(env: Mapping[str, str] | None = None, overrides: Mapping[str, Any]
     for var, (key, kind) in ENV_OVERRIDES.items():
         if var in env and env[var] != "":
             _set_dotted(data, key, _convert(var, env[var], kind))
-    return data
+    # pyinfra rejects None for connector data: an unset ssh_* key means "SSH's default"
+    return {k: v for k, v in data.items() if not (k.startswith("ssh_") and v is None)}
 
 
 def _load_hosts_file(path: str) -> dict[str, Any]:

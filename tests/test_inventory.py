@@ -21,8 +21,14 @@ def test_defaults_are_the_reference_box():
     assert all(d["serial"] is None for d in data["disks"])
 
 
+def test_unset_ssh_user_is_left_to_ssh():
+    assert "ssh_user" not in host_data(env={})
+    assert host_data(env={"OMNI_SSH_USER": "omni"})["ssh_user"] == "omni"
+
+
 def test_environment_overrides_typed_values():
-    data = host_data(env={"OMNI_NUMA_NODES": "1", "OMNI_DISK_UBUNTU_SERIAL": "S7XYZ", "OMNI_BMC_VERIFY_TLS": "no"})
+    env = {"OMNI_NUMA_NODES": "1", "OMNI_DISK_UBUNTU_SERIAL": "S7XYZ", "OMNI_BMC_VERIFY_TLS": "no"}
+    data = host_data(env=env)
     assert data["numa_nodes"] == 1
     assert data["bmc_verify_tls"] is False
     assert next(d for d in data["disks"] if d["role"] == "ubuntu")["serial"] == "S7XYZ"
@@ -78,3 +84,11 @@ def test_pyinfra_run_with_local_host_executes():
     proc = _pyinfra(["inventory.py", "exec", "--", "echo", "omni-ok"], {"OMNI_HOST": "@local"})
     assert proc.returncode == 0, proc.stderr
     assert "omni-ok" in proc.stdout + proc.stderr
+
+
+def test_pyinfra_accepts_ssh_host_data():
+    """Connector data must type-check: the run reaches the SSH connection (refused on a closed port)."""
+    proc = _pyinfra(["inventory.py", "exec", "--", "true"], {"OMNI_HOST": "127.0.0.1", "OMNI_SSH_PORT": "1"})
+    out = proc.stdout + proc.stderr
+    assert "Connector data type error" not in out
+    assert proc.returncode != 0 and "127.0.0.1" in out
