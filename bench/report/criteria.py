@@ -36,31 +36,43 @@ def recommend(summaries: list[ConfigSummary], opts: ReportOptions) -> Recommenda
     measured = [s for s in summaries if s.decode_tps is not None and s.served]
     trusted = [s for s in measured if not s.above_ceiling]
     if not measured:
-        return Recommendation(None, False, "no configuration produced a decode measurement")
+        return Recommendation(None, False, "No configuration produced a decode measurement")
     if not trusted:
-        return Recommendation(None, False, "every measured rate is above its physical ceiling: "
+        return Recommendation(None, False, "Every measured rate is above its physical ceiling: "
                                            "measurement error, nothing to recommend")
     keeps = [s for s in trusted if s.headroom_gb is not None and s.headroom_gb > opts.min_headroom_gb]
-    best = max(keeps or trusted, key=lambda s: s.decode_tps or 0.0)
+    best = max(keeps or trusted, key=lambda s: s.decode_judged or 0.0)
     excluded = len(measured) - len(trusted)
     note = f" ({excluded} configuration(s) above their ceiling excluded)" if excluded else ""
     if keeps:
-        return Recommendation(best, True, f"fastest decode of the {len(keeps)} configuration(s) keeping "
+        return Recommendation(best, True, f"Fastest decode of the {len(keeps)} configuration(s) keeping "
                                           f"> {opts.min_headroom_gb:g} GB host memory free{note}")
     unknown = all(s.headroom_gb is None for s in trusted)
     why = ("host memory headroom was not measured; fastest decode shown" if unknown else
            f"no configuration keeps > {opts.min_headroom_gb:g} GB host memory free; fastest decode shown")
-    return Recommendation(best, False, why + note)
+    return Recommendation(best, False, why[0].upper() + why[1:] + note)
 
 
 def _fmt(value: float | None, unit: str, digits: int = 1) -> str:
     return "not measured" if value is None else f"{value:.{digits}f} {unit}"
 
 
+def _decode_note(s: ConfigSummary | None) -> str:
+    if s is None:
+        return ""
+    if s.above_ceiling:
+        return " (above its physical ceiling: measurement error)"
+    if s.decode_disagrees:
+        return (f" (server timings; our client measured {s.decode_tps:.1f}, ratio "
+                f"{s.client_server_ratio:.2f})" if s.decode_judged == s.server_decode_tps else
+                f" (client; server timings say {s.server_decode_tps:.1f})")
+    return ""
+
+
 def criteria(rec: Recommendation, summaries: list[ConfigSummary], opts: ReportOptions) -> list[Criterion]:
     """The Definition-of-Done rows, judged on the recommended (or fastest) configuration."""
     s = rec.config
-    decode = s.decode_tps if s else None
+    decode = s.decode_judged if s else None
     if decode is None:
         v_decode: Verdict = "unknown"
     elif s is not None and s.above_ceiling:
@@ -84,8 +96,7 @@ def criteria(rec: Recommendation, summaries: list[ConfigSummary], opts: ReportOp
         loaded, v_load = "no launch recorded", "unknown"
     return [
         Criterion("Decode speed", f"> {opts.min_decode_tps:g} tokens/s per request",
-                  _fmt(decode, "tokens/s") + where + (" (above ceiling: measurement error)"
-                                                      if s and s.above_ceiling else ""), v_decode),
+                  _fmt(decode, "tokens/s") + where + _decode_note(s), v_decode),
         Criterion("Host memory headroom during inference", f"> {opts.min_headroom_gb:g} GB MemAvailable",
                   ("lowest MemAvailable " + _fmt(head, "GB") + total) if head is not None else "not measured",
                   v_head),

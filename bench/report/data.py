@@ -160,6 +160,26 @@ def read_run(sweep: Sweep, rel: str) -> dict[str, Any] | None:
         return None
 
 
+def launch_series(sweep: Sweep, rel: str) -> list[dict[str, Any]]:
+    """Every memory sample of the launch that produced run `rel`: loading, then each cell.
+
+    Samples carry seconds since the launch started, so the launch record's load samples and each
+    run file's samples of that launch (`runs/<config>/r<k>/*.json`) line up on one time axis.
+    """
+    if not rel:
+        return []
+    folder = (sweep.path / rel).parent
+    samples: list[dict[str, Any]] = []
+    for file in sorted(folder.glob("*.json")):
+        try:
+            doc = json.loads(file.read_text())
+        except (OSError, ValueError):
+            continue
+        found = doc.get("load_samples") if file.name == "launch.json" else doc.get("memory")
+        samples += [s for s in found or [] if isinstance(s, dict) and "t" in s]
+    return sorted(samples, key=lambda s: s["t"])
+
+
 def read_tail(sweep: Sweep, rel: str, lines: int = 25) -> str:
     if not rel:
         return ""

@@ -56,6 +56,17 @@ def colors(summaries: Sequence[ConfigSummary]) -> dict[str, tuple]:
     return {s.config_id: cmap(i % cmap.N) for i, s in enumerate(summaries)}
 
 
+def _concurrency_axis(ax: plt.Axes, values: Sequence[float]) -> None:
+    """Log-2 x axis with a tick at each measured concurrency, printed as an integer."""
+    ticks = sorted({float(v) for v in values if v == v})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    ax.set_xlabel("concurrency (parallel requests)")
+    if len(ticks) == 1:
+        ax.set_xlim(ticks[0] / 1.5, ticks[0] * 1.5)
+
+
 def _err(value: float | None, lo: float | None, hi: float | None) -> tuple[float, float]:
     if value is None or lo is None or hi is None:
         return (0.0, 0.0)
@@ -123,10 +134,8 @@ def latency(rows: pd.DataFrame, summaries: Sequence[ConfigSummary]) -> Plot:
                     ax.plot(g.index, g[col], ls=ls, marker="o", ms=3, color=color.get(cid),
                             label=_wrap(labels.get(cid, cid), 40) if pct == "p50" else None)
         ax.set_title(name)
-        ax.set_xlabel("concurrency (parallel requests)")
         ax.set_ylabel(f"{name} (ms)")
-        ax.set_xscale("log", base=2)
-        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        _concurrency_axis(ax, data["concurrency"])
         ax.set_ylim(bottom=0)
     axes[1].legend(loc="upper left", bbox_to_anchor=(1.02, 1))
     return Plot("latency", title, caption, _uri(fig))
@@ -141,15 +150,15 @@ def throughput(rows: pd.DataFrame, summaries: Sequence[ConfigSummary]) -> Plot:
     color = colors(summaries)
     labels = {s.config_id: s.label for s in summaries}
     fig, ax = plt.subplots(figsize=(10, 4.2))
-    for cid, grp in data.groupby("config_id", sort=False):
+    groups = list(data.groupby("config_id", sort=False))
+    for k, (cid, grp) in enumerate(groups):
         g = grp.groupby("concurrency").mean(numeric_only=True).sort_index()
         lo = (g["throughput_tps"] - g["throughput_tps_ci95_lo"]).clip(lower=0).fillna(0)
         hi = (g["throughput_tps_ci95_hi"] - g["throughput_tps"]).clip(lower=0).fillna(0)
-        ax.errorbar(g.index, g["throughput_tps"], yerr=[lo, hi], marker="o", ms=4, capsize=3,
+        dodge = 2 ** (0.06 * (k - (len(groups) - 1) / 2))  # side by side, so whiskers do not hide
+        ax.errorbar(g.index * dodge, g["throughput_tps"], yerr=[lo, hi], marker="o", ms=4, capsize=3,
                     color=color.get(cid), label=_wrap(labels.get(cid, cid), 40))
-    ax.set_xscale("log", base=2)
-    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    ax.set_xlabel("concurrency (parallel requests)")
+    _concurrency_axis(ax, data["concurrency"])
     ax.set_ylabel("throughput (output tokens/s, all requests)")
     ax.set_ylim(bottom=0)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1))
@@ -178,6 +187,9 @@ def memory(summaries: Sequence[ConfigSummary], opts: ReportOptions, gpu_indices:
         if total > opts.min_headroom_gb:
             ax.axvline(total - opts.min_headroom_gb, color="red", ls="--", lw=1.2,
                        label=f"headroom line ({opts.min_headroom_gb:g} GB free)")
+        else:
+            ax.plot([], [], " ", label=f"no headroom line: the {opts.min_headroom_gb:g} GB goal\n"
+                                       f"exceeds the {total:.0f} GB capacity")
         ax.legend(loc="lower right")
     ax.set_xlabel("host memory in use, peak (GB)")
     ax.set_title("Host RAM")
@@ -199,7 +211,8 @@ def pareto(summaries: Sequence[ConfigSummary]) -> Plot:
     title = "Decode tokens/s vs peak memory (Pareto front)"
     pts = [s for s in summaries if s.decode_tps is not None and s.mem_peak_total is not None]
     caption = ("Each point is a configuration: peak host memory in use plus peak GPU memory, against "
-               "decode tokens/s. The line joins configurations no other beats on both.")
+               "decode tokens/s. The grey line joins the configurations no other beats on both "
+               "(black outline).")
     if not pts:
         return Plot("pareto", title, caption, reason="no config has both a decode rate and a memory peak")
     color = colors(summaries)
@@ -213,30 +226,29 @@ def pareto(summaries: Sequence[ConfigSummary]) -> Plot:
             color="grey", lw=1, zorder=1, label="Pareto front")
     for s in pts:
         ax.scatter(s.mem_peak_total / GB, s.decode_tps, s=60, color=color[s.config_id], zorder=2,
-                   edgecolor="black" if s in front else "none")
-        ax.annotate(_wrap(s.label, 24), (s.mem_peak_total / GB, s.decode_tps), xytext=(6, 4),
-                    textcoords="offset points", fontsize=7)
+                   edgecolor="black" if s in front else "none", label=_wrap(s.label, 40))
     ax.set_xlabel("peak memory in use, host + GPUs (GB)")
     ax.set_ylabel("decode rate (tokens/s per request)")
     ax.set_ylim(bottom=0)
-    ax.margins(x=0.15)
-    ax.legend(loc="lower right")
+    ax.margins(x=0.1)
+    ax.ticklabel_format(axis="x", useOffset=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1))
     return Plot("pareto", title, caption, _uri(fig))
 
 
-def timeseries(run: dict | None, label: str, host_total: float | None, opts: ReportOptions) -> Plot:
+def timeseries(samples: list[dict], label: str, host_total: float | None, opts: ReportOptions) -> Plot:
     title = f"Memory during the best run ({label})"
-    samples = (run or {}).get("memory") or []
-    caption = ("Sampled during the recommended configuration's decode cell: host memory in use "
-               "(MemTotal − MemAvailable), page cache, server process tree RSS, and per-GPU used memory.")
+    caption = ("The recommended configuration's launch, from start through loading and every workload "
+               "cell: host memory in use (MemTotal − MemAvailable), page cache, server process tree "
+               "RSS, and per-GPU used memory (NVML).")
     if len(samples) < 2:
-        return Plot("timeseries", title, caption, reason="the run has fewer than two memory samples")
+        return Plot("timeseries", title, caption, reason="the launch has fewer than two memory samples")
     df = pd.DataFrame(samples)
     step = max(1, len(df) // MAX_POINTS)
     df = df.iloc[::step]
-    t = df["t"] - df["t"].iloc[0]
+    t = df["t"]
     fig, ax = plt.subplots(figsize=(10, 4))
-    total = host_total or (run or {}).get("row", {}).get("host_mem_total_bytes")
+    total = host_total
     if total and "host_available" in df:
         ax.plot(t, (total - df["host_available"]) / GB, label="host in use", color="tab:blue")
         ax.axhline(total / GB, color="black", lw=1, label=f"host capacity {total / GB:.0f} GB")

@@ -19,15 +19,15 @@ import pandas as pd
 from bench.report import plots
 from bench.report.ceiling import gpu_bandwidth, host_bandwidth, human_bytes
 from bench.report.criteria import criteria, recommend
-from bench.report.data import OK_STATUSES, Sweep, load_sweep, read_run, read_tail
+from bench.report.data import OK_STATUSES, Sweep, launch_series, load_sweep, read_tail
 from bench.report.hostfacts import HostFacts
 from bench.report.modelbytes import ModelFileError, read_model
 from bench.report.summary import GB, model_path, summarise
 
 ROW_COLUMNS = (  # (header, column, decimals or None for text)
-    ("configuration", "config_label", None), ("status", "status", None), ("repeat", "repeat", 0),
-    ("concurrency", "concurrency", 0), ("input tok", "input_tokens", 0), ("output tok", "output_tokens", 0),
-    ("requests", "requests", 0), ("errors", "errors", 0), ("TTFT p50 ms", "ttft_ms_p50", 1),
+    ("configuration", "config_label", None), ("status", "status", None), ("rep.", "repeat", 0),
+    ("conc.", "concurrency", 0), ("in tok", "input_tokens", 0), ("out tok", "output_tokens", 0),
+    ("req.", "requests", 0), ("err.", "errors", 0), ("TTFT p50 ms", "ttft_ms_p50", 1),
     ("TTFT p90 ms", "ttft_ms_p90", 1), ("ITL p50 ms", "itl_ms_p50", 2), ("E2E p50 ms", "e2e_ms_p50", 0),
     ("decode tok/s", "decode_tps", 1), ("server decode tok/s", "server_decode_tps", 1),
     ("prefill tok/s", "prefill_tps", 1), ("throughput tok/s", "throughput_tps", 1),
@@ -83,25 +83,30 @@ def _rows_table(rows: pd.DataFrame) -> tuple[list[str], list[list[dict[str, Any]
 
 
 def _failures(sweep: Sweep) -> list[dict[str, str]]:
+    """One entry per (configuration, status, reason), naming every cell and repeat it hit."""
     rows = sweep.rows
     bad = rows[~rows["status"].isin(OK_STATUSES) | (rows["errors"].fillna(0) > 0)]
-    seen, out = set(), []
-    for _, r in bad.iterrows():
-        key = (r["config_id"], r["cell_id"], r["status"], r["error_reason"])
-        if key in seen:
-            continue
-        seen.add(key)
-        tail = read_tail(sweep, r["log_tail_path"]) if r["log_tail_path"] else ""
-        cell = "no cell ran"
-        if r["concurrency"] == r["concurrency"]:  # not NaN
-            io = f"{_fmt(r['input_tokens'], 0)}→{_fmt(r['output_tokens'], 0)} tokens"
-            cell = f"concurrency {_fmt(r['concurrency'], 0)}, {io}"
-        out.append({"label": r["config_label"], "cell": cell, "status": r["status"],
-                    "reason": r["error_reason"], "tail": tail})
+    out = []
+    for (_, status, reason), grp in bad.groupby(["config_id", "status", "error_reason"], sort=False):
+        cells = sorted({
+            f"concurrency {_fmt(r['concurrency'], 0)}, {_fmt(r['input_tokens'], 0)}→"
+            f"{_fmt(r['output_tokens'], 0)} tokens" for _, r in grp.iterrows()
+            if r["concurrency"] == r["concurrency"]
+        })
+        repeats = sorted({int(x) for x in grp["repeat"].dropna()})
+        tails = [t for t in grp["log_tail_path"] if t]
+        out.append({
+            "label": grp["config_label"].iloc[0], "status": status, "reason": reason,
+            "cell": "; ".join(cells) or "no cell ran",
+            "repeats": ", ".join(map(str, repeats)) or "?", "rows": len(grp),
+            "tail": read_tail(sweep, tails[-1]) if tails else "",
+        })
     return out
 
 
 def _host_rows(host: HostFacts, sweep: Sweep) -> list[tuple[str, str]]:
+    mem_total = sweep.rows["host_mem_total_bytes"].max() if len(sweep.rows) else None
+    mem_total = mem_total if mem_total == mem_total and mem_total else host.mem_total_bytes
     unknown = "unknown"
     gpus = "; ".join(
         f"GPU {g.index}: {g.name or unknown}, {_gb(g.mem_total_bytes, 1)} GB, link {g.link or unknown}"
@@ -116,7 +121,7 @@ def _host_rows(host: HostFacts, sweep: Sweep) -> list[tuple[str, str]]:
     return [
         ("host", host.hostname or unknown), ("CPU", cpu),
         ("NUMA nodes", str(host.numa_nodes) if host.numa_nodes else unknown),
-        ("memory", f"{_gb(host.mem_total_bytes, 1)} GB" if host.mem_total_bytes else unknown),
+        ("memory", f"{_gb(mem_total, 1)} GB MemTotal" if mem_total else unknown),
         ("DIMMs", dimms), ("GPUs", gpus), ("NVIDIA driver", host.driver or unknown),
         ("GPU PCIe links", "; ".join(host.pcie) or unknown),
         ("facts collected", host.collected_at or unknown),
@@ -140,13 +145,13 @@ def context(sweep: Sweep) -> dict[str, Any]:
             break
     gpus = sweep.host.gpus
     measured = opts.gpu_bandwidth_gbps
-    run = read_run(sweep, rec.config.run_json) if rec.config else None
+    series = launch_series(sweep, rec.config.run_json) if rec.config else []
     label = rec.config.label if rec.config else "none"
     figures = [
         plots.rates(summaries, opts), plots.latency(sweep.ok_rows, summaries),
         plots.throughput(sweep.ok_rows, summaries), plots.memory(summaries, opts, sweep.gpu_indices()),
         plots.pareto(summaries),
-        plots.timeseries(run, label, rec.config.host_total if rec.config else None, opts),
+        plots.timeseries(series, label, rec.config.host_total if rec.config else None, opts),
     ]
     headers, values = _rows_table(rows)
     meta = sweep.meta

@@ -23,6 +23,7 @@ from bench.report.modelbytes import ModelBytes, ModelFileError, read_model
 from bench.report.placement import ALL_LAYERS, parse_placement
 
 GB = 1e9
+DISAGREE = (0.8, 1.25)  # client/server decode ratio outside this band is shown as a finding
 _MODEL_FLAGS = ("-m", "--model")
 
 
@@ -60,6 +61,25 @@ class ConfigSummary:
     @property
     def headroom_gb(self) -> float | None:
         return None if self.host_available_min is None else self.host_available_min / GB
+
+    @property
+    def client_server_ratio(self) -> float | None:
+        """Our client-measured decode rate over the server's own timings (1.0 = they agree)."""
+        if self.decode_tps is None or not self.server_decode_tps:
+            return None
+        return self.decode_tps / self.server_decode_tps
+
+    @property
+    def decode_disagrees(self) -> bool:
+        ratio = self.client_server_ratio
+        return ratio is not None and not DISAGREE[0] <= ratio <= DISAGREE[1]
+
+    @property
+    def decode_judged(self) -> float | None:
+        """The figure criteria and ranking use: the lower of client and server when they disagree."""
+        if self.decode_disagrees:
+            return min(self.decode_tps, self.server_decode_tps)  # type: ignore[type-var]
+        return self.decode_tps
 
     @property
     def mem_peak_total(self) -> float | None:
@@ -191,6 +211,7 @@ def _ceiling(sweep: Sweep, s: ConfigSummary, rows: pd.DataFrame) -> None:
     s.ceiling = ce.launch_ceiling(model, placement, host_bw, gpu_bw, [g.mem_total_bytes or 0 for g in gpus])
     s.ceiling_note = "; ".join(placement.notes)
     s.efficiency, s.above_ceiling = ce.efficiency(s.decode_tps, s.ceiling)
+    s.above_ceiling = s.above_ceiling or ce.efficiency(s.server_decode_tps, s.ceiling)[1]
 
 
 def summarise(sweep: Sweep) -> list[ConfigSummary]:

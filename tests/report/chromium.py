@@ -40,8 +40,8 @@ class PageResult:
 
 
 class _Cdp:
-    def __init__(self, ws_url: str) -> None:
-        self.ws = connect(ws_url, max_size=None, open_timeout=20)
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
         self.ids = itertools.count(1)
         self.events: list[dict[str, Any]] = []
 
@@ -93,8 +93,8 @@ def open_page(chromium: str, page: Path, profile: Path, width: int = 1200) -> Pa
         port = _devtools_port(profile, proc)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=20) as resp:
             target = next(t for t in json.load(resp) if t.get("type") == "page")
-        cdp = _Cdp(target["webSocketDebuggerUrl"])
-        try:
+        with connect(target["webSocketDebuggerUrl"], max_size=None, open_timeout=20) as ws:
+            cdp = _Cdp(ws)
             for domain in ("Network.enable", "Page.enable", "Runtime.enable"):
                 cdp.call(domain)
             cdp.call("Emulation.setDeviceMetricsOverride", width=width, height=900, deviceScaleFactor=1,
@@ -115,8 +115,6 @@ def open_page(chromium: str, page: Path, profile: Path, width: int = 1200) -> Pa
                       if ev.get("method") in ("Runtime.exceptionThrown", "Network.loadingFailed")]
             return PageResult(base64.b64decode(shot["data"]), base64.b64decode(pdf["data"]), images,
                               requests, errors, text)
-        finally:
-            cdp.ws.close()
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

@@ -1,0 +1,150 @@
+"""The report of a REAL sweep (xllamacpp on a generated model), read the way a person reads it:
+rendered by the bench CLI at the end of the sweep, opened in headless Chromium, screenshotted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from chromium import open_page
+
+from bench.report import ReportError, render_report
+from bench.report.modelbytes import read_model
+from tests.sysdeps import ensure_binary
+
+HERE = Path(__file__).parent
+ROOT = HERE.parents[1]
+MAX_BYTES = 2 * 1024 * 1024
+
+
+def _run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNI_")} | {"PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=240, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> Path:
+    """`python -m bench sweep` on the tiny spec: 2 healthy configs + 1 failing launch, 2 repeats."""
+    out = tmp_path_factory.mktemp("sweep") / "report-test"
+    proc = _run("-m", "bench", "sweep", str(HERE / "tiny_sweep.toml"), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    index = out / "index.html"
+    assert proc.stdout.strip().splitlines()[-1] == str(index), "the sweep must end by printing its page"
+    assert index.is_file()
+    return out
+
+
+@pytest.fixture(scope="module")
+def page(sweep, tmp_path_factory):
+    """The page as Chromium shows it (its screenshot is kept next to it: report-screenshot.png)."""
+    chromium = ensure_binary("chromium", "chromium")
+    result = open_page(chromium, sweep / "index.html", tmp_path_factory.mktemp("chromium-profile"))
+    (sweep / "report-screenshot.png").write_bytes(result.screenshot)
+    if os.environ.get("OMNI_REPORT_SHOTS"):  # a person's copy to look at
+        shutil.copy(sweep / "report-screenshot.png", os.environ["OMNI_REPORT_SHOTS"])
+    return result
+
+
+def test_page_opens_offline_every_image_decodes_and_nothing_is_fetched(sweep, page):
+    assert len(page.images) == 6, page.images  # rates, latency, throughput, memory, pareto, time series
+    for img in page.images:
+        assert img["complete"] and img["naturalWidth"] > 0 and img["naturalHeight"] > 0, img
+        assert img["width"] > 300, f"image drawn too small to read: {img}"
+    page_url = (sweep / "index.html").resolve().as_uri()
+    fetched = [u for u in page.requests if u != page_url and not u.startswith("data:")]
+    assert fetched == [], f"the page made requests: {fetched}"
+    assert page.console_errors == []
+    assert page.screenshot[:8] == b"\x89PNG\r\n\x1a\n" and len(page.screenshot) > 50_000
+    assert page.pdf.startswith(b"%PDF") and len(page.pdf) > 20_000, "the page must print"
+    html = (sweep / "index.html").read_text()
+    assert len(html.encode()) < MAX_BYTES
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)|url\(\s*["']?https?:|@import""", html)
+
+
+def test_page_recommends_a_measured_config_with_its_exact_launch_command(sweep, page):
+    rows = pd.read_csv(sweep / "results.csv", dtype=str, keep_default_na=False)
+    ok = rows[rows["status"] == "ok"]
+    assert "Recommended configuration" in page.text
+    recommended = page.text.split("Launch it exactly as measured:")[1].split("Success criteria")[0].strip()
+    assert recommended in set(ok["launch_command"]), recommended
+    for label in ("Decode speed", "Host memory headroom during inference", "Model loaded"):
+        assert label in page.text
+    # 25 GB boxes cannot keep 80 GB free: a measured fail, never a pass or "unknown"
+    assert "lowest MemAvailable" in page.text
+    html = (sweep / "index.html").read_text()
+    assert html.count('class="fail">fail') >= 1 and html.count('class="pass">pass') >= 1
+
+
+def test_failed_launch_is_listed_with_its_reason_and_log_tail(page):
+    failures = page.text.split("Failures")[1].split("Provenance")[0]
+    assert "launch-failed" in failures and "no-such-flag" in failures
+    assert "unrecognized arguments" in failures  # the server's own words from the log tail
+
+
+def test_provenance_shows_host_versions_and_spec(sweep, page):
+    prov = page.text.split("Provenance")[1]
+    for item in ("CPU", "NUMA nodes", "DIMMs", "GPUs", "GPU PCIe links", "xllamacpp", "gguf", "report-test"):
+        assert item in prov, item
+    facts = json.loads((sweep / "facts.json").read_text())
+    assert facts["facts"]["cpu"]["model"] in prov
+
+
+def test_ceiling_from_the_real_model_with_a_measured_bandwidth(sweep, tmp_path):
+    """report.toml beside the results gives the bandwidth; the ceiling uses the GGUF's own bytes."""
+    copy = tmp_path / "s"
+    shutil.copytree(sweep, copy)
+    (copy / "report.toml").write_text("[report]\nhost_bandwidth_gbps = 20\nmin_decode_tps = 5\nbogus = 1\n")
+    html = render_report(copy).read_text()
+    meta = json.loads((copy / "sweep.json").read_text())
+    model = read_model(meta["model"])
+    ceiling = 20e9 / model.bytes_per_token
+    assert f"{ceiling:,.1f}" in html  # the ceiling of every CPU-only launch of this model
+    assert "measured, given in the spec: 20 GB/s" in html
+    assert "&gt; 5 tokens/s per request" in html
+    assert "unknown key &#39;bogus&#39; ignored" in html
+
+
+def test_rate_above_the_ceiling_is_a_measurement_error_not_a_record(sweep, tmp_path):
+    copy = tmp_path / "s"
+    shutil.copytree(sweep, copy)
+    proc = _run("-m", "bench.report", str(copy), "--host-bandwidth-gbps", "0.001")
+    assert proc.returncode == 0, proc.stderr
+    html = (copy / "index.html").read_text()
+    assert "above ceiling: measurement error" in html
+    assert "No recommendation." in html and "above its physical ceiling" in html
+
+
+def test_missing_columns_read_as_unknown(sweep, tmp_path):
+    """An older sweep without memory columns or run files still renders; criteria say unknown."""
+    copy = tmp_path / "s"
+    shutil.copytree(sweep, copy)
+    rows = pd.read_csv(copy / "results.csv", dtype=str, keep_default_na=False)
+    gone = [c for c in rows.columns if "mem" in c or c.startswith(("host.", "ttft", "itl"))]
+    rows.drop(columns=gone).to_csv(copy / "results.csv", index=False)
+    for name in ("facts.json", "sweep.json"):
+        (copy / name).unlink()
+    shutil.rmtree(copy / "runs")
+    html = render_report(copy).read_text()
+    assert 'class="unknown">unknown' in html and "not measured" in html
+    assert "Not drawn:" in html
+
+
+def test_user_errors_are_one_line(tmp_path):
+    proc = _run("-m", "bench.report", str(tmp_path / "absent"))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "not a directory" in proc.stderr
+    (tmp_path / "results.csv").write_text("config_id,status\nx,ok\n")
+    (tmp_path / "report.toml").write_text("[report]\nmin_decode_tps = -3\n")
+    with pytest.raises(ReportError, match="min_decode_tps"):
+        render_report(tmp_path)
+    (tmp_path / "report.toml").write_text("[report\n")
+    proc = _run("-m", "bench.report", str(tmp_path))
+    assert proc.returncode == 2 and "not valid TOML" in proc.stderr and "Traceback" not in proc.stderr
