@@ -123,6 +123,8 @@ def _connector_arguments() -> dict[str, Any]:
 def copy_join_token(server: Any) -> None:
     """Runs at execute time on the agent: server's node-token -> agent's 0600 token file, unprinted."""
     arguments = _connector_arguments()
+    if not server.connected:
+        server.connect(raise_exceptions=True)
     ok, output = server.run_shell_command(StringCommand("cat", NODE_TOKEN), print_output=False, **arguments)
     token = "\n".join(output.stdout_lines).strip()
     if not ok or not token:
@@ -134,22 +136,58 @@ def copy_join_token(server: Any) -> None:
         raise DeployError(f"{host.name}: could not write {AGENT_TOKEN}")
 
 
+WAIT_FOR_API = (f"for i in $(seq 90); do {KUBECTL} get --raw /readyz >/dev/null 2>&1 && exit 0; "
+                "sleep 2; done; "
+                "echo 'K3s API not ready after 180 s: see journalctl -u k3s' >&2; exit 1")
+
+
+def _start_server(cfg: K3sSettings, versions: dict[str, str | None],
+                  changes: list[OperationMeta]) -> list[OperationMeta]:
+    """Returns the ops whose change means K3s (re)started, for the wait that follows."""
+    files.directory(name="Create the K3s server manifests directory", path=MANIFESTS)
+    if needs_own_runtimeclass(cfg):
+        files.put(name="Add the nvidia RuntimeClass this K3s release lacks",
+                  src=io.StringIO(render("nvidia-runtimeclass.yaml.j2")), dest=OUR_RUNTIMECLASS, mode="0600")
+    else:
+        files.file(name="Remove our nvidia RuntimeClass (this K3s release ships its own)",
+                   path=OUR_RUNTIMECLASS, present=False)
+    started = running_and_enabled("k3s.service", "K3s")
+    drift = versions["binary"] == cfg.version and versions["running"] not in (None, cfg.version)
+    reason = "running release differs from the pin" if drift else "install, config or NVIDIA toolkit changed"
+    restarted = restart_if("k3s.service", "K3s", reason, changes, force=drift)
+    return [op for op in (started, restarted) if op is not None and op.will_change]
+
+
+def _wait_for_server(started: Sequence[OperationMeta]) -> None:
+    """One op that every K3s host shares (same call site, so the same node in pyinfra's op graph).
+
+    pyinfra orders ops across hosts by each host's own sequence, not by line: without a shared node
+    an agent with fewer steps would read the server's token before the server started. The server
+    waits for its API here when it (re)started; agents wait for the server by reaching this node.
+    """
+    wait: dict[str, Any] = {"commands": [WAIT_FOR_API], "_if": any_changed(*started)} if started else \
+        {"commands": []}
+    server.shell(name="Wait for the K3s API server", **wait)
+
+
+def _join_agent(changes: list[OperationMeta]) -> None:
+    if not host.get_fact(File, path=AGENT_TOKEN):
+        changes.append(python.call(name="Copy the K3s join token from the server", function=copy_join_token,
+                                   server=server_host()))
+    running_and_enabled("k3s-agent.service", "the K3s agent")
+    restart_if("k3s-agent.service", "the K3s agent", "install, config or NVIDIA toolkit changed", changes)
+
+
 @deploy("K3s", data_defaults={"k3s": DEFAULTS["k3s"]})
 def k3s(restart_when: Sequence[OperationMeta] = ()) -> list[OperationMeta]:
     """Install or upgrade K3s to the pin; ``restart_when``: ops (the NVIDIA toolkit) that need a restart."""
     cfg: K3sSettings = load("k3s")
     versions = host.get_fact(K3sVersions)
-    unit, label = ("k3s.service", "K3s") if role() == "server" else ("k3s-agent.service", "the K3s agent")
     install_pinned("the K3s installer prerequisites", {"ca-certificates": None, "curl": None})
 
     files.directory(name="Create /etc/rancher/k3s", path="/etc/rancher/k3s")
     config = files.put(name=f"Write {CONFIG}", src=io.StringIO(config_text(cfg)), dest=CONFIG, mode="0600")
     changes: list[OperationMeta] = [config, *restart_when]
-
-    if role() == "agent" and not host.get_fact(File, path=AGENT_TOKEN):
-        token = python.call(name="Copy the K3s join token from the server", function=copy_join_token,
-                            server=server_host())
-        changes.append(token)
 
     files.directory(name="Create the K3s install script directory", path="/usr/local/share/omni/k3s",
                     mode="0755")
@@ -162,26 +200,8 @@ def k3s(restart_when: Sequence[OperationMeta] = ()) -> list[OperationMeta]:
         changes.append(server.shell(name=f"Install K3s {cfg.version} with its install script",
                                     commands=[install_command(cfg)]))
 
-    if role() == "server":
-        files.directory(name="Create the K3s server manifests directory", path=MANIFESTS)
-        if needs_own_runtimeclass(cfg):
-            files.put(name="Add the nvidia RuntimeClass this K3s release lacks",
-                      src=io.StringIO(render("nvidia-runtimeclass.yaml.j2")), dest=OUR_RUNTIMECLASS,
-                      mode="0600")
-        else:
-            files.file(name="Remove our nvidia RuntimeClass (this K3s release ships its own)",
-                       path=OUR_RUNTIMECLASS, present=False)
-
-    started = running_and_enabled(unit, label)
-    running_drift = role() == "server" and versions["binary"] == cfg.version and \
-        versions["running"] not in (None, cfg.version)
-    reason = "running release differs from the pin" if running_drift else \
-        "install, config or NVIDIA toolkit changed"
-    restarted = restart_if(unit, label, reason, changes, force=running_drift)
-    if role() == "server" and (started.will_change or restarted is not None):
-        server.shell(name="Wait for the K3s API server",
-                     commands=[f"for i in $(seq 90); do {KUBECTL} get --raw /readyz >/dev/null 2>&1 "
-                               "&& exit 0; sleep 2; done; "
-                               "echo 'K3s API not ready after 180 s: see journalctl -u k3s' >&2; exit 1"],
-                     _if=any_changed(*(op for op in (started, restarted) if op is not None)))
+    started = _start_server(cfg, versions, changes) if role() == "server" else []
+    _wait_for_server(started)  # every server step runs before any agent step below
+    if role() == "agent":
+        _join_agent(changes)
     return changes

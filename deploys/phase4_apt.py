@@ -14,7 +14,9 @@ from collections.abc import Mapping, Sequence
 from pyinfra import host
 from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.deb import DebPackages
-from pyinfra.operations import apt, server
+from pyinfra.operations import apt, files, server
+
+from deploys.phase4_facts import KeyringFingerprints, primary_fingerprints_command
 
 KEYRING_DIR = "/etc/apt/keyrings"
 
@@ -28,9 +30,7 @@ def fingerprint_check_command(keyring: str, fingerprints: Sequence[str], label: 
     want = " ".join(sorted(fingerprints))
     quoted = shlex.quote(keyring)
     return (
-        f"found=$(gpg --show-keys --with-colons {quoted} 2>/dev/null "
-        "| awk -F: '$1==\"pub\"{p=1;next} $1==\"fpr\"&&p{print $10;p=0}' "
-        "| sort | tr '\\n' ' ' | sed 's/ $//'); "
+        f"found=$({primary_fingerprints_command(quoted)} | sort | tr '\\n' ' ' | sed 's/ $//'); "
         f"if [ \"$found\" != {shlex.quote(want)} ]; then rm -f {quoted}; "
         f"echo {shlex.quote(f'{label} signing key fingerprint mismatch: got')} \"${{found:-none}}\""
         f"{shlex.quote(f', want {want}; check the key URL and the pinned key_fingerprints')} >&2; exit 1; fi"
@@ -42,9 +42,13 @@ def vendor_repository(*, label: str, filename: str, key_url: str, fingerprints: 
                       architecture: str) -> list[OperationMeta]:
     """Key, fingerprint check and deb822 source; returns the ops whose change needs an apt update."""
     keyring = keyring_path(filename)
-    key = apt.key(name=f"Install the {label} signing key", src=key_url, dest=keyring,
-                  keyid=list(fingerprints))
-    if key.will_change:
+    found = host.get_fact(KeyringFingerprints, path=keyring)
+    if found is not None and found != sorted(fingerprints):
+        # Fetched again below when the run executes: facts are re-read after this change.
+        files.file(name=f"Remove the {label} keyring (its keys are not the pinned ones)", path=keyring,
+                   present=False)
+    key = apt.key(name=f"Install the {label} signing key", src=key_url, dest=keyring)
+    if key.will_change or found != sorted(fingerprints):
         server.shell(name=f"Check the {label} signing key fingerprint",
                      commands=[fingerprint_check_command(keyring, fingerprints, label)], _if=key.did_change)
     source = apt.sources_file(name=f"Add the {label} apt repository (deb822, Signed-By)", filename=filename,

@@ -51,6 +51,34 @@ class JsonFile(FactBase):
         return value if isinstance(value, dict) else {"__invalid__": text}
 
 
+_PRIMARY_FINGERPRINTS = "awk -F: '$1==\"pub\"{p=1;next} $1==\"fpr\"&&p{print $10;p=0}'"
+
+
+def primary_fingerprints_command(path: str) -> str:
+    """Shell that prints the primary key fingerprints of an OpenPGP keyring, one per line."""
+    return f"gpg --show-keys --with-colons {path} 2>/dev/null | {_PRIMARY_FINGERPRINTS}"
+
+
+class KeyringFingerprints(FactBase):
+    """Primary key fingerprints in a keyring file: ``None`` when the file is absent.
+
+    Why not pyinfra's ``GpgKeyrings``: it lists a whole directory and fails when the directory does
+    not exist yet; this reads one file and answers "absent" as data. Output read (``gpg --show-keys
+    --with-colons``, ``fpr`` records right after a ``pub`` record)::
+
+        present
+        9DC858229FC7DD38854AE2D88D81803C0EBFCD88
+    """
+
+    def command(self, path: str) -> str:
+        return f"if [ -e {path} ]; then echo present; {primary_fingerprints_command(path)}; fi"
+
+    def process(self, output: list[str]) -> list[str] | None:
+        if not output or output[0].strip() != "present":
+            return None
+        return sorted(line.strip().upper() for line in output[1:] if line.strip())
+
+
 class K3sVersions(FactBase):
     """The installed ``k3s`` binary's release and the release the running API server reports.
 
