@@ -132,7 +132,10 @@ def run_deploy(
                     )
             if execute:
                 state.set_stage(StateStage.Execute)
-                run_ops(state)
+                try:
+                    run_ops(state)
+                except PyinfraError as error:  # e.g. "No hosts remaining!" after a failed operation
+                    result.error = str(error)
                 index = 0
                 for op_hash in state.get_op_order():
                     for host in state.inventory.iter_activated_hosts():

@@ -25,7 +25,8 @@ bound to the host's 127.0.0.1 are reachable, and works for ``@local``, ``@ssh`` 
     a program on the host's PATH; a file's text (``None`` when absent or unreadable).
 ``ctx.http(url, timeout=5, method="GET", body=None, headers=None) -> HttpProbe``
     an HTTP request made from the host with its ``python3`` (no curl needed): ``.status`` (int or
-    ``None``), ``.body`` (text, first 64 KiB), ``.error`` (why there is no status), ``.seconds``.
+    ``None``), ``.body`` (text, first 64 KiB), ``.headers``, ``.error`` (why there is no status),
+    ``.seconds``.
 ``ctx.marker(phase) -> dict | None``
     the JSON a phase leaves in ``/var/lib/omni/<phase>.json`` when it completed (e.g. ``"phase3"``):
     the way to tell "not deployed yet" (UNKNOWN) from "deployed and broken" (FAIL).
@@ -56,18 +57,27 @@ from typing import Any
 from deploys.checks import Row, Status, Weight
 
 MARKER_DIR = "/var/lib/omni"
-HARDWARE_FACTS = ("PcieLinks", "MemoryModules", "NumaTopology", "NvidiaGpus", "BlockDevices", "CpuInfo",
-                  "NvidiaDriver")
+HARDWARE_FACTS = (
+    "PcieLinks",
+    "MemoryModules",
+    "NumaTopology",
+    "NvidiaGpus",
+    "BlockDevices",
+    "CpuInfo",
+    "NvidiaDriver",
+)
 
 # Runs on the host: one HTTP request, one JSON line out, never a traceback.
 _HTTP_SNIPPET = """
 import json, sys, time, urllib.request, urllib.error
-a = json.loads(sys.argv[1]); t = time.monotonic(); r = {"status": None, "body": "", "error": ""}
+a = json.loads(sys.argv[1]); t = time.monotonic()
+r = {"status": None, "body": "", "error": "", "headers": {}}
 try:
     q = urllib.request.Request(a["url"], data=a["body"].encode() if a["body"] is not None else None,
                                method=a["method"], headers=a["headers"])
     with urllib.request.urlopen(q, timeout=a["timeout"]) as f:
-        r["status"] = f.status; r["body"] = f.read(65536).decode("utf-8", "replace")
+        r["status"] = f.status; r["headers"] = dict(f.headers)
+        r["body"] = f.read(65536).decode("utf-8", "replace")
 except urllib.error.HTTPError as e:
     r["status"] = e.code; r["body"] = e.read(65536).decode("utf-8", "replace")
 except Exception as e:
@@ -97,6 +107,7 @@ class HttpProbe:
     body: str
     error: str
     seconds: float
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -148,17 +159,32 @@ class CheckContext:
         probe = self.run(f"cat {shlex.quote(path)} 2>/dev/null")
         return probe.stdout if probe.ok else None
 
-    def http(self, url: str, timeout: float = 5, method: str = "GET", body: str | None = None,
-             headers: dict[str, str] | None = None) -> HttpProbe:
-        args = json.dumps({"url": url, "timeout": timeout, "method": method, "body": body,
-                           "headers": headers or {}})
+    def http(
+        self,
+        url: str,
+        timeout: float = 5,
+        method: str = "GET",
+        body: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> HttpProbe:
+        args = json.dumps(
+            {"url": url, "timeout": timeout, "method": method, "body": body, "headers": headers or {}}
+        )
         probe = self.run(f"python3 -c {shlex.quote(_HTTP_SNIPPET)} {shlex.quote(args)}", timeout=timeout + 10)
         try:
             result = json.loads(probe.lines[-1])
         except (IndexError, ValueError):
-            return HttpProbe(url, None, "", probe.stderr.strip()[-300:] or "no python3 on the host",
-                             probe.seconds)
-        return HttpProbe(url, result["status"], result["body"], result["error"], result["seconds"])
+            return HttpProbe(
+                url, None, "", probe.stderr.strip()[-300:] or "no python3 on the host", probe.seconds
+            )
+        return HttpProbe(
+            url,
+            result["status"],
+            result["body"],
+            result["error"],
+            result["seconds"],
+            result.get("headers") or {},
+        )
 
     def marker(self, phase: str) -> dict[str, Any] | None:
         text = self.read(f"{MARKER_DIR}/{phase}.json")

@@ -35,8 +35,10 @@ def test_unrecorded_and_mismatched_are_refused(tmp_path, monkeypatch):
         iso_record.require_verified("ubuntu.iso", "b" * 64)
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("sha256", "xyz", "not 64 hex digits"), ("sha256", None, "lacks sha256"), ("url", "", "lacks url")])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("sha256", "xyz", "not 64 hex digits"), ("sha256", None, "lacks sha256"), ("url", "", "lacks url")],
+)
 def test_bad_entries_are_refused(tmp_path, field, value, message):
     with pytest.raises(iso_record.IsoRecordError, match=message):
         iso_record.record_verified(dict(ENTRY, **{field: value}), tmp_path / "r.json")

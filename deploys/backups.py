@@ -1,0 +1,167 @@
+"""Phase 0 backups: tar the configured paths on the host, pull them to the controller, verify.
+
+Why on the controller: the box is reinstalled after phase 0, so a backup left on it is no backup.
+Each path becomes ``<name>.tar.gz`` plus its sha256 (computed on the host), pulled into
+``backups/<host>-<YYYYMMDD>/`` and re-hashed there; ``manifest.json`` records path, sha256, size and
+the verification, and lists source paths that did not exist (reported, not fatal). A same-day
+rerun whose manifest verifies is a no-op. ``deploys/restore.py`` puts them back.
+
+Host data ``backups`` (merged over :data:`DEFAULTS`): ``paths`` (name → absolute path on the host;
+the runbook's Letta data, Proxmox configuration and manifests; a host's ``paths`` replaces the
+defaults), ``remote_dir`` (staging folder on
+the host). ``OMNI_BACKUP_DIR`` moves the controller's ``backups/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pyinfra import host, logger
+from pyinfra.api import FactBase, deploy
+from pyinfra.operations import files, server
+
+from deploys import markers
+from deploys.controller import controller_check
+from deploys.settings import settings
+
+DEFAULTS: dict[str, Any] = {
+    "paths": {
+        "letta": "/root/.letta",
+        "proxmox-etc": "/etc/pve",
+        "proxmox-network": "/etc/network/interfaces",
+        "manifests": "/root/manifests",
+    },
+    "remote_dir": "/var/tmp/omni-backups",
+}
+
+
+class PathsPresent(FactBase[dict]):
+    """Which of the given absolute paths exist on the host: ``{path: bool}``."""
+
+    def command(self, paths: list[str]) -> str:
+        quoted = [shlex.quote(p) for p in paths]
+        return "; ".join(f"test -e {p} && echo present {p} || echo absent {p}" for p in quoted) or "true"
+
+    def process(self, output: list[str]) -> dict:
+        return {line.split(" ", 1)[1]: line.startswith("present ") for line in output if " " in line}
+
+
+def backup_settings(data: Any) -> dict[str, Any]:
+    cfg = settings(DEFAULTS, data, "backups")
+    override = (data.get("backups") or {}).get("paths")
+    if override is not None:  # a host's own list replaces the runbook's, it does not extend it
+        cfg["paths"] = dict(override)
+    for name, path in cfg["paths"].items():
+        if not str(path).startswith("/") or "/" in name:
+            raise ValueError(f"backups.paths[{name!r}]={path!r}: give a plain name and an absolute path")
+    return cfg
+
+
+def backup_dir(host_name: str, day: str | None = None) -> Path:
+    day = day or datetime.now(UTC).strftime("%Y%m%d")
+    return markers.backup_root() / f"{markers.safe_name(host_name)}-{day}"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_manifest(folder: Path) -> list[str]:
+    """Problems with the backups in ``folder`` (empty: every archive matches its recorded sha256)."""
+    manifest = folder / "manifest.json"
+    try:
+        document = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        return [f"no readable {manifest}"]
+    problems = []
+    for name, entry in document.get("archives", {}).items():
+        archive = folder / entry["file"]
+        if not archive.is_file():
+            problems.append(f"{archive} missing")
+        elif archive.stat().st_size != entry["size_bytes"] or sha256_file(archive) != entry["sha256"]:
+            problems.append(f"{archive} does not match its recorded sha256/size")
+        elif name not in document.get("archives", {}):
+            problems.append(f"{name} not recorded")
+    return problems
+
+
+def latest_backup(host_name: str) -> Path | None:
+    folders = sorted(markers.backup_root().glob(f"{markers.safe_name(host_name)}-[0-9]*"))
+    return folders[-1] if folders else None
+
+
+def _record(folder: Path, present: dict[str, str], missing: dict[str, str]) -> list[str]:
+    """Check each pulled archive against the host's sha256 file, then write manifest.json."""
+    archives, problems = {}, []
+    for name, path in present.items():
+        archive, sum_file = folder / f"{name}.tar.gz", folder / f"{name}.tar.gz.sha256"
+        try:
+            expected = sum_file.read_text().split()[0]
+        except (OSError, IndexError):
+            problems.append(f"{sum_file} missing: the pull failed")
+            continue
+        actual = sha256_file(archive) if archive.is_file() else None
+        if actual != expected:
+            problems.append(f"{archive}: sha256 {actual} differs from the host's {expected}")
+            continue
+        archives[name] = {
+            "source": path,
+            "file": archive.name,
+            "sha256": actual,
+            "size_bytes": archive.stat().st_size,
+        }
+    if not problems:
+        document = {
+            "host": host.name,
+            "verified_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "archives": archives,
+            "missing_sources": missing,
+        }
+        tmp = folder / "manifest.json.tmp"
+        tmp.write_text(json.dumps(document, indent=2) + "\n")
+        os.replace(tmp, folder / "manifest.json")
+    return problems
+
+
+@deploy("Back up the configured paths to the controller")
+def backup_paths() -> None:
+    cfg = backup_settings(host.data)
+    folder = backup_dir(host.name)
+    if not verify_manifest(folder):
+        host.noop(f"today's backups in {folder} verify")
+        return
+    found = host.get_fact(PathsPresent, paths=list(cfg["paths"].values())) or {}
+    present = {n: p for n, p in cfg["paths"].items() if found.get(p)}
+    missing = {n: p for n, p in cfg["paths"].items() if not found.get(p)}
+    for name, path in missing.items():
+        logger.warning(f"{host.print_prefix}backup source {name}={path} does not exist: recorded as missing")
+    remote = cfg["remote_dir"]
+    files.directory(name=f"Create {remote}", path=remote, mode="700")
+    for name, path in present.items():
+        archive = f"{remote}/{name}.tar.gz"
+        server.shell(
+            name=f"Archive {path}",
+            commands=[
+                f"tar -C / -czf {shlex.quote(archive)} {shlex.quote(path.lstrip('/'))} && "
+                f"sha256sum {shlex.quote(archive)} > {shlex.quote(archive)}.sha256"
+            ],
+        )
+        for suffix in ("", ".sha256"):
+            files.get(
+                name=f"Pull {name}.tar.gz{suffix}",
+                src=f"{archive}{suffix}",
+                dest=str(folder / f"{name}.tar.gz{suffix}"),
+                create_local_dir=True,
+                force=True,
+            )
+    controller_check(_record, folder, present, missing, name=f"Verify the backups in {folder}")

@@ -1,0 +1,83 @@
+"""Phase 0: pre-flight before the point of no return — backups, ISOs, model, then the ready marker.
+
+    pyinfra inventory.py deploys/phase0.py --dry            # preview
+    pyinfra inventory.py deploys/phase0.py                  # backups + ISOs, then the marker
+    pyinfra inventory.py deploys/phase0.py --data phase0_steps=model   # the model, once /nvme exists
+
+Steps (``--data phase0_steps=backups,isos,model``; default ``backups,isos``):
+
+* backups — on each workstation: tarballs of the configured paths pulled to
+  ``backups/<host>-<date>/`` and verified (``deploys/backups.py``);
+* isos — on hosts in group ``iso_servers``: download, verify, serve, record (``deploys/isos.py``);
+* model — on each workstation: ``hf download`` with space and GGUF checks
+  (``deploys/model_download.py``).
+
+The ready marker (``backups/phase0-ready-<host>.json``, which phase 3 requires) is written for a
+workstation only when its backups verify on the controller, every configured ISO is recorded as
+verified with the inventory's sha256, and the model checks pass when the model step ran.
+Phase 0 runs on whatever the box runs before the reinstall (Proxmox/Debian), so it does not
+require Ubuntu.
+"""
+
+from pyinfra import host
+from pyinfra.api.exceptions import DeployError
+
+from deploys import iso_record, markers
+from deploys.backups import backup_paths, latest_backup, verify_manifest
+from deploys.controller import controller_check
+from deploys.isos import IsoConfigError, iso_settings, stage_isos
+from deploys.model_download import ModelConfigError, _check_model, download_model, model_settings
+
+STEPS = ("backups", "isos", "model")
+steps = [s.strip() for s in str(host.data.get("phase0_steps") or "backups,isos").split(",") if s.strip()]
+unknown_steps = [s for s in steps if s not in STEPS]
+if unknown_steps:
+    raise DeployError(f"phase0_steps: unknown step(s) {', '.join(unknown_steps)}: use {', '.join(STEPS)}")
+workstation = "workstations" in host.groups
+iso_server = "iso_servers" in host.groups
+
+try:
+    isos = iso_settings(host.data) if "isos" in steps and (iso_server or workstation) else None
+    model = model_settings(host.data) if "model" in steps and workstation else None
+except (IsoConfigError, ModelConfigError) as error:
+    raise DeployError(f"{host.name}: {error}") from None
+
+if workstation and "backups" in steps:
+    backup_paths()
+if iso_server and isos is not None:
+    stage_isos(isos)
+if model is not None:
+    try:
+        download_model(model)
+    except ModelConfigError as error:
+        raise DeployError(f"{host.name}: {error}") from None
+
+
+def ready_checks(host_name: str, isos_cfg, model_cfg) -> list[str]:
+    """Everything the marker vouches for, re-checked on the controller; writes it when clean."""
+    problems, checks = [], {}
+    folder = latest_backup(host_name)
+    backup_problems = (
+        verify_manifest(folder) if folder else [f"no backups for {host_name} under {markers.backup_root()}"]
+    )
+    problems += backup_problems
+    checks["backups"] = str(folder) if not backup_problems else None
+    for image in (isos_cfg or {}).get("images", []):
+        try:
+            entry = iso_record.require_verified(image["name"], image["sha256"])
+            checks[f"iso:{image['name']}"] = entry["sha256"]
+        except iso_record.IsoRecordError as error:
+            problems.append(str(error))
+    if model_cfg is not None:
+        model_problems = _check_model(model_cfg)
+        problems += model_problems
+        checks["model"] = model_cfg["model"]["path"] if not model_problems else None
+    if not problems:
+        markers.write_phase0_marker(host_name, checks)
+    return problems
+
+
+if workstation:
+    controller_check(
+        ready_checks, host.name, isos, model, name="Write the phase-0 ready marker when every check passed"
+    )

@@ -1,0 +1,59 @@
+"""Rollback: put phase 0's backups back on a host, verifying every sha256 before touching it.
+
+    pyinfra inventory.py deploys/restore.py --dry
+    pyinfra inventory.py deploys/restore.py --data restore_from=backups/box1-20261129 \\
+        --data restore_names=letta,manifests
+
+Refuses when any archive of the chosen backup (default: the newest ``backups/<host>-<date>/``)
+fails its recorded sha256 or size on the controller; each archive's sha256 is checked again on the
+host after the upload, before ``tar`` extracts it under ``restore_root`` (default ``/``). A restored
+archive leaves ``<remote_dir>/<name>.restored-<sha256>`` so a rerun changes nothing. The full
+rollback plan (BIOS, boot order, reinstalling Proxmox) is in docs/deploys.md.
+"""
+
+import json
+import shlex
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.api.exceptions import DeployError
+from pyinfra.facts.files import File
+from pyinfra.operations import files, server
+
+from deploys.backups import backup_settings, latest_backup, verify_manifest
+
+folder = Path(host.data.get("restore_from")) if host.data.get("restore_from") else latest_backup(host.name)
+if folder is None:
+    raise DeployError(f"{host.name}: no backups found for this host: pass --data restore_from=<folder>")
+problems = verify_manifest(folder)
+if problems:
+    raise DeployError(f"{host.name}: refusing to restore from {folder}: {'; '.join(problems)}")
+archives = json.loads((folder / "manifest.json").read_text())["archives"]
+wanted = [
+    n.strip() for n in str(host.data.get("restore_names") or ",".join(archives)).split(",") if n.strip()
+]
+unknown = [n for n in wanted if n not in archives]
+if unknown:
+    raise DeployError(
+        f"{host.name}: {folder} has no archive named {', '.join(unknown)}: choose from {', '.join(archives)}"
+    )
+root = str(host.data.get("restore_root") or "/")
+remote = backup_settings(host.data)["remote_dir"]
+
+files.directory(name=f"Create {remote}", path=remote, mode="700")
+for name in wanted:
+    entry = archives[name]
+    done = f"{remote}/{name}.restored-{entry['sha256']}"
+    if host.get_fact(File, path=done):
+        host.noop(f"{name} ({entry['sha256'][:12]}) already restored")
+        continue
+    archive = f"{remote}/{entry['file']}"
+    files.put(name=f"Upload {entry['file']}", src=str(folder / entry["file"]), dest=archive, mode="600")
+    server.shell(
+        name=f"Restore {entry['source']} from {entry['file']}",
+        commands=[
+            f"echo {shlex.quote(entry['sha256'] + '  ' + archive)} | sha256sum -c --quiet - && "
+            f"mkdir -p {shlex.quote(root)} && tar -C {shlex.quote(root)} -xzf {shlex.quote(archive)} && "
+            f"touch {shlex.quote(done)}"
+        ],
+    )

@@ -1,0 +1,225 @@
+"""Phase 0 and restore: @fake plans, a real backup/restore round trip on @local, real ISO checks."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import json
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from deploys.isos import download_command
+from deploys.plan import plan
+from tests.sysdeps import ensure_binary
+
+ROOT = Path(__file__).resolve().parents[3]
+PHASE0, RESTORE = ROOT / "deploys/phase0.py", ROOT / "deploys/restore.py"
+ISO_CHECK = Path(__file__).with_name("iso_check_deploy.py")
+SHA = "a" * 64
+GROUPS = {"workstations": ["@fake"], "iso_servers": ["@fake"]}
+
+
+def iso_data(**http) -> dict:
+    return {
+        "http": {"bind": "127.0.0.1", "port": 8081, **http},
+        "images": [{"name": "ubuntu.iso", "url": "https://example.invalid/ubuntu.iso", "sha256": SHA}],
+    }
+
+
+def fake(**data) -> tuple[str, dict]:
+    responses = {
+        "test -e": [
+            "present /root/.letta",
+            "absent /etc/pve",
+            "present /etc/network/interfaces",
+            "absent /root/manifests",
+        ]
+    }
+    return "@fake", {"isos": iso_data(), "fake_responses": responses, **data}
+
+
+def env(tmp_path: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "OMNI_BACKUP_DIR": str(tmp_path / "backups"),
+        "OMNI_ISO_RECORD": str(tmp_path / "backups" / "iso-verified.json"),
+    }
+
+
+def test_fresh_plan_backs_up_present_paths_stages_isos_and_checks(tmp_path):
+    result = plan(PHASE0, [fake()], groups=GROUPS, env=env(tmp_path))
+    assert result.error is None, result.error
+    names = [o.short for o in result.ops]
+    assert "Archive /root/.letta" in names and "Archive /etc/network/interfaces" in names
+    assert not any("/etc/pve" in n or "manifests" in n for n in names)  # missing: reported, not fatal
+    assert "backup source proxmox-etc=/etc/pve does not exist" in result.output
+    download = result.op("Download and verify ubuntu.iso").commands[0]
+    assert ".part" in download and f'if [ "$actual" != {SHA} ]; then rm -f' in download
+    assert download.endswith("mv /srv/omni-iso/ubuntu.iso.part /srv/omni-iso/ubuntu.iso")
+    unit = result.op("Install the omni-iso-http unit")
+    assert unit.will_change and names[-1] == "Write the phase-0 ready marker when every check passed"
+    assert result.op("Restart omni-iso-http").conditional
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {
+                "isos": {
+                    **iso_data(),
+                    "images": [{"name": "u.iso", "url": "https://example.invalid/u.iso", "sha256": None}],
+                }
+            },
+            "isos.images[0] (u.iso): set sha256 to the publisher's SHA256SUMS value (mandatory)",
+        ),
+        ({"isos": iso_data(bind=None)}, "isos.http.bind is not set"),
+        ({"phase0_steps": "backups,bios"}, "phase0_steps: unknown step(s) bios"),
+        ({"phase0_steps": "model"}, "model_download.include is not set"),
+    ],
+)
+def test_bad_configuration_is_refused_in_one_line(tmp_path, data, message):
+    result = plan(PHASE0, [fake(**data)], groups=GROUPS, env=env(tmp_path))
+    assert result.ops == [] and message in result.error and "\n" not in result.error
+
+
+def test_model_step_refuses_without_space_or_cli(tmp_path):
+    data = {
+        "phase0_steps": "model",
+        "model_download": {"include": "Q4/*"},
+        "model": {
+            "path": "/nvme/models/m-00001-of-00002.gguf",
+            "size_bytes": 400 * 10**9,
+            "architecture": "deepseek2",
+        },
+    }
+    no_space = fake(**data)
+    no_space[1]["fake_responses"]["df -B1"] = ["free=100000000000", "used=", "hf=/usr/local/bin/hf"]
+    error = plan(PHASE0, [no_space], groups=GROUPS, env=env(tmp_path)).error
+    assert (
+        "needs 420.0 GB free (model 400.0 GB + 5% margin, 0.0 GB already there), only 100.0 GB free" in error
+    )
+    no_cli = fake(**data)
+    no_cli[1]["fake_responses"]["df -B1"] = ["free=900000000000", "used=0", "hf="]
+    assert (
+        "the Hugging Face CLI `hf` is not on the host's PATH"
+        in plan(PHASE0, [no_cli], groups=GROUPS, env=env(tmp_path)).error
+    )
+    enough = fake(**data)
+    enough[1]["fake_responses"]["df -B1"] = ["free=900000000000", "used=0", "hf=/usr/local/bin/hf"]
+    result = plan(PHASE0, [enough], groups=GROUPS, env=env(tmp_path))
+    assert result.op("Download unsloth/DeepSeek-R1-GGUF").commands == [
+        "hf download unsloth/DeepSeek-R1-GGUF --include 'Q4/*' --local-dir /nvme/models"
+    ]
+
+
+def tree_sums(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_backup_pull_verify_marker_then_restore_round_trip(tmp_path):
+    source = tmp_path / "host" / "letta"
+    (source / "db").mkdir(parents=True)
+    (source / "db" / "agents.sqlite").write_bytes(os.urandom(4096))
+    (source / "config.yaml").write_text("model: r1\n")
+    data = {
+        "phase0_steps": "backups",
+        "backups": {
+            "paths": {"letta": str(source), "gone": str(tmp_path / "host" / "nope")},
+            "remote_dir": str(tmp_path / "staging"),
+        },
+    }
+    first = plan(
+        PHASE0, [("@local", data)], groups={"workstations": ["@local"]}, execute=True, env=env(tmp_path)
+    )
+    assert first.error is None and all(o.success for o in first.ops), first.output[-2000:]
+    folder = next((tmp_path / "backups").glob("local-*"))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["missing_sources"] == {"gone": str(tmp_path / "host" / "nope")}
+    entry = manifest["archives"]["letta"]
+    assert entry["sha256"] == hashlib.sha256((folder / "letta.tar.gz").read_bytes()).hexdigest()
+    marker = json.loads((tmp_path / "backups" / "phase0-ready-local.json").read_text())
+    assert marker["ready"] is True and marker["checks"]["backups"] == str(folder)
+
+    again = plan(
+        PHASE0, [("@local", data)], groups={"workstations": ["@local"]}, execute=True, env=env(tmp_path)
+    )
+    assert again.changed_ops() == []
+
+    restore = {**data, "restore_root": str(tmp_path / "restored")}
+    done = plan(RESTORE, [("@local", restore)], execute=True, env=env(tmp_path))
+    assert done.error is None and all(o.success for o in done.ops), done.output[-2000:]
+    assert tree_sums(tmp_path / "restored" / source.relative_to("/")) == tree_sums(source)
+    assert plan(RESTORE, [("@local", restore)], execute=True, env=env(tmp_path)).changed_ops() == []
+
+    (folder / "letta.tar.gz").write_bytes(b"tampered")
+    refused = plan(RESTORE, [("@local", restore)], execute=True, env=env(tmp_path))
+    assert refused.ops == [] and "letta.tar.gz does not match its recorded sha256/size" in refused.error
+
+
+@pytest.fixture
+def iso_server(tmp_path):
+    """A loopback HTTP server for the ISO folder (what the systemd unit runs on the ISO host)."""
+    served = tmp_path / "srv"
+    served.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield served, server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_verifies_before_moving_into_place(tmp_path, iso_server):
+    ensure_binary("curl", "curl")
+    served, port = iso_server
+    payload = os.urandom(200_000)
+    (served / "upstream.iso").write_bytes(payload)
+    target = tmp_path / "iso"
+    target.mkdir()
+    image = {
+        "name": "ubuntu.iso",
+        "url": f"http://127.0.0.1:{port}/upstream.iso",
+        "sha256": hashlib.sha256(payload).hexdigest(),
+    }
+    bad = subprocess.run(
+        ["sh", "-c", download_command(str(target), {**image, "sha256": SHA})], capture_output=True, text=True
+    )
+    assert bad.returncode != 0 and f"sha256 mismatch for ubuntu.iso: expected {SHA}, got" in bad.stderr
+    assert list(target.iterdir()) == []  # neither the image nor the part file is left behind
+    good = subprocess.run(["sh", "-c", download_command(str(target), image)], capture_output=True, text=True)
+    assert good.returncode == 0, good.stderr
+    assert (target / "ubuntu.iso").read_bytes() == payload and not (target / "ubuntu.iso.part").exists()
+
+
+def test_served_iso_is_checked_then_recorded_for_the_bmc(tmp_path, iso_server):
+    served, port = iso_server
+    payload = os.urandom(100_000)
+    (served / "ubuntu.iso").write_bytes(payload)
+    sha = hashlib.sha256(payload).hexdigest()
+    isos = {
+        "dir": str(served),
+        "http": {"bind": "127.0.0.1", "port": port},
+        "images": [{"name": "ubuntu.iso", "url": "https://example.invalid/ubuntu.iso", "sha256": sha}],
+    }
+    result = plan(ISO_CHECK, [("@local", {"isos": isos})], execute=True, env=env(tmp_path))
+    assert all(o.success for o in result.ops), result.output[-2000:]
+    record = json.loads((tmp_path / "backups" / "iso-verified.json").read_text())["isos"]["ubuntu.iso"]
+    assert record["sha256"] == sha and record["size_bytes"] == len(payload)
+    assert record["served_url"] == f"http://127.0.0.1:{port}/ubuntu.iso"
+
+    isos["images"][0]["sha256"] = SHA
+    failed = plan(ISO_CHECK, [("@local", {"isos": isos})], execute=True, env=env(tmp_path / "other"))
+    assert [o.success for o in failed.ops] == [False]
+    assert f"ubuntu.iso: sha256 {sha} is not {SHA}" in failed.output
+    assert not (tmp_path / "other" / "backups" / "iso-verified.json").exists()
