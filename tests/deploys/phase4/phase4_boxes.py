@@ -89,12 +89,14 @@ class Box:
         self.os_release = os_release
         self.systemd = systemd
         self.extra: dict[str, Any] = {}
+        self.probes: dict[str, Any] = {}  # read-only commands verify runs (docker info, kubectl ...)
 
     def data(self, **extra: Any) -> dict[str, Any]:
         return {"fake_responses": self.responses(), **self.extra, **extra}
 
     def responses(self) -> dict[str, Any]:
-        r: dict[str, Any] = {"ls -pdL *-release": ["/etc/os-release", *self.os_release, "---"],
+        r: dict[str, Any] = dict(self.probes)
+        r |= {"ls -pdL *-release": ["/etc/os-release", *self.os_release, "---"],
                              "test -d /run/systemd/system": "booted" if self.systemd else "not-booted"}
         for unit, up in self.units.items():
             r[f"--property SubState {unit}"] = [f"Id={unit}", f"SubState={'running' if up else 'dead'}"]
@@ -112,6 +114,9 @@ class Box:
             r[f"test -e {path} && ( sha256sum"] = f"{hashlib.sha256(content.encode()).hexdigest()}  {path}"
             mode = "-rw-------" if path.startswith("/etc/rancher") else "-rw-r--r--"
             r[f"(test -e {path} ||"] = stat_line(path, mode, len(content))
+        for path in ("/var/lib/omni/phase4.json", "/var/lib/rancher/k3s/agent/etc/containerd/config.toml"):
+            if path not in self.files:  # a real `cat` of a missing file fails (verify reads these)
+                r[f"cat {path} 2>/dev/null"] = {"success": False}
         for path, mode in self.dirs.items():
             r[f"(test -e {path} ||"] = stat_line(path, mode, 4096)
         return r
@@ -177,3 +182,24 @@ def hosts_toml(hosts: dict[str, tuple[dict[str, Any], list[str]]]) -> str:
         for key, value in data.items():
             lines.append(f"{json.dumps(key)} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"
+
+
+K3S_CONTAINERD_NVIDIA = """[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.'nvidia']
+  runtime_type = "io.containerd.runc.v2"
+
+[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.'nvidia'.options]
+  BinaryName = "/usr/bin/nvidia-container-runtime"
+  SystemdCgroup = true
+"""
+
+
+def running(box: Box, nodes: tuple[str, ...] = ("box",)) -> Box:
+    """A converged server whose services answer: docker info, K3s's containerd config, kubectl."""
+    box.probes["docker info --format"] = json.dumps({"io.containerd.runc.v2": {"path": "runc"},
+                                                     "nvidia": {"path": "nvidia-container-runtime"},
+                                                     "runc": {"path": "runc"}})
+    box.files["/var/lib/rancher/k3s/agent/etc/containerd/config.toml"] = K3S_CONTAINERD_NVIDIA
+    box.probes["get nodes --no-headers"] = [f"{n}   Ready    control-plane,master   3d   {K3S_VERSION}"
+                                            for n in nodes]
+    box.probes["get runtimeclass nvidia"] = "nvidia"
+    return box

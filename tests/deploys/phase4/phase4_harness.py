@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import io
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,3 +161,20 @@ def run_deploy(hosts: list[tuple[str, dict[str, Any], list[str]]], *, execute: b
     finally:
         pyinfra.is_cli = previous_cli
     return result
+
+
+@contextmanager
+def connected_host(name: str, data: dict[str, Any],
+                   groups: tuple[str, ...] = ("workstations",)) -> Iterator[Any]:
+    """One connected ``@fake`` host inside pyinfra's context, for code that probes a host directly."""
+    full = {"fake_delay": 0, "fake_delay_jitter": 0, **data}
+    inventory = Inventory(([(name, full)], {}), **{group: ([name], {}) for group in groups})
+    config = Config()
+    state = State(check_for_changes=True)
+    with ctx_config.use(config), ctx_inventory.use(inventory), ctx_state.use(state):
+        state.init(inventory, config)
+        connect_all(state)
+        host = inventory.get_host(name)
+        with ctx_host.use(host):
+            yield host
+        disconnect_all(state)
