@@ -36,8 +36,12 @@ from deploys import iso_record
 from deploys.markers import backup_root, safe_name
 
 DEFAULTS: dict[str, Any] = {
-    # role -> the URL the BMC mounts (where phase 0 serves the ISO) and its sha256
-    "install_isos": {"windows": {"url": None, "sha256": None}, "ubuntu": {"url": None, "sha256": None}},
+    # role -> image: its name in phase 0's record (``isos.images[].name``) or the URL the BMC mounts;
+    # sha256: optional, must then equal the recorded one. The BMC mounts the record's served_url.
+    "install_isos": {
+        "windows": {"image": "windows11.iso", "sha256": None},
+        "ubuntu": {"image": "ubuntu-24.04.3-live-server-amd64.iso", "sha256": None},
+    },
     "bmc_install_power_action": "cycle",  # how to start the installer: cycle | restart | force-restart
     "bmc_media_timeout": 180,  # seconds for the BMC to report the ISO Inserted
     "bmc_power_timeout": 600,  # seconds for the box to be On after the power action
@@ -117,15 +121,16 @@ def install_os_from_iso(role: str) -> None:
     data = host.data.dict()
     for key, value in DEFAULTS.items():
         data.setdefault(key, value)
-    iso = (data.get("install_isos") or {}).get(role) or {}
-    url, sha256 = iso.get("url"), iso.get("sha256")
-    if not url:
+    iso = {**DEFAULTS["install_isos"].get(role, {}), **((data.get("install_isos") or {}).get(role) or {})}
+    image, sha256 = iso.get("image"), iso.get("sha256")
+    if not image:
         raise DeployError(
-            f"{host.name}: no {role} ISO URL in the inventory: set install_isos.{role}.url "
-            "to the URL phase 0 serves it at"
+            f"{host.name}: no {role} ISO in the inventory: set install_isos.{role}.image to its "
+            "name in phase 0's isos.images (or the URL phase 0 serves it at)"
         )
     try:
-        entry = iso_record.require_verified(url, sha256)
+        entry = iso_record.require_verified(image, sha256)
+        url = entry.get("served_url") or image
         media.check_url(url)
     except (iso_record.IsoRecordError, BmcError) as exc:
         raise DeployError(f"{host.name}: refusing to boot the {role} ISO: {exc}") from None

@@ -1,0 +1,136 @@
+"""Real pyinfra runs of deploys/phase1.py against the sushy-tools emulator (host @local, BMC on loopback)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PYINFRA = str(Path(sys.executable).parent / "pyinfra")
+SD = "/Bios/SD"
+RESET = "/Actions/ComputerSystem.Reset"
+
+
+def _harness():
+    """tests/bmc/redfish_emulator.py (the emulator + AMI-like layer), loaded by path: tests is no package."""
+    if "redfish_emulator" not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            "redfish_emulator", ROOT / "tests/bmc/redfish_emulator.py"
+        )
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["redfish_emulator"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["redfish_emulator"]
+
+
+HOSTS = """
+[hosts."@local"]
+bmc_poll_s = 0.2
+host_reconnect_timeout = 20
+[hosts."@local".bios_attribute_map.pcie_link_speed.gen5]
+PCIS1LinkSpeed = "Gen5"
+PCIS3LinkSpeed = "Gen5"
+[hosts."@local".bios_attribute_map.nps."4"]
+CbsDfCmnDramNps = "NPS4"
+[hosts."@local".bios_attribute_map.memory_profile.expo2]
+AiOverclockTuner = "EXPO II"
+"""
+WANTED = {
+    "PCIS1LinkSpeed": "Gen5",
+    "PCIS3LinkSpeed": "Gen5",
+    "CbsDfCmnDramNps": "NPS4",
+    "AiOverclockTuner": "EXPO II",
+}
+
+
+def run_phase(
+    tmp_path: Path, emu, deploy: str, *extra: str, hosts: str = HOSTS
+) -> subprocess.CompletedProcess:
+    hosts_file = tmp_path / "hosts.toml"
+    hosts_file.write_text(hosts)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNI_")}
+    env |= emu.env | {"OMNI_HOSTS_FILE": str(hosts_file)}
+    env.pop("PYINFRA_YES", None)  # --dry shows the plan only when change detection runs
+    yes = [] if "--dry" in extra else ["-y"]
+    command = [PYINFRA, *yes, str(ROOT / "inventory.py"), str(ROOT / "deploys" / deploy), *extra]
+    run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    return run.returncode, run.stdout + run.stderr
+
+
+@pytest.fixture
+def ami(tmp_path):
+    with _harness().running_emulator(tmp_path / "emulator", ami_mode=True) as emu:
+        yield emu
+
+
+def _pending(emu) -> dict:
+    return emu.get(f"{emu.system_path()}/Bios/SD")["Attributes"]
+
+
+def _current(emu) -> dict:
+    return emu.get(f"{emu.system_path()}/Bios")["Attributes"]
+
+
+def test_phase1_stages_targets_but_refuses_to_reboot_without_confirmation(ami, tmp_path):
+    rc, out = run_phase(tmp_path, ami, "phase1.py", "--dry")
+    assert rc == 0, out
+    assert "Stage the BIOS targets as pending settings" in out
+    assert ami.count("PATCH", SD) == 0
+
+    rc, out = run_phase(tmp_path, ami, "phase1.py")
+    assert rc == 0, out
+    assert "not rebooting without confirmation: re-run with --data confirm_reboot=yes" in out
+    assert ami.count("POST", RESET) == 0
+    assert ami.get(ami.system_path())["PowerState"] == "Off"
+    assert _pending(ami) == WANTED
+    [rollback] = (tmp_path / "backups" / "bmc").glob("bios-rollback-*.json")
+    saved = json.loads(rollback.read_text())["attributes"]
+    assert saved == {
+        "PCIS1LinkSpeed": "Gen4",
+        "PCIS3LinkSpeed": "Auto",
+        "CbsDfCmnDramNps": "NPS1",
+        "AiOverclockTuner": "Auto",
+    }
+
+    rc, out = run_phase(tmp_path, ami, "phase1.py")
+    assert rc == 0, out
+    assert "Stage the BIOS targets" not in out  # converged: nothing to send
+    assert ami.count("PATCH", SD) == 1 and ami.count("POST", RESET) == 0
+
+
+def test_phase1_confirmed_reboot_applies_targets_and_checks_hardware(ami, tmp_path):
+    rc, out = run_phase(tmp_path, ami, "phase1.py", "--data", "confirm_reboot=yes")
+    assert rc == 0, out
+    assert ami.count("POST", RESET) == 1
+    assert {k: _current(ami)[k] for k in WANTED} == WANTED and _pending(ami) == {}
+    assert "rebooted through the BMC (on): On after" in out
+    assert "the BMC answers after the reboot" in out
+    assert "NUMA nodes" in out and "DIMM configured speed" in out  # the hardware rows are reported
+
+    rc, out = run_phase(tmp_path, ami, "phase1.py", "--data", "confirm_reboot=yes")
+    assert rc == 0, out
+    assert "BIOS targets already in effect" in out
+    assert ami.count("POST", RESET) == 1  # no second reboot
+
+
+def test_phase1_without_attribute_mapping_stops_with_one_line(ami, tmp_path):
+    rc, out = run_phase(tmp_path, ami, "phase1.py", hosts='[hosts."@local"]\n')
+    assert rc != 0
+    assert "no BIOS attribute is mapped for pcie_link_speed=gen5" in out
+    assert "python -m bmc bios get --grep 'link speed'" in out and "Traceback" not in out
+    assert ami.count("PATCH", SD) == 0
+
+
+def test_phase1_refuses_an_invalid_mapped_value(ami, tmp_path):
+    hosts = HOSTS.replace('CbsDfCmnDramNps = "NPS4"', 'CbsDfCmnDramNps = "NPS3"')
+    rc, out = run_phase(tmp_path, ami, "phase1.py", hosts=hosts)
+    assert rc != 0
+    assert "BIOS attribute CbsDfCmnDramNps does not accept 'NPS3'" in out
+    assert ami.count("PATCH", SD) == 0
+    assert not (tmp_path / "backups" / "bmc").exists()
