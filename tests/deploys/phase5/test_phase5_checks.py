@@ -43,11 +43,13 @@ def prometheus(deb_binaries, llama_server, tmp_path_factory):
     folder = tmp_path_factory.mktemp("prometheus")
     (folder / "prometheus.yml").write_text(
         "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: llama-server\n"
-        f"    static_configs:\n      - targets: ['127.0.0.1:{llama_port}']\n        labels: {{model: architect}}\n")
+        f"    static_configs:\n      - targets: ['127.0.0.1:{llama_port}']\n"
+        "        labels: {model: architect}\n")
     port = free_port()
-    proc = subprocess.Popen([str(binary), f"--config.file={folder / 'prometheus.yml'}",
-                             f"--storage.tsdb.path={folder / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=(folder / "log").open("w"), start_new_session=True)
+    argv = [str(binary), f"--config.file={folder / 'prometheus.yml'}", f"--storage.tsdb.path={folder / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=(folder / "log").open("w"),
+                            start_new_session=True)
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -117,7 +119,8 @@ def test_wrong_model_low_headroom_and_components_left_out(tmp_path, llama_server
     assert rows["Memory headroom during inference"]["status"] == "UNKNOWN"  # nothing serving
     for name in ("Memgraph answers a query", "Prometheus targets up", "Grafana login page",
                  "Phoenix restart watcher"):
-        assert rows[name]["status"] == "UNKNOWN" and "not enabled in the stack inventory" in rows[name]["reason"]
+        assert rows[name]["status"] == "UNKNOWN"
+        assert "not enabled in the stack inventory" in rows[name]["reason"]
 
 
 def test_headroom_below_the_goal_fails(tmp_path, llama_server):
