@@ -46,8 +46,8 @@ def prometheus(deb_binaries, llama_server, tmp_path_factory):
         f"    static_configs:\n      - targets: ['127.0.0.1:{llama_port}']\n"
         "        labels: {model: architect}\n")
     port = free_port()
-    argv = [str(binary), f"--config.file={folder / 'prometheus.yml'}", f"--storage.tsdb.path={folder / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}"]
+    argv = [str(binary), f"--config.file={folder / 'prometheus.yml'}",
+            f"--storage.tsdb.path={folder / 'data'}", f"--web.listen-address=127.0.0.1:{port}"]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=(folder / "log").open("w"),
                             start_new_session=True)
     deadline = time.monotonic() + 30
