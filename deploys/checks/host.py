@@ -49,7 +49,9 @@ def _phase_gate(ctx: CheckContext, phase: str, ok: bool, name: str, target: str,
 def os_rows(ctx: CheckContext, cfg: dict[str, Any]) -> list[Row]:
     dist = ctx.fact(LinuxDistribution) or {}
     found = (dist.get("name"), dist.get("major"), dist.get("minor"))
-    measured = " ".join(str(part) for part in found if part is not None) or "?"
+    name, major, minor = found
+    measured = f"{name or '?'} {major}.{minor:02d}" if isinstance(major, int) and isinstance(minor, int) \
+        else " ".join(str(part) for part in found if part is not None) or "?"
     rows = [judge("OS", "Ubuntu 24.04", measured, found == ("Ubuntu", 24, 4), Weight.CRITICAL)]
     release = ctx.run("uname -r").stdout.strip()
     hwe = ctx.run("dpkg-query -W -f='${Status}' linux-generic-hwe-24.04 2>/dev/null").stdout
