@@ -76,8 +76,9 @@ def _err(value: float | None, lo: float | None, hi: float | None) -> tuple[float
 def rates(summaries: Sequence[ConfigSummary], opts: ReportOptions) -> Plot:
     title = "Decode and prefill tokens/s per configuration"
     shown = [s for s in summaries if s.decode_tps is not None or s.prefill_tps is not None]
-    caption = ("Bars: mean per-request rate at each configuration's lowest concurrency; whiskers: 95 % "
-               "confidence interval; red tick: memory-bandwidth ceiling; dashed line: the decode goal.")
+    caption = ("Bars: mean per-request rate at each configuration's lowest concurrency, measured by our "
+               "streaming client; whiskers: 95 % confidence interval; black diamond: the server's own "
+               "timings; red tick: memory-bandwidth ceiling; dashed line: the decode goal.")
     if not shown:
         return Plot("rates", title, caption, reason="no configuration produced a rate")
     color = colors(summaries)
@@ -90,16 +91,25 @@ def rates(summaries: Sequence[ConfigSummary], opts: ReportOptions) -> Plot:
         ax.barh(y, vals, xerr=errs, color=[color[s.config_id] for s in shown], capsize=3, height=0.6)
         ax.set_xlabel(f"{name} rate (tokens/s per request)")
         ax.set_title(name)
+        ax.set_xlim(left=0)
+    server = [(i, s.server_decode_tps) for i, s in enumerate(shown) if s.server_decode_tps is not None]
+    if server:
+        ax1.scatter([v for _, v in server], [i for i, _ in server], marker="D", s=28, color="black", zorder=3,
+                    label="server's own timings")
+    ticks = []
     for i, s in enumerate(shown):
         c = s.ceiling.tokens_per_s if s.ceiling else None
+        label = _wrap(s.label)
         if c:
             ax1.plot([c, c], [i - 0.4, i + 0.4], color="red", lw=2.5, label="ceiling" if i == 0 else None)
-            ax1.annotate(f"{(s.efficiency or 0) * 100:.0f}% of ceiling", (c, i), xytext=(4, 0),
-                         textcoords="offset points", va="center", fontsize=8, color="red")
+            if s.efficiency is not None:
+                label += f"\n{s.efficiency * 100:.0f} % of ceiling" + (" (!)" if s.above_ceiling else "")
+        ticks.append(label)
     goal = opts.min_decode_tps
     ax1.axvline(goal, color="black", ls="--", lw=1, label=f"goal {goal:g} tok/s")
-    ax1.legend(loc="lower right")
-    ax1.set_yticks(y, [_wrap(s.label) for s in shown])
+    height = fig.get_size_inches()[1]
+    ax1.legend(loc="upper left", bbox_to_anchor=(0, -0.5 / (0.75 * height)), ncol=3, frameon=False)
+    ax1.set_yticks(y, ticks)
     ax1.invert_yaxis()
     ax1.set_xlim(left=0)
     return Plot("rates", title, caption, _uri(fig))
@@ -137,6 +147,8 @@ def latency(rows: pd.DataFrame, summaries: Sequence[ConfigSummary]) -> Plot:
         ax.set_ylabel(f"{name} (ms)")
         _concurrency_axis(ax, data["concurrency"])
         ax.set_ylim(bottom=0)
+    for pct, ls in (("p50", "-"), ("p90", "--"), ("p99", ":")):
+        axes[1].plot([], [], ls=ls, color="black", label=pct)
     axes[1].legend(loc="upper left", bbox_to_anchor=(1.02, 1))
     return Plot("latency", title, caption, _uri(fig))
 
@@ -151,11 +163,13 @@ def throughput(rows: pd.DataFrame, summaries: Sequence[ConfigSummary]) -> Plot:
     labels = {s.config_id: s.label for s in summaries}
     fig, ax = plt.subplots(figsize=(10, 4.2))
     groups = list(data.groupby("config_id", sort=False))
+    levels = data["concurrency"].dropna()
+    span = max(np.log2(levels.max() / levels.min()), 1.0) if len(levels) else 1.0
     for k, (cid, grp) in enumerate(groups):
         g = grp.groupby("concurrency").mean(numeric_only=True).sort_index()
         lo = (g["throughput_tps"] - g["throughput_tps_ci95_lo"]).clip(lower=0).fillna(0)
         hi = (g["throughput_tps_ci95_hi"] - g["throughput_tps"]).clip(lower=0).fillna(0)
-        dodge = 2 ** (0.06 * (k - (len(groups) - 1) / 2))  # side by side, so whiskers do not hide
+        dodge = 2 ** (0.015 * span * (k - (len(groups) - 1) / 2))  # side by side: whiskers stay visible
         ax.errorbar(g.index * dodge, g["throughput_tps"], yerr=[lo, hi], marker="o", ms=4, capsize=3,
                     color=color.get(cid), label=_wrap(labels.get(cid, cid), 40))
     _concurrency_axis(ax, data["concurrency"])
@@ -178,6 +192,7 @@ def memory(summaries: Sequence[ConfigSummary], opts: ReportOptions, gpu_indices:
                              figsize=(10 if not gpus else 5 + 3.5 * len(gpus), 1.4 + 0.55 * len(shown)))
     y = np.arange(len(shown))
     color = colors(summaries)
+    below = -0.5 / (0.75 * fig.get_size_inches()[1])  # legend under the x label, clear of the bars
     ax = axes[0][0]
     bar_colors = [color[s.config_id] for s in shown]
     ax.barh(y, [(s.host_peak or 0) / GB for s in shown], color=bar_colors, height=0.6)
@@ -188,9 +203,8 @@ def memory(summaries: Sequence[ConfigSummary], opts: ReportOptions, gpu_indices:
             ax.axvline(total - opts.min_headroom_gb, color="red", ls="--", lw=1.2,
                        label=f"headroom line ({opts.min_headroom_gb:g} GB free)")
         else:
-            ax.plot([], [], " ", label=f"no headroom line: the {opts.min_headroom_gb:g} GB goal\n"
-                                       f"exceeds the {total:.0f} GB capacity")
-        ax.legend(loc="lower right")
+            ax.plot([], [], " ", label=f"no headroom line: {opts.min_headroom_gb:g} GB goal > capacity")
+        ax.legend(loc="upper left", bbox_to_anchor=(0, below), frameon=False)
     ax.set_xlabel("host memory in use, peak (GB)")
     ax.set_title("Host RAM")
     for k, i in enumerate(gpus, start=1):
@@ -199,7 +213,7 @@ def memory(summaries: Sequence[ConfigSummary], opts: ReportOptions, gpu_indices:
         cap = max((s.gpu_total.get(i) or 0) for s in shown) / GB
         if cap:
             gx.axvline(cap, color="black", lw=1.5, label=f"capacity {cap:.0f} GB")
-            gx.legend(loc="lower right")
+            gx.legend(loc="upper left", bbox_to_anchor=(0, below), frameon=False)
         gx.set_xlabel(f"GPU {i} memory used, peak (GB)")
         gx.set_title(f"GPU {i}")
     ax.set_yticks(y, [_wrap(s.label) for s in shown])
@@ -229,7 +243,7 @@ def pareto(summaries: Sequence[ConfigSummary]) -> Plot:
                    edgecolor="black" if s in front else "none", label=_wrap(s.label, 40))
     ax.set_xlabel("peak memory in use, host + GPUs (GB)")
     ax.set_ylabel("decode rate (tokens/s per request)")
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(0, max(s.decode_tps or 0 for s in pts) * 1.12 or 1)
     ax.margins(x=0.1)
     ax.ticklabel_format(axis="x", useOffset=False)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1))
@@ -262,7 +276,7 @@ def timeseries(samples: list[dict], label: str, host_total: float | None, opts: 
     width = max((len(g) for g in gpu if isinstance(g, list)), default=0)
     for i in range(width):
         ax.plot(t, [(g[i] if isinstance(g, list) and len(g) > i else np.nan) / GB for g in df["gpu_used"]],
-                label=f"GPU {i} used", ls="-.")
+                label=f"GPU {i} used", ls="-.", color=plt.get_cmap("Dark2")(i % 8))
     ax.set_xlabel("time since launch (s)")
     ax.set_ylabel("memory (GB)")
     ax.set_ylim(bottom=0)

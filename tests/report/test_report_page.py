@@ -148,3 +148,64 @@ def test_user_errors_are_one_line(tmp_path):
     (tmp_path / "report.toml").write_text("[report\n")
     proc = _run("-m", "bench.report", str(tmp_path))
     assert proc.returncode == 2 and "not valid TOML" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _gpu_box(sweep: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """The real sweep as a hybrid MoE launch on a GPU box would record it (CI has no GPU).
+
+    Facts come from real captures (8x DDR5-4800 Threadripper PRO dmidecode, the H200's
+    nvidia-smi -q); the model is a real generated Mixtral-style GGUF; two configurations become
+    `-ngl 99 -ot exps=CPU` (experts in host RAM) and `-ngl 99` (all in HBM).
+    """
+    from bench.genmodel import ModelShape, write_model
+    from facts.parse import parse
+
+    copy = tmp_path / "gpu-box"
+    shutil.copytree(sweep, copy)
+    model = write_model(ModelShape(n_embd=128, n_layer=4, n_ff=256, n_expert=8, n_expert_used=2),
+                        tmp_path / "moe.gguf")
+    hw = ROOT / "tests" / "fixtures" / "hw"
+    facts = json.loads((copy / "facts.json").read_text())
+    facts["facts"]["memory_modules"] = parse("dmidecode", (hw / (
+        "dmidecode-t17-wrx90e-threadripper-pro-7985wx-ddr5-8x64gb-4800.txt")).read_text())
+    facts["facts"]["nvidia_gpus"] = parse("nvidia-smi-q", (hw / "h200-nvidia-smi-q.txt").read_text())
+    (copy / "facts.json").write_text(json.dumps(facts))
+    rows = pd.read_csv(copy / "results.csv", dtype=str, keep_default_na=False)
+    placement = {}
+    for k, cid in enumerate(dict.fromkeys(rows["config_id"])):
+        placement[cid] = ["-ngl", "99", "-ot", "exps=CPU"] if k == 0 else ["-ngl", "99"]
+    argv = []
+    for cid, old in zip(rows["config_id"], rows["launch_argv"], strict=True):
+        base = json.loads(old)
+        base[base.index("-m", 3) + 1] = str(model)
+        argv.append(json.dumps(base + placement[cid]))
+    rows["launch_argv"] = argv
+    rows["gpu0_mem_peak_bytes"] = str(30 * 10**9)
+    rows["gpu0_mem_total_bytes"] = str(143771 * 2**20)
+    rows.to_csv(copy / "results.csv", index=False)
+    for run in (copy / "runs").glob("*/r*/*.json"):
+        doc = json.loads(run.read_text())
+        for sample in doc.get("memory", []) + doc.get("load_samples", []):
+            sample["gpu_used"] = [29 * 10**9]
+        run.write_text(json.dumps(doc))
+    return copy, model
+
+
+def test_hybrid_gpu_box_ceiling_sums_host_and_hbm_time(sweep, tmp_path):
+    from bench.report.ceiling import combine, gpu_bandwidth, host_bandwidth
+
+    copy, model_file = _gpu_box(sweep, tmp_path)
+    html = render_report(copy).read_text()
+    assert "4800 MT/s x 8 channels x 8 B = 307.2 GB/s" in html
+    assert "datasheet peak for NVIDIA H200: 4800 GB/s" in html
+    model = read_model(model_file)
+    embd_row = next(t.read_bytes for t in model.tensors if t.name == "token_embd.weight")
+    experts = sum(t.read_bytes for t in model.tensors if t.routed_expert)
+    host, hbm = host_bandwidth(dimm_mts=4800, channels=8), gpu_bandwidth("NVIDIA H200")
+    hybrid = combine(embd_row + experts, [model.bytes_per_token - embd_row - experts], host, [hbm])
+    all_gpu = combine(embd_row, [model.bytes_per_token - embd_row], host, [hbm])
+    assert hybrid.tokens_per_s < all_gpu.tokens_per_s
+    for c in (hybrid, all_gpu):
+        assert f"{c.tokens_per_s:,.1f}" in html, c.formula()
+    assert "exps=CPU" in html
+    assert "2 of 8 experts used per token" in html
