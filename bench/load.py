@@ -1,25 +1,26 @@
 """Drive a running server with streamed requests through the `openai` client and time every token.
 
 Why this shape: the harness must cost the box less CPU than the server it measures (the issue-7
-benchmark compares client CPU per 1000 tokens with GuideLLM and AIPerf). One asyncio loop, the
-raw SSE bytes of `with_streaming_response` (no per-chunk pydantic model), one `json.loads` and one
-clock read per chunk. Prompts are token-id lists of the exact input length, cut from the server's
+benchmark compares client CPU per 1000 tokens with GuideLLM and AIPerf). One thread per
+concurrent stream on the sync client (measured here: half the CPU per token of the asyncio
+client, whose anyio/httpcore layers cost more than the parsing), the raw SSE bytes of
+`with_streaming_response` (no per-chunk pydantic model), one clock read and one `json.loads` per
+chunk. Prompts are token-id lists of the exact input length, cut from the server's
 own `/tokenize` output; a dropped keep-alive connection is retried on a fresh connection (bounded)
 and counted, never hidden.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import random
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-import anyio
 import httpx2
 import openai
 
@@ -83,7 +84,7 @@ def _dropped(err: BaseException) -> bool:
     if isinstance(cause, httpx2.ConnectError | httpx2.TimeoutException):
         return False
     return isinstance(cause, httpx2.RemoteProtocolError | httpx2.ReadError | httpx2.WriteError
-                      | anyio.EndOfStream | ConnectionResetError)
+                      | ConnectionResetError)
 
 
 def _one_line(err: BaseException) -> str:
@@ -96,25 +97,26 @@ def _one_line(err: BaseException) -> str:
 
 
 class Client:
-    """One AsyncOpenAI client per cell, pool sized to the concurrency."""
+    """One sync OpenAI client per server launch (building one costs ~70 ms of TLS setup), over
+    a connection pool as large as the launch's highest concurrency."""
 
-    def __init__(self, load: CellLoad) -> None:
-        self.load = load
-        self.http = httpx2.AsyncClient(
-            limits=httpx2.Limits(max_connections=load.concurrency,
-                                 max_keepalive_connections=load.concurrency),
-            timeout=httpx2.Timeout(load.timeout_s, connect=10.0),
+    def __init__(self, base_url: str, api_prefix: str = "/v1", pool: int = 1, timeout_s: float = 600) -> None:
+        self.http = httpx2.Client(
+            limits=httpx2.Limits(max_connections=pool, max_keepalive_connections=pool),
+            timeout=httpx2.Timeout(timeout_s, connect=10.0),
         )
-        self.api = openai.AsyncOpenAI(
-            base_url=load.base_url + load.api_prefix, api_key="omni-bench", max_retries=0,
-            http_client=self.http, timeout=load.timeout_s,
+        self.api = openai.OpenAI(
+            base_url=base_url + api_prefix, api_key="omni-bench", max_retries=0,
+            http_client=self.http, timeout=timeout_s,
         )
+        self.load: CellLoad | None = None
 
-    async def close(self) -> None:
-        await self.api.close()
+    def close(self) -> None:
+        self.api.close()
 
     def _create(self, prompt: Any):
         ld = self.load
+        assert ld is not None
         common = dict(
             model=ld.model, max_tokens=ld.output_tokens, stream=True,
             stream_options={"include_usage": True}, extra_body={**ld.fixed_fields, **ld.extra_body},
@@ -124,48 +126,53 @@ class Client:
             return self.api.chat.completions.with_streaming_response.create(messages=messages, **common)
         return self.api.completions.with_streaming_response.create(prompt=prompt, **common)
 
-    async def request(self, rec: RequestRecord, prompt: Any, t_cell: float) -> RequestRecord:
+    def request(self, rec: RequestRecord, prompt: Any, t_cell: float) -> RequestRecord:
         """Send one streamed request; fill `rec` in place."""
         t0 = time.perf_counter()
         rec.start_ms = (t0 - t_cell) * 1000
+        assert self.load is not None
         for attempt in range(self.load.max_retries + 1):
             got = False
             try:
-                async with self._create(prompt) as resp:
+                with self._create(prompt) as resp:
                     got = True
-                    await self._consume(resp, rec, t0)
+                    self._consume(resp, rec, t0)
                 break
-            except (openai.APIConnectionError, httpx2.RequestError, anyio.EndOfStream, OSError) as err:
+            except (openai.APIConnectionError, httpx2.RequestError, OSError) as err:
                 if not got and attempt < self.load.max_retries and _dropped(err):
                     rec.retries += 1
                     continue
                 rec.error = _one_line(err)
                 break
-            except (openai.APIStatusError, StreamError) as err:
+            except (openai.APIStatusError, StreamError, ValueError) as err:
                 rec.error = _one_line(err)
                 break
         return rec
 
-    async def _consume(self, resp: Any, rec: RequestRecord, t0: float) -> None:
+    def _consume(self, resp: Any, rec: RequestRecord, t0: float) -> None:
+        """Per chunk: one clock read, one split, one json.loads per SSE line. Nothing else."""
         clock = time.perf_counter
-        chat = self.load.endpoint == "chat"
+        loads = json.loads
+        chat = self.load is not None and self.load.endpoint == "chat"
         times: list[float] = []
         t_content: float | None = None
         usage = timings = None
         buf = b""
-        done = False
-        async for chunk in resp.iter_bytes():
+        coalesced = 0  # token events that arrived in the same read as the previous one
+        for chunk in resp.iter_bytes():
             now = clock()
             buf += chunk
+            if b"\n" not in chunk:
+                continue
             *lines, buf = buf.split(b"\n")
+            before = len(times)
             for line in lines:
                 if not line.startswith(b"data:"):
                     continue
                 payload = line[5:].strip()
                 if payload == b"[DONE]":
-                    done = True
                     break
-                obj = json.loads(payload)
+                obj = loads(payload)
                 if "error" in obj:
                     raise StreamError(f"server error in stream: {str(obj['error'])[:200]}")
                 if obj.get("usage"):
@@ -187,10 +194,9 @@ class Client:
                     times.append(now)
                     if t_content is None:
                         t_content = now
-            if done:
-                break
-        t_end = clock()
-        _finish(rec, times, t0, t_content, t_end, usage, timings)
+            coalesced += max(0, len(times) - before - 1)
+        rec.burst = len(times) > 2 and 2 * coalesced > len(times) - 1
+        _finish(rec, times, t0, t_content, clock(), usage, timings)
 
 
 def _finish(rec: RequestRecord, times: list[float], t0: float, t_content: float | None, t_end: float,
@@ -217,6 +223,10 @@ def _finish(rec: RequestRecord, times: list[float], t0: float, t_content: float 
         rec.server_timings = {k: float(v) for k, v in timings.items() if isinstance(v, int | float)}
         rec.server_decode_tps = timings.get("predicted_per_second")
         rec.server_prefill_tps = timings.get("prompt_per_second")
+        server_ms = rec.server_timings.get("predicted_ms")
+        if server_ms and len(times) > 2 and (times[-1] - times[0]) * 1000 < 0.5 * server_ms:
+            rec.burst = True  # decoding took twice as long as the tokens took to reach us
+
     rec.ok = not rec.error and bool(times)
     if not times and not rec.error:
         rec.error = "stream ended without a token"
@@ -225,43 +235,58 @@ def _finish(rec: RequestRecord, times: list[float], t0: float, t_content: float 
 Prompts = list[tuple[Any, int]]
 
 
-async def _run(load: CellLoad, prompts: Prompts, n_warmup: int) -> tuple[list[RequestRecord], float]:
-    client = Client(load)
+def _threads(n: int, target: Any) -> None:
+    ts = [threading.Thread(target=target, daemon=True, name=f"omni-load-{i}") for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+
+
+def run_cell(load: CellLoad, prompts: Prompts, n_warmup: int,
+             client: Client | None = None) -> tuple[list[RequestRecord], float]:
+    """Warm-up, then the measured requests with `concurrency` worker threads (each thread sends its
+    next request as soon as the previous one ends: a closed loop). Returns (records, wall s)."""
+    own = client is None
+    if client is None:
+        client = Client(load.base_url, load.api_prefix, load.concurrency, load.timeout_s)
+    client.load = load
     records: list[RequestRecord] = []
     try:
         t_cell = time.perf_counter()
-        warm = prompts[:n_warmup]
-        for start in range(0, len(warm), load.concurrency):
-            batch = warm[start:start + load.concurrency]
-            recs = [RequestRecord(index=start + i, warmup=True, input_tokens_asked=n)
-                    for i, (_p, n) in enumerate(batch)]
-            sends = (client.request(r, p, t_cell) for r, (p, _n) in zip(recs, batch, strict=True))
-            await asyncio.gather(*sends)
-            records += recs
-        queue = list(enumerate(prompts[n_warmup:], start=n_warmup))
-        queue.reverse()
-        measured: list[RequestRecord] = []
-        t_start = time.perf_counter()
+        warm = [RequestRecord(index=i, warmup=True, input_tokens_asked=n)
+                for i, (_p, n) in enumerate(prompts[:n_warmup])]
+        todo = list(zip(warm, (p for p, _n in prompts[:n_warmup]), strict=True))
 
-        async def worker() -> None:
-            while queue and not load.abort.is_set():
-                i, (prompt, n) = queue.pop()
+        def send_warm() -> None:
+            while todo:
+                rec, prompt = todo.pop()
+                client.request(rec, prompt, t_cell)
+
+        _threads(min(load.concurrency, len(todo)), send_warm)
+        records += warm
+        queue = deque(enumerate(prompts[n_warmup:], start=n_warmup))
+        measured: list[RequestRecord] = []
+
+        def worker() -> None:
+            while not load.abort.is_set():
+                try:
+                    i, (prompt, n) = queue.popleft()
+                except IndexError:
+                    return
                 rec = RequestRecord(index=i, input_tokens_asked=n)
-                await client.request(rec, prompt, t_cell)
+                client.request(rec, prompt, t_cell)
                 measured.append(rec)
                 if load.progress:
                     load.progress(rec)
 
-        await asyncio.gather(*(worker() for _ in range(load.concurrency)))
+        t_start = time.perf_counter()
+        _threads(load.concurrency, worker)
         wall = time.perf_counter() - t_start
-        for i, (_prompt, n) in queue:  # not sent: aborted by the guard or a dead server
-            measured.append(RequestRecord(index=i, input_tokens_asked=n, error="not sent: cell aborted"))
+        measured += [RequestRecord(index=i, input_tokens_asked=n, error="not sent: cell aborted")
+                     for i, (_p, n) in queue]
         records += sorted(measured, key=lambda r: r.index)
     finally:
-        await client.close()
+        if own:
+            client.close()
     return records, wall
-
-
-def run_cell(load: CellLoad, prompts: Prompts, n_warmup: int) -> tuple[list[RequestRecord], float]:
-    """Run warm-up then measured requests; returns (records, measured wall seconds)."""
-    return asyncio.run(_run(load, prompts, n_warmup))

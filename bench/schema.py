@@ -50,6 +50,7 @@ class RequestRecord(BaseModel):
     output_tokens: int | None = None  # usage.completion_tokens, else the client count
     client_tokens: int = 0  # token-bearing chunks the client counted
     token_count_mismatch: bool = False
+    burst: bool = False  # most tokens came several per read: its token times are not decode times
     decode_tps: float | None = None  # (output_tokens - 1) / (t_last - t_first), client clock
     prefill_tps: float | None = None  # input_tokens / ttft, client clock
     server_decode_tps: float | None = None  # llama.cpp timings.predicted_per_second
@@ -99,6 +100,7 @@ class Row(BaseModel):
     errors: int = 0
     dropped_connections: int = 0
     token_count_mismatches: int = 0
+    burst_requests: int = 0  # requests whose tokens arrived in bursts: left out of decode_tps
     input_tokens_measured: float | None = None  # mean usage.prompt_tokens
     output_tokens_measured: float | None = None  # mean output tokens per request
     # latency (ms)

@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bench.engines import Engine, get_engine
 from bench.hostinfo import collect_facts, flatten_facts, versions
-from bench.load import CellLoad, make_prompt, run_cell
+from bench.load import CellLoad, Client, make_prompt, run_cell
 from bench.memory import Gpus, Sampler, host_sample, wait_released
 from bench.plan import Cell, ServerConfig, cells, server_configs
 from bench.runrow import LaunchInfo, build_row, run_status
@@ -146,18 +146,23 @@ def run_launch(sw: Sweep, config: ServerConfig, repeat: int, todo: list[Cell],
                       gpu_totals=sw.gpus.total() if sw.gpus.handles else [], facts_source=sw.facts_source)
     rows: list[dict[str, Any]] = []
     sampler: Sampler | None = None
+    closers: list[Any] = []
     try:
-        srv.start()
-        sampler = Sampler(srv.pid, srv.pgid, spec.memory.interval_s, sw.floor_bytes, sw.gpus,
-                          on_breach=lambda _avail: abort.set())
-        sampler.start()
-        ok, reason = srv.wait_healthy(spec.server.health_timeout_s, abort)
-        info.load_s = rec.load_s = round(time.monotonic() - srv.started, 3)
-        rec.load_samples = sampler.since(0)
-        if not ok:
-            status = "oom-guard" if sampler.breached_at is not None else "launch-failed"
+        try:
+            srv.start()
+        except OSError as err:  # binary not executable, prefix missing: a row, not a crash
+            ok, reason = False, f"cannot start {launch.argv[0]}: {err.strerror or err}"
+        else:
+            sampler = Sampler(srv.pid, srv.pgid, spec.memory.interval_s, sw.floor_bytes, sw.gpus,
+                              on_breach=lambda _avail: abort.set())
+            sampler.start()
+            ok, reason = srv.wait_healthy(spec.server.health_timeout_s, abort)
+        info.load_s = rec.load_s = round(time.monotonic() - srv.started, 3) if srv.proc else None
+        rec.load_samples = sampler.since(0) if sampler else []
+        if not ok or sampler is None:
+            status = "oom-guard" if sampler and sampler.breached_at is not None else "launch-failed"
             if status == "oom-guard":
-                reason = run_status([], True, None, sw.floor_bytes, sampler.breach_available)[1]
+                reason = run_status([], True, None, sw.floor_bytes, sampler.breach_available)[1]  # type: ignore[union-attr]
             rec.status, rec.error_reason = status, reason
             tail = _write_tail(store, srv, log)
             sw.console.print(f"[red]{config.config_id} {config.label} r{repeat}: {status}: {reason}[/red]")
@@ -171,8 +176,11 @@ def run_launch(sw: Sweep, config: ServerConfig, repeat: int, todo: list[Cell],
         info.versions = sw.engine.versions(spec.server, props, log_text)
         rec.applied, rec.mismatches = info.readback.applied, info.readback.mismatches
         rec.versions = info.versions
+        client = Client(launch.base_url, sw.engine.api_prefix, max(c.concurrency for c in todo),
+                        spec.workload.request_timeout_s)
+        closers.append(client.close)
         for i, cell in enumerate(todo):
-            row = _run_one(sw, info, srv, sampler, abort, cell)
+            row = _run_one(sw, info, srv, sampler, abort, cell, client)
             rows.append(row)
             if row["status"] in ("oom-guard", "server-died"):
                 rec.status, rec.error_reason = row["status"], row["error_reason"]
@@ -182,6 +190,8 @@ def run_launch(sw: Sweep, config: ServerConfig, repeat: int, todo: list[Cell],
                 break
         return rows
     finally:
+        for close in closers:
+            close()
         if sampler is not None:
             sampler.stop()
         srv.stop(spec.server.stop_timeout_s)
@@ -197,7 +207,7 @@ def run_launch(sw: Sweep, config: ServerConfig, repeat: int, todo: list[Cell],
 
 
 def _run_one(sw: Sweep, info: LaunchInfo, srv: ServerProcess, sampler: Sampler, abort: threading.Event,
-             cell: Cell) -> dict[str, Any]:
+             cell: Cell, client: Client) -> dict[str, Any]:
     w = sw.spec.workload
     rng = random.Random(f"{w.seed}:{cell.cell_id}:{info.repeat}")
     started = now()
@@ -213,7 +223,7 @@ def _run_one(sw: Sweep, info: LaunchInfo, srv: ServerProcess, sampler: Sampler, 
             abort=abort,
         )
         cpu0 = time.process_time()
-        records, wall = run_cell(load, prompts, cell.warmup)
+        records, wall = run_cell(load, prompts, cell.warmup, client)
         cpu = time.process_time() - cpu0
         status, reason = run_status(records, sampler.breached_at is not None, srv.exit_code(),
                                     sw.floor_bytes, sampler.breach_available)

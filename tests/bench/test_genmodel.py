@@ -1,0 +1,111 @@
+"""The generated GGUF: readable, llama.cpp-loadable, real SentencePiece vocab, exact output lengths."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import gguf
+import numpy as np
+import pytest
+
+from bench.genmodel import ModelShape, ensure_model, forbidden_token_ids, model_bytes, vocab, write_model
+from bench.server import http_json
+from tests.bench.benchutil import TINY
+
+
+def _kv(reader: gguf.GGUFReader, key: str):
+    field = reader.fields[key]
+    return field.contents()
+
+
+def test_vocab_is_sentencepiece_style_with_byte_tokens():
+    tokens, scores, types = vocab(1024)
+    assert tokens[:3] == ["<unk>", "<s>", "</s>"]
+    assert tokens[3] == "<0x00>" and tokens[258] == "<0xFF>"
+    assert types[:3] == [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL]
+    assert set(types[3:259]) == {gguf.TokenType.BYTE}
+    assert set(types[259:]) == {gguf.TokenType.NORMAL}
+    assert "▁" in tokens and "▁a" in tokens and "ab" in tokens
+    assert len(tokens) == len(set(tokens)) == len(scores) == 1024
+    assert scores[259] > scores[-1]  # shorter pieces first, preferred by merges
+
+
+def test_dense_file_metadata_and_shapes(tmp_path: Path):
+    shape = ModelShape(n_embd=64, n_layer=2, n_ff=128, n_head=4, n_head_kv=2, n_vocab=512, dtype="f32")
+    path = write_model(shape, tmp_path / "dense.gguf")
+    r = gguf.GGUFReader(path)
+    assert _kv(r, "general.architecture") == "llama"
+    assert _kv(r, "llama.block_count") == 2
+    assert _kv(r, "tokenizer.ggml.model") == "llama"
+    assert _kv(r, "tokenizer.ggml.eos_token_id") == 2
+    t = {x.name: x for x in r.tensors}
+    assert list(t["blk.0.attn_k.weight"].shape) == [64, 32]  # ne0 = n_embd, ne1 = kv heads * head dim
+    assert "blk.1.ffn_down.weight" in t and "blk.0.ffn_gate_exps.weight" not in t
+    out = np.asarray(t["output.weight"].data).reshape(512, 64)
+    assert (out[:259, 0] < -50).all() and (out[259:, 0] == 0).all()
+    down = np.asarray(t["blk.0.ffn_down.weight"].data).reshape(64, 128)
+    assert (down[0] == 0).all()  # nothing writes the residual's dim 0
+    assert path.stat().st_size >= model_bytes(shape)
+
+
+def test_moe_q8_file_has_mixtral_tensors(tmp_path: Path):
+    shape = ModelShape(n_embd=64, n_layer=2, n_ff=64, n_head=4, n_head_kv=2, n_vocab=512,
+                       n_expert=4, n_expert_used=2, dtype="q8_0")
+    r = gguf.GGUFReader(write_model(shape, tmp_path / "moe.gguf"))
+    assert _kv(r, "llama.expert_count") == 4 and _kv(r, "llama.expert_used_count") == 2
+    t = {x.name: x for x in r.tensors}
+    assert t["blk.0.ffn_gate_exps.weight"].tensor_type == gguf.GGMLQuantizationType.Q8_0
+    assert list(t["blk.0.ffn_gate_exps.weight"].shape) == [64, 64, 4]
+    assert list(t["blk.1.ffn_gate_inp.weight"].shape) == [64, 4]
+    assert "blk.0.ffn_gate.weight" not in t
+
+
+def test_bad_shape_is_refused():
+    with pytest.raises(ValueError, match="n_expert_used"):
+        ModelShape(n_expert=4, n_expert_used=5)
+
+
+def test_cache_reuses_the_file(model_cache: Path):
+    first = ensure_model(TINY)
+    mtime = first.stat().st_mtime_ns
+    assert ensure_model(TINY) == first and first.stat().st_mtime_ns == mtime
+    assert first.parent == model_cache
+
+
+def test_big_tensors_are_generated_fast(tmp_path: Path):
+    """~200 MB in well under the time a per-element RNG would need (tiling a random block)."""
+    shape = ModelShape(n_embd=1024, n_layer=8, n_ff=2816, n_head=16, n_head_kv=8, n_vocab=8192)
+    t0 = time.monotonic()
+    path = write_model(shape, tmp_path / "big.gguf")
+    took = time.monotonic() - t0
+    assert path.stat().st_size > 190e6
+    assert took < 20, f"{took:.1f} s for {path.stat().st_size >> 20} MiB"
+    path.unlink()
+
+
+@pytest.mark.slow
+def test_forbidden_tokens_are_never_sampled(tiny_model: Path, start_server):
+    """Without ignore_eos, every request still yields exactly n_predict normal tokens."""
+    base = start_server(tiny_model, "-t", "1", "-c", "2048")
+    forbidden = set(forbidden_token_ids())
+    for seed in range(4):
+        status, body = http_json(f"{base}/completion", {
+            "prompt": "once upon a time", "n_predict": 400, "return_tokens": True, "seed": seed,
+            "temperature": 1.5, "top_k": 0, "top_p": 1.0, "min_p": 0.0,
+        }, timeout=60)
+        assert status == 200, body
+        assert len(body["tokens"]) == 400 and body["stop_type"] == "limit"
+        assert not forbidden & set(body["tokens"])
+        assert len(set(body["tokens"])) > 100  # varied output, not one token repeated
+
+
+@pytest.mark.slow
+def test_moe_model_serves(tmp_path: Path, start_server):
+    shape = ModelShape(n_embd=128, n_layer=2, n_ff=128, n_head=4, n_head_kv=2, n_vocab=1024,
+                       n_expert=4, n_expert_used=2, dtype="q8_0")
+    base = start_server(ensure_model(shape, tmp_path), "-t", "1", "-c", "1024", "--cpu-moe")
+    status, body = http_json(f"{base}/completion", {"prompt": "hello", "n_predict": 64,
+                                                    "return_tokens": True}, timeout=60)
+    assert status == 200 and len(body["tokens"]) == 64
+    assert min(body["tokens"]) >= len(forbidden_token_ids())

@@ -1,0 +1,146 @@
+"""Spec validation (one line, naming the key and the fix), expansion order, validity rules, dry-run."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from bench.cli import demo_text
+from bench.plan import cells, config_id, count_runs, server_configs
+from bench.spec import SpecError, load_spec, numa_prefix, parse_spec
+from tests.bench.benchutil import run_bench, write_spec
+
+BASE = """
+name = "t"
+engine = "xllamacpp"
+[server]
+model = "{model}"
+[axes]
+"--threads" = [1, 2]
+"-np" = [1, 4]
+"env.GGML_SCHED_MAX_COPIES" = [1]
+[workload]
+input_tokens = [32]
+output_tokens = [8, 16]
+concurrency = [1, 4]
+"""
+
+
+def spec_of(text: str, model: str = "m.gguf"):
+    return parse_spec(tomllib.loads(text.replace("{model}", model)))
+
+
+@pytest.mark.parametrize(("patch", "needle"), [
+    (("[workload]", "[workload]\nrepeets = 2"), "unknown key 'workload.repeets'"),
+    (('"-np" = [1, 4]', '"-np" = []'), "axis '-np' is empty"),
+    (('"-np" = [1, 4]', 'threads = [1]'), "axis 'threads' is not a flag, env or prefix"),
+    (("concurrency = [1, 4]", 'concurrency = "four"'), "workload.concurrency"),
+    (("concurrency = [1, 4]", "concurrency = [0]"), "workload.concurrency"),
+    (('engine = "xllamacpp"', 'engine = "llamacpp"'), "engine 'llamacpp' is not supported: use one of"),
+    (('"-np" = [1, 4]', 'numa = ["interleave=everything"]'),
+     "numa 'interleave=everything' is not understood"),
+    (("[workload]", '[[exclude]]\n"--thread" = 1\n[workload]'),
+     "exclude[0] names '--thread', which is not an axis"),
+    (('name = "t"', 'name = "t"\nstrategy = "annealing"'), "strategy 'annealing' is not known"),
+    (("concurrency = [1, 4]", "concurrency = [1, 4]\n[strategy_options]\neta = 3"),
+     "eta applies to strategy 'halving' only"),
+    (('model = "{model}"', 'model = "{model}"\n[server.generate]\nn_embd = 64'), "not both"),
+    (("[server]\n", "[server]\nport = 70000\n"), "server.port"),
+])
+def test_bad_spec_is_one_line_naming_the_key(patch: tuple[str, str], needle: str):
+    text = BASE.replace(*patch)
+    with pytest.raises(SpecError) as err:
+        spec_of(text)
+    msg = str(err.value)
+    assert needle in msg
+    assert "\n" not in msg and msg.startswith("bad spec: ")
+
+
+def test_cli_bad_spec_prints_one_line_and_starts_nothing(tmp_path: Path):
+    spec = write_spec(tmp_path / "s.toml", BASE.replace("{model}", str(tmp_path / "missing.gguf")))
+    proc = run_bench("sweep", str(spec), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert "missing.gguf" in proc.stderr and "does not exist" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
+    bad_toml = write_spec(tmp_path / "b.toml", "engine = \n")
+    proc = run_bench("sweep", str(bad_toml))
+    assert proc.returncode == 2 and "is not valid TOML" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_relaunch_axes_expand_first_outermost_with_stable_ids():
+    spec = spec_of(BASE)
+    cfgs = server_configs(spec)
+    assert [c.label for c in cfgs] == [
+        "threads=1 np=1 GGML_SCHED_MAX_COPIES=1", "threads=1 np=4 GGML_SCHED_MAX_COPIES=1",
+        "threads=2 np=1 GGML_SCHED_MAX_COPIES=1", "threads=2 np=4 GGML_SCHED_MAX_COPIES=1",
+    ]
+    assert cfgs[1].args == ["--threads", "1", "-np", "4"] and cfgs[1].env == {"GGML_SCHED_MAX_COPIES": "1"}
+    assert [c.cell_id for c in cells(spec, cfgs[0])] == [
+        "in32-out8-c1", "in32-out8-c4", "in32-out16-c1", "in32-out16-c4"]
+    assert cfgs[0].config_id == config_id(spec, cfgs[0].axes) == server_configs(spec_of(BASE))[0].config_id
+    assert len({c.config_id for c in cfgs}) == 4
+
+
+def test_validity_rules_exclude_configs_and_cells():
+    text = BASE.replace("[workload]", '[[exclude]]\n"--threads" = 2\n"-np" = 1\n'
+                                      '[[exclude]]\n"-np" = 1\nconcurrency = 4\n[workload]')
+    spec = spec_of(text)
+    cfgs = server_configs(spec)
+    assert [c.label.split(" G")[0] for c in cfgs] == ["threads=1 np=1", "threads=1 np=4", "threads=2 np=4"]
+    assert [c.concurrency for c in cells(spec, cfgs[0])] == [1, 1]  # one slot: no concurrency 4
+    assert len(cells(spec, cfgs[1])) == 4
+    assert count_runs(spec, cfgs) == (10, 10)
+
+
+def test_flag_values_true_false_and_raw_args():
+    text = BASE.replace('"-np" = [1, 4]', '"--no-warmup" = [true, false]\n"args.placement" = '
+                                          '[["-ot", "exps=CPU"], "--n-cpu-moe 2"]')
+    args = [c.args for c in server_configs(spec_of(text))]
+    assert args[0] == ["--threads", "1", "--no-warmup", "-ot", "exps=CPU"]
+    assert args[3] == ["--threads", "1", "--n-cpu-moe", "2"]
+
+
+def test_numa_prefix_and_its_refusal_without_numactl(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    assert numa_prefix("none") == []
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty PATH: no numactl
+    with pytest.raises(SpecError, match=r"needs numactl, which is not installed: `sudo apt-get install"):
+        numa_prefix("interleave=all")
+    assert numa_prefix("cpunodebind=0 membind=0", strict=False) == [
+        "numactl", "--cpunodebind=0", "--membind=0"]
+
+
+def test_dry_run_prints_every_launch_and_the_count(tmp_path: Path):
+    spec = write_spec(tmp_path / "s.toml", BASE.replace("{model}", str(tmp_path / "m.gguf"))
+                      .replace('"-np" = [1, 4]', '"-np" = [1, 4]\nnuma = ["none", "cpunodebind=0 membind=0"]'))
+    proc = run_bench("sweep", str(spec), "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert out.count("argv:   ") == 8 and out.count("prefix: ") == 8
+    assert "numactl --cpunodebind=0 --membind=0" in out
+    assert "env:    GGML_SCHED_MAX_COPIES=1" in out
+    assert "-m bench.xllamacpp_server -m " in out and "--threads 2 -np 4" in out
+    assert "8 server configurations x 1 repeats = 8 launches; 32 workload cells, 32 runs" in out
+    assert "does not exist" in out  # the missing model is a warning in a dry run, not a stop
+    assert not list(tmp_path.glob("reports"))
+
+
+def test_demo_spec_is_valid_and_adapts_to_the_machine():
+    spec = parse_spec(tomllib.loads(demo_text()))
+    threads = spec.axes["--threads"]
+    assert threads[0] == 1 and (len(threads) == 1) == ((os.cpu_count() or 1) <= 2)
+    assert spec.server.generate is not None and spec.workload.concurrency == [1, 4]
+
+
+def test_example_specs_load_and_the_reference_template_dry_runs(tmp_path: Path):
+    specs = Path(__file__).resolve().parents[2] / "bench" / "specs"
+    for path in specs.glob("*.toml"):
+        load_spec(path)
+    proc = run_bench("sweep", str(specs / "llama-server-deepseek-r1.toml"), "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "-ot exps=CPU" in proc.stdout and "--tensor-split 3,1" in proc.stdout
+    assert "numactl --interleave=all" in proc.stdout
+    assert "--numa distribute" in proc.stdout
