@@ -48,7 +48,8 @@ class Op:
 class Result:
     ops: dict[str, list[Op]] = field(default_factory=dict)  # host name -> ops in run order
     order: list[tuple[str, str]] = field(default_factory=list)  # (host, op name), the whole run's order
-    executed: dict[str, list[str]] = field(default_factory=dict)  # host -> every command the connector saw
+    planned: dict[str, list[str]] = field(default_factory=dict)  # host -> commands run while planning
+    executed: dict[str, list[str]] = field(default_factory=dict)  # host -> commands run while executing
     changed: dict[str, list[str]] = field(default_factory=dict)  # host -> op names that changed (execute)
     error: str | None = None
 
@@ -68,7 +69,7 @@ class Result:
                 if isinstance(c, tuple) and c[0] == "upload"}
 
     def fact_commands(self, host: str) -> Counter:
-        return Counter(self.executed[host])
+        return Counter(self.planned[host])
 
 
 def _command(command: Any) -> Any:
@@ -138,11 +139,12 @@ def run_deploy(hosts: list[tuple[str, dict[str, Any], list[str]]], *, execute: b
                         commands = [_command(c) for c in op_data.command_generator()]
                         result.ops[host.name].append(
                             Op(_name(meta), commands, bool(op_data.global_arguments["_if"])))
-            result.executed = prepared
+            result.planned = prepared
             for op_hash in state.get_op_order():
                 for host in inventory:
                     if op_hash in state.ops[host]:
                         result.order.append((host.name, _name(state.op_meta[op_hash])))
+            result.executed = {h.name: [] for h in inventory}
             if execute:
                 for host in inventory:
                     host.connector.executed_commands.clear()
