@@ -1,0 +1,52 @@
+"""`python -m bench.perf.peers_ours`: our load generator as a standalone client process.
+
+Why a process of its own: the peer comparison charges every tool the CPU of its whole process
+tree, start-up included, so ours runs exactly like GuideLLM and AIPerf do: started, one cell of
+load through `bench.load.run_cell`, a JSON summary written, exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from pathlib import Path
+
+from bench.engines import get_engine
+from bench.load import CellLoad, make_prompt, run_cell
+from bench.metrics import pct, summarize
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.perf.peers_ours")
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--concurrency", type=int, required=True)
+    ap.add_argument("--requests", type=int, required=True)
+    ap.add_argument("--input-tokens", type=int, required=True)
+    ap.add_argument("--output-tokens", type=int, required=True)
+    ap.add_argument("--engine", default="xllamacpp")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--extra-body", default="{}", help="JSON merged into every request")
+    ap.add_argument("--out", type=Path, required=True)
+    a = ap.parse_args(argv)
+    engine = get_engine(a.engine)
+    rng = random.Random(a.seed)
+    prompts = [make_prompt(a.url, a.input_tokens, rng, as_text=False) for _ in range(a.requests)]
+    load = CellLoad(
+        base_url=a.url, endpoint="completions", output_tokens=a.output_tokens, concurrency=a.concurrency,
+        fixed_fields=engine.fixed_length_fields, extra_body=json.loads(a.extra_body), timeout_s=600,
+        max_retries=3, api_prefix=engine.api_prefix,
+    )
+    records, wall = run_cell(load, prompts, 0)
+    out = summarize(records, wall)
+    ok = [r for r in records if r.ok]
+    out["output_tokens_total"] = sum(r.output_tokens or 0 for r in ok)
+    # the statistic GuideLLM and AIPerf call ITL: per request (t_last - t_first) / (n - 1), p50 over requests
+    out["itl_req_ms_p50"] = pct([1000 / r.decode_tps for r in ok if r.decode_tps], 50)
+    a.out.write_text(json.dumps(out, indent=1))
+    return 0 if out["errors"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
