@@ -28,6 +28,8 @@ plt.rcParams.update({
     "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
     "legend.fontsize": 8, "legend.framealpha": 0.9,
 })
+MAX_BARS = 24  # configurations per bar chart: the fastest, so a 100-launch sweep stays readable
+MAX_LINES = 8  # configurations per line chart
 MAX_POINTS = 1500  # per time-series line: keeps the file small, far below what the eye resolves
 
 
@@ -49,6 +51,20 @@ def _uri(fig: plt.Figure) -> str:
 
 def _wrap(label: str, width: int = 30) -> str:
     return "\n".join(textwrap.wrap(label, width, break_on_hyphens=False) or [label])
+
+
+def fastest(items: Sequence[ConfigSummary], n: int) -> tuple[list[ConfigSummary], str]:
+    """The n fastest (decode) of `items` in sweep order, and a caption note when some were left out."""
+    if len(items) <= n:
+        return list(items), ""
+    keep = {id(s) for s in sorted(items, key=lambda s: -(s.decode_judged or 0))[:n]}
+    return [s for s in items if id(s) in keep], f" Showing the {n} fastest of {len(items)} configurations."
+
+
+def _top_rows(data: pd.DataFrame, summaries: Sequence[ConfigSummary]) -> tuple[pd.DataFrame, str]:
+    ids = {s.config_id for s in summaries if s.config_id in set(data["config_id"])}
+    kept, note = fastest([s for s in summaries if s.config_id in ids], MAX_LINES)
+    return data[data["config_id"].isin({s.config_id for s in kept})], note
 
 
 def colors(summaries: Sequence[ConfigSummary]) -> dict[str, tuple]:
@@ -75,10 +91,11 @@ def _err(value: float | None, lo: float | None, hi: float | None) -> tuple[float
 
 def rates(summaries: Sequence[ConfigSummary], opts: ReportOptions) -> Plot:
     title = "Decode and prefill tokens/s per configuration"
-    shown = [s for s in summaries if s.decode_tps is not None or s.prefill_tps is not None]
+    shown, note = fastest([s for s in summaries if s.decode_tps is not None or s.prefill_tps is not None],
+                          MAX_BARS)
     caption = ("Bars: mean per-request rate at each configuration's lowest concurrency, measured by our "
                "streaming client; whiskers: 95 % confidence interval; black diamond: the server's own "
-               "timings; red tick: memory-bandwidth ceiling; dashed line: the decode goal.")
+               "timings; red tick: memory-bandwidth ceiling; dashed line: the decode goal." + note)
     if not shown:
         return Plot("rates", title, caption, reason="no configuration produced a rate")
     color = colors(summaries)
@@ -128,7 +145,8 @@ def _workload(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
 def latency(rows: pd.DataFrame, summaries: Sequence[ConfigSummary]) -> Plot:
     title = "Time to first token and inter-token latency vs concurrency"
     data, workload = _workload(rows.dropna(subset=["ttft_ms_p50"]))
-    caption = f"Solid: p50, dashed: p90, dotted: p99; mean over repeats; {workload}."
+    data, note = _top_rows(data, summaries)
+    caption = f"Solid: p50, dashed: p90, dotted: p99; mean over repeats; {workload}.{note}"
     if not len(data):
         return Plot("latency", title, caption, reason="no successful cell recorded latencies")
     color = colors(summaries)
@@ -156,7 +174,8 @@ def latency(rows: pd.DataFrame, summaries: Sequence[ConfigSummary]) -> Plot:
 def throughput(rows: pd.DataFrame, summaries: Sequence[ConfigSummary]) -> Plot:
     title = "Throughput vs concurrency per configuration"
     data, workload = _workload(rows.dropna(subset=["throughput_tps"]))
-    caption = f"Output tokens of all requests / wall time of the cell; whiskers: 95 % CI; {workload}."
+    data, note = _top_rows(data, summaries)
+    caption = f"Output tokens of all requests / wall time of the cell; whiskers: 95 % CI; {workload}.{note}"
     if not len(data):
         return Plot("throughput", title, caption, reason="no successful cell recorded throughput")
     color = colors(summaries)
@@ -181,10 +200,10 @@ def throughput(rows: pd.DataFrame, summaries: Sequence[ConfigSummary]) -> Plot:
 
 def memory(summaries: Sequence[ConfigSummary], opts: ReportOptions, gpu_indices: Sequence[int]) -> Plot:
     title = "Peak memory per configuration against capacity"
-    shown = [s for s in summaries if s.host_peak is not None or s.gpu_peak]
+    shown, note = fastest([s for s in summaries if s.host_peak is not None or s.gpu_peak], MAX_BARS)
     caption = ("Host: MemTotal minus the lowest MemAvailable during the runs; GPU: peak used memory "
                f"(NVML). Solid line: capacity; dashed: capacity minus the {opts.min_headroom_gb:g} GB "
-               "headroom goal (stay left of it).")
+               "headroom goal (stay left of it)." + note)
     if not shown:
         return Plot("memory", title, caption, reason="no memory samples recorded")
     gpus = [i for i in gpu_indices if any(i in s.gpu_peak for s in shown)]
@@ -223,10 +242,11 @@ def memory(summaries: Sequence[ConfigSummary], opts: ReportOptions, gpu_indices:
 
 def pareto(summaries: Sequence[ConfigSummary]) -> Plot:
     title = "Decode tokens/s vs peak memory (Pareto front)"
-    pts = [s for s in summaries if s.decode_tps is not None and s.mem_peak_total is not None]
+    pts, note = fastest([s for s in summaries if s.decode_tps is not None and s.mem_peak_total is not None],
+                        MAX_BARS)
     caption = ("Each point is a configuration: peak host memory in use plus peak GPU memory, against "
                "decode tokens/s. The grey line joins the configurations no other beats on both "
-               "(black outline).")
+               "(black outline)." + note)
     if not pts:
         return Plot("pareto", title, caption, reason="no config has both a decode rate and a memory peak")
     color = colors(summaries)
