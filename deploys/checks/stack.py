@@ -27,7 +27,7 @@ NAMES = {
     "memgraph": "Memgraph answers a query",
     "prometheus": "Prometheus targets up",
     "grafana": "Grafana login page",
-    "phoenix": "Phoenix restart watcher",
+    "phoenix": "Phoenix restart marker",
 }
 
 

@@ -102,7 +102,7 @@ def test_rows_against_a_real_server_and_prometheus(tmp_path, llama_server, prome
     assert grafana["status"] == "FAIL" and "no answer" in grafana["measured"]  # nothing listens there
     memgraph = rows["Memgraph answers a query"]
     assert memgraph["status"] == "FAIL"  # no memgraph container on this machine
-    phoenix = rows["Phoenix restart watcher"]
+    phoenix = rows["Phoenix restart marker"]
     assert "last restart 2026-11-29T08:00:00Z" in phoenix["measured"]
 
 
@@ -118,7 +118,7 @@ def test_wrong_model_low_headroom_and_components_left_out(tmp_path, llama_server
     assert rows["/v1/models lists the model (coder)"]["measured"].startswith("no answer")
     assert rows["Memory headroom during inference"]["status"] == "UNKNOWN"  # nothing serving
     for name in ("Memgraph answers a query", "Prometheus targets up", "Grafana login page",
-                 "Phoenix restart watcher"):
+                 "Phoenix restart marker"):
         assert rows[name]["status"] == "UNKNOWN"
         assert "not enabled in the stack inventory" in rows[name]["reason"]
 
