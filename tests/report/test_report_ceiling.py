@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import N_EMBD, N_FF, N_VOCAB, write_model
+from report_gguf import N_EMBD, N_FF, N_VOCAB, write_model
 
 from bench.report.ceiling import Bandwidth, combine, efficiency, gpu_bandwidth, host_bandwidth, launch_ceiling
 from bench.report.modelbytes import ModelFileError, read_model

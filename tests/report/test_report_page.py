@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from chromium import open_page
+from report_browser import open_page
 
 from bench.report import ReportError, render_report
 from bench.report.modelbytes import read_model

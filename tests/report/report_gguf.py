@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 from gguf import GGMLQuantizationType, GGUFWriter
 
 N_EMBD, N_FF, N_VOCAB = 32, 64, 48
@@ -57,8 +56,3 @@ def write_model(
     w.write_tensors_to_file()
     w.close()
     return path
-
-
-@pytest.fixture
-def gguf_dir(tmp_path: Path) -> Path:
-    return tmp_path
