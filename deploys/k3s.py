@@ -13,7 +13,8 @@ Why these choices (docs/phase4.md has the long form):
   v1.26.12+k3s1): only older releases, or a config that disables ``runtimes``, get ours, under a
   name K3s never uses (``runtimes.yaml`` is K3s's own and is rewritten at every start).
 - Hosts in the ``k3s_agents`` group join the first ``workstations`` host; the join token is read
-  from that server while the run executes and written to a 0600 file: never printed, never stored.
+  from that server while the run executes and written to a 0600 file: never printed, never stored
+  on the controller.
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from pyinfra import host, state
-from pyinfra.api import StringCommand, deploy
+from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, deploy, operation
 from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
 from pyinfra.api.exceptions import DeployError
 from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.files import File
-from pyinfra.operations import files, python, server
+from pyinfra.operations import files, server
 from pyinfra.operations.util import any_changed
 
 from deploys.phase4_apt import install_pinned
@@ -120,20 +121,36 @@ def _connector_arguments() -> dict[str, Any]:
     return {key: current[key] for key in CONNECTOR_ARGUMENT_KEYS if key in current}
 
 
-def copy_join_token(server: Any) -> None:
-    """Runs at execute time on the agent: server's node-token -> agent's 0600 token file, unprinted."""
-    arguments = _connector_arguments()
+def read_node_token(server: Any) -> str | None:
+    """The server's join token, read over the server's connection and never echoed (not a fact:
+    pyinfra prints fact output at -vvv)."""
     if not server.connected:
         server.connect(raise_exceptions=True)
-    ok, output = server.run_shell_command(StringCommand("cat", NODE_TOKEN), print_output=False, **arguments)
+    ok, output = server.connector.run_shell_command(StringCommand("cat", NODE_TOKEN), print_output=False,
+                                                    print_input=False, **_connector_arguments())
     token = "\n".join(output.stdout_lines).strip()
-    if not ok or not token:
-        raise DeployError(f"{host.name}: cannot read {NODE_TOKEN} on the K3s server {server.name}: "
-                          "deploy phase 4 on the server first")
-    host.run_shell_command(StringCommand("install", "-d", "-m", "0755", "/etc/rancher/k3s"), **arguments)
-    host.run_shell_command(StringCommand("install", "-m", "0600", "/dev/null", AGENT_TOKEN), **arguments)
-    if not host.put_file(io.StringIO(token + "\n"), AGENT_TOKEN, print_output=False, **arguments):
-        raise DeployError(f"{host.name}: could not write {AGENT_TOKEN}")
+    return token if ok and token else None
+
+
+@operation()
+def join_token(server: Any, dest: str = AGENT_TOKEN):
+    """Copy the K3s server's node token into ``dest`` (0600) on this agent.
+
+    Read when the run executes (the server may only start earlier in the same run); a plan made
+    before that shows the copy with a placeholder. A server without a token stops this agent with
+    one line.
+    """
+    token = read_node_token(server)
+    if token is None:
+        if state.is_executing:
+            message = (f"{host.name}: cannot read {NODE_TOKEN} on the K3s server {server.name}: "
+                       "apply phase 4 on the server first")
+            yield StringCommand("echo", QuoteString(message), ">&2;", "exit 1")
+            return
+        token = "<read from the K3s server when the run executes>"
+    yield StringCommand("install", "-d", "-m", "0755", "/etc/rancher/k3s")
+    yield StringCommand("install", "-m", "0600", "/dev/null", QuoteString(dest))
+    yield FileUploadCommand(io.StringIO(token + "\n"), dest)
 
 
 WAIT_FOR_API = (f"for i in $(seq 90); do {KUBECTL} get --raw /readyz >/dev/null 2>&1 && exit 0; "
@@ -172,8 +189,7 @@ def _wait_for_server(started: Sequence[OperationMeta]) -> None:
 
 def _join_agent(changes: list[OperationMeta]) -> None:
     if not host.get_fact(File, path=AGENT_TOKEN):
-        changes.append(python.call(name="Copy the K3s join token from the server", function=copy_join_token,
-                                   server=server_host()))
+        changes.append(join_token(name="Copy the K3s join token from the server", server=server_host()))
     running_and_enabled("k3s-agent.service", "the K3s agent")
     restart_if("k3s-agent.service", "the K3s agent", "install, config or NVIDIA toolkit changed", changes)
 

@@ -155,6 +155,7 @@ def run_deploy(hosts: list[tuple[str, dict[str, Any], list[str]]], *, execute: b
                     result.changed[host.name] = [
                         _name(state.op_meta[op_hash])
                         for op_hash in state.get_op_order() if op_hash in state.ops[host]
+                        and state.ops[host][op_hash].operation_meta.is_complete()
                         and state.ops[host][op_hash].operation_meta.did_change()]
                 if state.failed_hosts:
                     result.error = f"failed hosts: {sorted(h.name for h in state.failed_hosts)}"

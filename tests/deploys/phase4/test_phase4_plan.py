@@ -167,7 +167,10 @@ def test_agents_join_the_server_with_a_token_read_at_run_time():
     assert uploads["/etc/rancher/k3s/config.yaml"] == golden("agent-k3s-config.yaml")
     assert uploads["/var/lib/omni/phase4.json"] == golden("agent-phase4.json")
     copy = result.op("@fake/node2", "Copy the K3s join token from the server")
-    assert copy.commands == [("call", "copy_join_token")]
+    assert copy.commands == ["install -d -m 0755 /etc/rancher/k3s",
+                             "install -m 0600 /dev/null /etc/rancher/k3s/omni-agent-token",
+                             ("upload", "<read from the K3s server when the run executes>\n",
+                              "/etc/rancher/k3s/omni-agent-token")]
     assert "INSTALL_K3S_EXEC=agent" in result.op("@fake/node2", f"Install K3s {PIN}").text()
     assert not any(n.startswith("Verify") for n in result.changing("@fake/node2"))
     # the server's K3s runs (and answers) before the agent reads its token, and before the agent starts
@@ -218,3 +221,35 @@ def test_docker_can_be_left_out():
 def test_bad_settings_stop_with_one_line_naming_the_key(data, message):
     result = run_deploy([(BOX, fresh_ubuntu().data(**data), ["workstations"])])
     assert result.error and message in result.error and "\n" not in result.error
+
+
+def test_join_token_travels_from_server_to_agent_without_appearing_in_any_command():
+    token = "K10f00dfeed::server:5ecret"
+    server_box = fresh_ubuntu()
+    server_box.probes["cat /var/lib/rancher/k3s/server/node-token"] = token
+    agent = fresh_ubuntu()
+    agent.units = {"docker.service": False, "k3s-agent.service": False}
+    result = run_deploy([(BOX, server_box.data(phase4={"verify": False}), ["workstations"]),
+                         ("@fake/node2", agent.data(k3s={"server_url": "https://box:6443"}), ["k3s_agents"])],
+                        execute=True)
+    assert result.error is None, result.error
+    assert "Copy the K3s join token from the server" in result.changed["@fake/node2"]
+    assert "install -m 0600 /dev/null /etc/rancher/k3s/omni-agent-token" in result.executed["@fake/node2"]
+    commands = result.executed["@fake/node2"] + result.executed[BOX] + [
+        c for ops in result.ops.values() for op in ops for c in op.commands if isinstance(c, str)]
+    assert not any(token in command for command in commands)
+
+
+def test_missing_server_token_stops_the_agent_with_one_line():
+    agent = fresh_ubuntu()
+    agent.units = {"docker.service": False, "k3s-agent.service": False}
+    server_box = fresh_ubuntu()
+    server_box.probes["cat /var/lib/rancher/k3s/server/node-token"] = {"success": False}
+    agent.probes["cannot read /var/lib/rancher/k3s/server/node-token"] = {"success": False}  # `exit 1`
+    result = run_deploy([(BOX, server_box.data(phase4={"verify": False}), ["workstations"]),
+                         ("@fake/node2", agent.data(k3s={"server_url": "https://box:6443"}), ["k3s_agents"])],
+                        execute=True)
+    assert result.error == "failed hosts: ['@fake/node2']"
+    failing = [c for c in result.executed["@fake/node2"] if "node-token" in c]
+    assert failing == ["echo '@fake/node2: cannot read /var/lib/rancher/k3s/server/node-token on the K3s "
+                       "server @fake/box: apply phase 4 on the server first' >&2; exit 1"]
