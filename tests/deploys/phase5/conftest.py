@@ -12,11 +12,16 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.sysdeps import ensure_binary
+ROOT = Path(__file__).resolve().parents[3]
+if str(ROOT) not in sys.path:  # tests/sysdeps.py is imported as tests.sysdeps from the repository root
+    sys.path.insert(0, str(ROOT))
+
+from tests.sysdeps import ensure_binary  # noqa: E402
 
 DEB_CACHE = Path("/tmp/protocol-omni-debs")
 
@@ -75,11 +80,10 @@ def systemd_analyze() -> str:
 
 
 @pytest.fixture(scope="session")
-def llama_server():
+def llama_server(tmp_path_factory):
     """A real llama.cpp server (xllamacpp) on loopback with a tiny generated model, started with the
     flags phase 5 renders for llama-server; yields ``(base_url, served_model_id, metrics_port)``."""
     import socket
-    import sys
     import time
     import urllib.request
 
@@ -91,7 +95,7 @@ def llama_server():
         port = sock.getsockname()[1]
     argv = [sys.executable, "-m", "bench.xllamacpp_server", "--model", str(model), "--host", "127.0.0.1",
             "--port", str(port), "--metrics", "--ctx-size", "1024", "--parallel", "1", "--threads", "1"]
-    log = DEB_CACHE.parent / f"omni-phase5-llama-{port}.log"
+    log = tmp_path_factory.mktemp("llama") / "server.log"
     with log.open("w") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"

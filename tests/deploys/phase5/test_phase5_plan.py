@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from phase5_boxes import OS_RELEASE, Box, converged
+from phase5_boxes import OS_RELEASE, ROOT, Box, converged
 
 from deploys.plan import plan
 
-DEPLOY = "deploys/phase5.py"
+DEPLOY = ROOT / "deploys" / "phase5.py"
 RUNBOOK_LIE = {"inference": {"models": [{"name": "architect", "path": "/nvme/models/r1/r1-q4.gguf",
                                          "port": 8000, "size_bytes": 386 * 10**9,
                                          "kv_bytes_per_token": 70272}]}}
 
 
 def run(box: Box, **data):
-    return plan(DEPLOY, [("@fake/box", box.data() | data)], cwd=".", timeout=120)
+    return plan(DEPLOY, [("@fake/box", box.data() | data)], cwd=ROOT, timeout=120)
 
 
 def test_fresh_host_gets_every_project_in_order():
@@ -109,6 +109,6 @@ def test_bad_inventory_and_other_distributions_are_refused_in_one_line():
     responses = debian.data()["fake_responses"]
     responses["ls -pdL *-release"] = ["/etc/os-release", 'NAME="Debian GNU/Linux"', 'VERSION_ID="12"',
                                       "ID=debian", "---"]
-    result = plan(DEPLOY, [("@fake/box", debian.data() | {"fake_responses": responses})], cwd=".")
+    result = plan(DEPLOY, [("@fake/box", debian.data() | {"fake_responses": responses})], cwd=ROOT)
     assert result.ops == [] and "phase 5 supports Ubuntu 24.04 only, found Debian" in result.error
     assert OS_RELEASE  # the Ubuntu boxes above use the H200 capture
