@@ -22,8 +22,8 @@ from deploys.stack.phoenix import phoenix
 from deploys.stack.services import agents, autoglm
 
 config = host_stack()
-require_compose()
 budget_or_refuse(config)
+require_compose()
 ensure_network(config)
 
 deployed = ["inference"]
