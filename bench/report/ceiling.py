@@ -61,7 +61,8 @@ def host_bandwidth(
         value = dimm_mts * 1e6 * channels * 8
         return Bandwidth(value, f"{dimm_mts:g} MT/s x {channels} channels x 8 B = {value / GB:.1f} GB/s")
     missing = " and ".join(n for n, v in (("DIMM speed", dimm_mts), ("channel count", channels)) if not v)
-    return Bandwidth(None, f"unknown: no {missing} in the host facts; set [report] host_bandwidth_gbps")
+    return Bandwidth(None, f"unknown: no {missing} in the host facts; give a measured figure "
+                           "(--host-bandwidth-gbps, or host_bandwidth_gbps in report.toml)")
 
 
 def gpu_bandwidth(
@@ -79,7 +80,8 @@ def gpu_bandwidth(
     for key, gbps in _DATASHEET_GBPS:
         if key in low:
             return Bandwidth(gbps * GB, f"datasheet peak for {name}: {gbps:g} GB/s")
-    return Bandwidth(None, f"unknown for GPU {name or '?'}: set [report] gpu_bandwidth_gbps")
+    return Bandwidth(None, f"unknown for GPU {name or '?'}: give a measured figure "
+                           "(--gpu-bandwidth-gbps, or gpu_bandwidth_gbps in report.toml)")
 
 
 @dataclass(frozen=True)

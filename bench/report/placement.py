@@ -103,7 +103,7 @@ def parse_placement(argv: Sequence[str], env: Mapping[str, str] | None = None, n
                 ordered.append((key, str(env[var])))
     notes: list[str] = []
     if n_gpus <= 0 or any(v.strip().lower() == "none" for v in values.get("dev", [])):
-        return Placement(cpu_only=True, notes=("no GPU in use: every tensor is read from host RAM",))
+        return Placement(cpu_only=True)  # "all on CPU": every tensor is read from host RAM
 
     ngl = ALL_LAYERS
     if "ngl" in values:
