@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from redfish_emulator import Emulator, running_emulator, serving_directory
+from emulator_harness import Emulator, running_emulator, serving_directory
 
 from bmc.cli import main
 

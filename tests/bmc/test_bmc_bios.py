@@ -6,10 +6,17 @@ import json
 from pathlib import Path
 
 import pytest
-from redfish_emulator import attribute_defaults
+from emulator_harness import attribute_defaults, running_emulator
 
 PATCH_SETTINGS = "/Bios/Settings"
 PATCH_SD = "/Bios/SD"
+
+
+@pytest.fixture(scope="module")
+def untouched(tmp_path_factory):
+    """One emulator for the tests that must fail before writing anything (they check that nothing was)."""
+    with running_emulator(tmp_path_factory.mktemp("untouched")) as emu:
+        yield emu
 
 
 def _rollback_files(folder: Path) -> list[Path]:
@@ -70,11 +77,11 @@ def test_ami_bios_patch_carries_if_match(ami, run_cli):
         ("NoEqualsSign", "is not NAME=VALUE"),
     ],
 )
-def test_invalid_sets_fail_before_anything_is_written(emulator, run_cli, tmp_path, assignment, expected):
-    result = run_cli(emulator, "bios", "set", assignment)
+def test_invalid_sets_fail_before_anything_is_written(untouched, run_cli, tmp_path, assignment, expected):
+    result = run_cli(untouched, "bios", "set", assignment)
     assert result.rc == 1
     assert expected in result.err and result.err.strip().count("\n") == 0
-    assert emulator.count("PATCH", PATCH_SETTINGS) == 0
+    assert untouched.count("PATCH", PATCH_SETTINGS) == 0
     assert _rollback_files(tmp_path) == []
 
 

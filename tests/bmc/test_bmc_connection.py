@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from redfish_emulator import PASSWORD, running_emulator
+from emulator_harness import PASSWORD, running_emulator
 
 
 def _closed_port() -> int:

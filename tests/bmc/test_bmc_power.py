@@ -85,3 +85,11 @@ def test_power_action_is_never_sent_twice_on_a_read_timeout(emulator, run_cli):
     time.sleep(2.5)  # let the stalled request finish on the emulator side
     assert emulator.count("POST", RESET) == 1
     assert run_cli(emulator, "status", "--json").json["power_state"] == "On"  # it did happen, once
+
+
+@pytest.mark.parametrize("emulator", [{"stall_first_get_s": 2.0}], indirect=True)
+def test_a_get_that_times_out_is_retried_once(emulator, run_cli):
+    """Reads may be repeated safely: one slow answer costs a retry, not the command."""
+    result = run_cli(emulator, "status", "--read-timeout", "1", "--json")
+    assert result.rc == 0, result.err
+    assert emulator.count("GET", "/redfish/v1/Systems") == 2

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import os
 import subprocess
@@ -18,15 +18,11 @@ RESET = "/Actions/ComputerSystem.Reset"
 
 
 def _harness():
-    """tests/bmc/redfish_emulator.py (the emulator + AMI-like layer), loaded by path: tests is no package."""
-    if "redfish_emulator" not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            "redfish_emulator", ROOT / "tests/bmc/redfish_emulator.py"
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["redfish_emulator"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["redfish_emulator"]
+    """tests/bmc/emulator_harness.py (the emulator + AMI-like layer); tests/ is no package, so by path."""
+    folder = str(ROOT / "tests" / "bmc")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module("emulator_harness")
 
 
 HOSTS = """

@@ -1,0 +1,41 @@
+"""bmc.targets: our BIOS targets -> the board's attributes, from host data."""
+
+from __future__ import annotations
+
+import pytest
+
+from bmc.errors import BmcError
+from bmc.targets import targets_from, wanted_attributes
+
+MAP = {
+    "pcie_link_speed": {"gen5": {"PCIS1LinkSpeed": "Gen5", "PCIS3LinkSpeed": "Gen5"}},
+    "nps": {"4": {"CbsDfCmnDramNps": "NPS4"}, "1": {"CbsDfCmnDramNps": "NPS1"}},
+    "memory_profile": {"expo2": {"AiOverclockTuner": "EXPO II"}},
+}
+
+
+def test_defaults_are_the_runbook_targets():
+    assert targets_from({}) == {"pcie_link_speed": "gen5", "nps": 4, "memory_profile": "expo2"}
+
+
+def test_one_target_overridden_or_switched_off():
+    targets = targets_from({"bios_targets": {"nps": 1, "memory_profile": None}})
+    assert targets == {"pcie_link_speed": "gen5", "nps": 1}
+    assert wanted_attributes(targets, MAP) == {
+        "PCIS1LinkSpeed": "Gen5",
+        "PCIS3LinkSpeed": "Gen5",
+        "CbsDfCmnDramNps": "NPS1",
+    }
+
+
+def test_a_target_value_without_mapping_names_the_key_to_set():
+    with pytest.raises(BmcError) as error:
+        wanted_attributes({"nps": 2}, MAP)
+    assert str(error.value).startswith("no BIOS attribute is mapped for nps=2: find it with")
+    assert 'bios_attribute_map.nps."2"' in str(error.value)
+
+
+def test_contradicting_mappings_are_refused():
+    clash = MAP | {"memory_profile": {"expo2": {"CbsDfCmnDramNps": "NPS1"}}}
+    with pytest.raises(BmcError, match="mapped to 'NPS4' by nps and to 'NPS1' by memory_profile"):
+        wanted_attributes({"nps": 4, "memory_profile": "expo2"}, clash)
