@@ -55,7 +55,8 @@ def docker() -> OperationMeta | None:
     install_pinned("the apt repository prerequisites", PREREQUISITES)
     sources = vendor_repository(label="Docker", filename="docker", key_url=cfg.key_url,
                                 fingerprints=cfg.key_fingerprints, uris=cfg.repo_url, suites=cfg.suite,
-                                components=cfg.component, architecture=cfg.architecture)
+                                components=cfg.component, architecture=cfg.architecture,
+                                legacy_lists=cfg.legacy_lists)
     # daemon.json before the packages: apt starts Docker on install, and it should start configured.
     wanted = merged_daemon_json(read_daemon_json(), cfg.daemon_json)
     config_op = None

@@ -38,10 +38,12 @@ def fingerprint_check_command(keyring: str, fingerprints: Sequence[str], label: 
 
 
 def vendor_repository(*, label: str, filename: str, key_url: str, fingerprints: Sequence[str],
-                      uris: str, suites: str, components: str | None,
-                      architecture: str) -> list[OperationMeta]:
+                      uris: str, suites: str, components: str | None, architecture: str,
+                      legacy_lists: Sequence[str] = ()) -> list[OperationMeta]:
     """Key, fingerprint check and deb822 source; returns the ops whose change needs an apt update."""
     keyring = keyring_path(filename)
+    removed = [files.file(name=f"Remove the {label} one-line source {name} (replaced by deb822)",
+                          path=f"/etc/apt/sources.list.d/{name}", present=False) for name in legacy_lists]
     found = host.get_fact(KeyringFingerprints, path=keyring)
     if found is not None and found != sorted(fingerprints):
         # Fetched again below when the run executes: facts are re-read after this change.
@@ -54,7 +56,7 @@ def vendor_repository(*, label: str, filename: str, key_url: str, fingerprints: 
     source = apt.sources_file(name=f"Add the {label} apt repository (deb822, Signed-By)", filename=filename,
                               types="deb", uris=uris, suites=suites, components=components,
                               architectures=architecture, signed_by=keyring)
-    return [key, source]
+    return [*removed, key, source]
 
 
 def missing_packages(packages: Mapping[str, str | None]) -> list[str]:

@@ -40,6 +40,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "key_url": "https://download.docker.com/linux/ubuntu/gpg",
         # Docker Release (CE deb) <docker@docker.com>, the key every Docker install guide names.
         "key_fingerprints": ["9DC858229FC7DD38854AE2D88D81803C0EBFCD88"],
+        # Lists Docker's older instructions wrote: a second Signed-By for the same repository makes
+        # apt refuse every update ("Conflicting values set for option Signed-By").
+        "legacy_lists": ["docker.list"],
         "suite": DOCKER_SUITE,
         "component": "stable",
         "architecture": "amd64",
@@ -62,6 +65,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         # NVIDIA CORPORATION (Open Source Projects) <cudatools@nvidia.com>
         "key_fingerprints": ["C95B321B61E88C1809C4F759DDCAE044F796ECB0"],
         "architecture": "amd64",
+        "legacy_lists": ["nvidia-container-toolkit.list", "libnvidia-container.list", "nvidia-docker.list"],
         "packages": {
             "nvidia-container-toolkit": _TOOLKIT_PIN,
             "nvidia-container-toolkit-base": _TOOLKIT_PIN,
@@ -101,6 +105,7 @@ class _AptRepo(_Section):
     key_url: str
     key_fingerprints: list[str] = Field(min_length=1)
     architecture: str
+    legacy_lists: list[str]
     packages: dict[str, str | None]
 
     @field_validator("key_fingerprints")

@@ -253,3 +253,17 @@ def test_missing_server_token_stops_the_agent_with_one_line():
     failing = [c for c in result.executed["@fake/node2"] if "node-token" in c]
     assert failing == ["echo '@fake/node2: cannot read /var/lib/rancher/k3s/server/node-token on the K3s "
                        "server @fake/box: apply phase 4 on the server first' >&2; exit 1"]
+
+
+def test_hand_made_one_line_sources_are_replaced_by_deb822():
+    """Docker's older instructions: a .list with another keyring would make apt refuse to update."""
+    box = converged()
+    box.sources["/etc/apt/sources.list.d/docker.list"] = (
+        "deb [arch=amd64 signed-by=/usr/share/keyrings/docker-archive-keyring.gpg] "
+        "https://download.docker.com/linux/ubuntu noble stable\n")
+    box.files["/etc/apt/sources.list.d/docker.list"] = box.sources["/etc/apt/sources.list.d/docker.list"]
+    result = plan(box, phase4={"verify": False})
+    # apt could not update while both existed: refresh the lists once the conflict is gone
+    assert result.changing(BOX) == ["Remove the Docker one-line source docker.list (replaced by deb822)",
+                                    "Update apt package lists for Docker CE"]
+    assert result.op(BOX, "source docker.list").text() == "rm -f /etc/apt/sources.list.d/docker.list"
