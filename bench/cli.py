@@ -127,6 +127,9 @@ def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
         console.print(f"model: random-weight GGUF cached in {cache_dir()} (generated when missing)")
     model = model_path(spec, generate=True)
     sweep_dir = run_sweep(spec, text, out, model, console, retry_failed=args.retry_failed)
+    if args.no_report:
+        print(sweep_dir / "results.csv")
+        return 0
     index = render(sweep_dir, console)
     if index is not None:
         print(index)
@@ -180,6 +183,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", nargs="?", const="latest", metavar="SWEEP_DIR",
                    help="resume SWEEP_DIR, or the newest unfinished sweep of this spec")
     s.add_argument("--retry-failed", action="store_true", help="when resuming, rerun cells that failed")
+    s.add_argument("--no-report", action="store_true", help="skip the HTML report (render it later with "
+                   "`python -m bench report`)")
     r = sub.add_parser("report", help="render reports/<sweep-id>/index.html")
     r.add_argument("sweep_dir")
     g = sub.add_parser("genmodel", help="generate (and cache) a random-weight Llama GGUF")

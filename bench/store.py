@@ -15,13 +15,17 @@ at most the cell in flight, and results.csv is always derivable from what is on 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
 import os
+import signal
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from bench.metrics import ci95
 from bench.schema import AXIS_PREFIX, FIXED_COLUMNS, HOST_PREFIX, OK_STATUSES, LaunchRecord, RunRecord
@@ -69,6 +73,38 @@ class SweepStore:
     def update_meta(self, **fields: Any) -> None:
         doc = self.meta() | fields
         write_atomic(self.meta_path, json.dumps(doc, indent=1, default=str))
+
+    # -- the running server (so a sweep killed with -9 does not leave a 281 GB server behind) --
+    @property
+    def pid_path(self) -> Path:
+        return self.path / "server.pid"
+
+    def remember_server(self, pid: int, config_id: str) -> None:
+        try:
+            created = psutil.Process(pid).create_time()
+        except psutil.Error:
+            return
+        write_atomic(self.pid_path, json.dumps({"pid": pid, "create_time": created, "config_id": config_id}))
+
+    def forget_server(self) -> None:
+        self.pid_path.unlink(missing_ok=True)
+
+    def reap_orphan(self) -> str:
+        """Kill the server group a killed sweep left running (same pid and start time); says what it did."""
+        try:
+            doc = json.loads(self.pid_path.read_text())
+            proc = psutil.Process(int(doc["pid"]))
+            if abs(proc.create_time() - float(doc["create_time"])) > 0.01:
+                raise psutil.NoSuchProcess(int(doc["pid"]))
+        except (OSError, ValueError, KeyError, psutil.Error):
+            self.forget_server()
+            return ""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(psutil.Error):
+            proc.wait(timeout=30)
+        self.forget_server()
+        return f"killed server {proc.pid} ({doc.get('config_id', '?')}) left running by an interrupted sweep"
 
     # -- runs and launches -------------------------------------------------------------------
     def run_dir(self, config_id: str, repeat: int) -> Path:

@@ -76,6 +76,9 @@ def run_sweep(spec: Spec, spec_text: str, out: Path, model: str, console: Consol
                                                   "model": model, "versions": vers})
     else:
         store.update_meta(status="running", resumed_at=now())
+        reaped = store.reap_orphan()
+        if reaped:
+            console.print(f"[yellow]{reaped}[/yellow]")
     vm_total = int(__import__("psutil").virtual_memory().total)
     sw = Sweep(spec, store, engine, model, {c.config_id: c for c in configs}, console,
                Gpus(spec.memory.gpu), vm_total, parse_size(spec.memory.oom_floor, vm_total),
@@ -153,6 +156,7 @@ def run_launch(sw: Sweep, config: ServerConfig, repeat: int, todo: list[Cell],
         except OSError as err:  # binary not executable, prefix missing: a row, not a crash
             ok, reason = False, f"cannot start {launch.argv[0]}: {err.strerror or err}"
         else:
+            store.remember_server(srv.pid, config.config_id)
             sampler = Sampler(srv.pid, srv.pgid, spec.memory.interval_s, sw.floor_bytes, sw.gpus,
                               on_breach=lambda _avail: abort.set())
             sampler.start()
@@ -195,6 +199,7 @@ def run_launch(sw: Sweep, config: ServerConfig, repeat: int, todo: list[Cell],
         if sampler is not None:
             sampler.stop()
         srv.stop(spec.server.stop_timeout_s)
+        store.forget_server()
         tolerance = max(256 * 2**20, sw.mem_total // 50)
         rec.memory_released, rec.memory_release_detail = wait_released(
             srv.pgid, base_avail, tolerance, spec.memory.release_timeout_s, sw.gpus, gpu_base)
@@ -212,6 +217,7 @@ def _run_one(sw: Sweep, info: LaunchInfo, srv: ServerProcess, sampler: Sampler, 
     rng = random.Random(f"{w.seed}:{cell.cell_id}:{info.repeat}")
     started = now()
     mark = sampler.mark()
+    sampler.sample()  # every run has samples, however short the cell
     records, wall, cpu = [], None, None
     try:
         prompts = [make_prompt(info.launch.base_url, cell.input_tokens, rng, w.endpoint == "chat")
@@ -232,6 +238,7 @@ def _run_one(sw: Sweep, info: LaunchInfo, srv: ServerProcess, sampler: Sampler, 
                                     sw.floor_bytes, sampler.breach_available)
         if status == "ok":
             status, reason = "failed", f"{type(err).__name__}: {err}"
+    sampler.sample()
     tail = _write_tail(sw.store, srv, srv.log_path) if status not in OK_STATUSES else ""
     row = _save(sw, info, cell, status, reason, records, wall, sampler.since(mark), cpu, started, now(), tail)
     color = "green" if status == "ok" else "yellow" if status == "partial" else "red"

@@ -37,7 +37,8 @@ def launch(engine: str, extra: str = "", axes: str = '"--threads" = [8]'):
 
 
 def test_every_engine_is_registered():
-    assert set(ENGINES) == {"llama-server", "xllamacpp", "ktransformers", "ktransformers-sglang", "sglang", "vllm"}
+    assert set(ENGINES) == {"llama-server", "xllamacpp", "ktransformers", "ktransformers-sglang", "sglang",
+                            "vllm"}
     assert {n for n, e in ENGINES.items() if e.runnable} == {"llama-server", "xllamacpp"}
 
 
@@ -88,7 +89,7 @@ def test_placebo_flags_and_env_are_refused(engine: str, axes: str, needle: str):
 def test_llama_server_binary_missing_is_one_line(tmp_path: Path):
     s = parse_spec(tomllib.loads(f'engine = "llama-server"\n[server]\nmodel = "{tmp_path}/m.gguf"\n'
                                  f'binary = "{tmp_path}/nope/llama-server"'))
-    with pytest.raises(SpecError, match="llama-server binary .* not found: set server.binary"):
+    with pytest.raises(SpecError, match=r"llama-server binary .* not found: set server.binary"):
         get_engine("llama-server").preflight(s.server, s.server.model)
 
 
@@ -125,7 +126,7 @@ def test_readback_from_a_real_server(tiny_model: Path, start_server, tmp_path: P
 
 
 def test_xllamacpp_entry_point_refuses_unknown_flags(tiny_model: Path):
-    proc = subprocess.run([sys.executable, "-m", "bench.xllamacpp_server", "-m", str(tiny_model), "--bogus", "1"],
-                          capture_output=True, text=True, timeout=60)
+    argv = [sys.executable, "-m", "bench.xllamacpp_server", "-m", str(tiny_model), "--bogus", "1"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "unrecognized arguments: --bogus 1" in proc.stderr

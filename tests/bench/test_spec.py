@@ -114,8 +114,9 @@ def test_numa_prefix_and_its_refusal_without_numactl(monkeypatch: pytest.MonkeyP
 
 
 def test_dry_run_prints_every_launch_and_the_count(tmp_path: Path):
-    spec = write_spec(tmp_path / "s.toml", BASE.replace("{model}", str(tmp_path / "m.gguf"))
-                      .replace('"-np" = [1, 4]', '"-np" = [1, 4]\nnuma = ["none", "cpunodebind=0 membind=0"]'))
+    numa = '"-np" = [1, 4]\nnuma = ["none", "cpunodebind=0 membind=0"]'
+    text = BASE.replace("{model}", str(tmp_path / "m.gguf")).replace('"-np" = [1, 4]', numa)
+    spec = write_spec(tmp_path / "s.toml", text)
     proc = run_bench("sweep", str(spec), "--dry-run")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout

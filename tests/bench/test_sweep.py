@@ -1,0 +1,208 @@
+"""Whole sweeps through `python -m bench sweep` against real xllamacpp servers: results.csv, failing
+launches, resume after kill -9, a server dying mid-cell, and the OOM guard against a real hog."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from bench.schema import FIXED_COLUMNS
+from tests.bench.benchutil import run_bench, write_spec
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+REQUIRED = (
+    "config_id", "engine", "status", "concurrency", "input_tokens", "output_tokens", "requests", "errors",
+    "ttft_ms_p50", "ttft_ms_p90", "itl_ms_p50", "e2e_ms_p50", "decode_tps", "server_decode_tps",
+    "prefill_tps", "throughput_tps", "host_mem_peak_bytes", "gpu_mem_peak_bytes", "launch_argv",
+    "launch_env", "launch_prefix", "launch_command", "repeat", "decode_tps_ci95_lo", "log_tail_path",
+)
+
+
+def spec_text(model: Path, axes: str, workload: str = "", memory: str = "", requests: int = 4,
+              output: int = 16) -> str:
+    return f"""
+name = "t"
+engine = "xllamacpp"
+[server]
+model = "{model}"
+args = ["-c", "2048", "--no-warmup", "-t", "1"]
+health_timeout_s = 60
+stop_timeout_s = 10
+[axes]
+{axes}
+[workload]
+input_tokens = [32]
+output_tokens = [{output}]
+concurrency = [1, 2]
+requests = {requests}
+warmup = 1
+{workload}
+[memory]
+interval_s = 0.1
+release_timeout_s = 20
+{memory}
+"""
+
+
+def start_sweep(spec: Path, out: Path, quiet: bool = False) -> subprocess.Popen[str]:
+    """The sweep as a background process (the test kills things under it)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    pipe = subprocess.DEVNULL if quiet else subprocess.PIPE
+    argv = [sys.executable, "-m", "bench", "sweep", str(spec), "--out", str(out), "--no-report"]
+    return subprocess.Popen(argv, cwd=REPO, env=env, stdout=pipe, stderr=pipe, text=True)
+
+
+def rows(sweep: Path) -> list[dict[str, str]]:
+    with (sweep / "results.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_sweep_rows_and_a_failing_launch(tiny_model: Path, tmp_path: Path):
+    """Two good configs and one whose flag value the server rejects: three launches, no crash."""
+    spec = write_spec(tmp_path / "s.toml", spec_text(tiny_model, '"-np" = [1, 2]\n"-ctk" = ["f16", "bogus"]'))
+    out = tmp_path / "sweep"
+    proc = run_bench("sweep", str(spec), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == str(out / "index.html") and (out / "index.html").is_file()
+    table = rows(out)
+    assert len(table) == 4 * 2  # 4 configs x 2 cells
+    header = list(table[0])
+    assert header[: len(FIXED_COLUMNS)] == list(FIXED_COLUMNS)
+    assert set(REQUIRED) <= set(header)
+    dynamic = {"axis.-np", "axis.-ctk", "version.xllamacpp", "host.cpu.model", "host.mem_total_bytes"}
+    assert dynamic <= set(header)
+    good = [r for r in table if r["axis.-ctk"] == "f16"]
+    bad = [r for r in table if r["axis.-ctk"] == "bogus"]
+    assert {r["status"] for r in good} == {"ok"} and {r["status"] for r in bad} == {"launch-failed"}
+    for r in good:
+        assert int(r["ok_requests"]) == 4 and r["errors"] == "0"
+        assert float(r["decode_tps"]) > 0 and float(r["throughput_tps"]) > 0
+        assert float(r["input_tokens_measured"]) == 32 and float(r["output_tokens_measured"]) == 16
+        assert int(r["host_mem_peak_bytes"]) > 0 and int(r["server_rss_peak_bytes"]) > 10e6
+        assert r["gpu_mem_peak_bytes"] == ""  # no GPU here: empty, not zero
+        assert json.loads(r["launch_argv"])[1:3] == ["-m", "bench.xllamacpp_server"]
+        assert json.loads(r["launch_prefix"]) == [] and r["numa"] == "none"
+        assert (out / r["run_json"]).is_file() and (out / r["log_path"]).is_file()
+        applied = json.loads(r["applied_config"])
+        assert applied["total_slots"] == int(r["axis.-np"])
+    for r in bad:
+        assert "exited with code 2" in r["error_reason"]
+        tail = (out / r["log_tail_path"]).read_text()
+        assert "bad value" in tail and "bogus" in tail
+    run = json.loads((out / good[0]["run_json"]).read_text())
+    assert len(run["requests"]) == 5 and run["requests"][0]["warmup"] is True
+    assert len(run["memory"]) >= 1 and run["memory"][0]["server_rss"] > 0
+    meta = json.loads((out / "sweep.json").read_text())
+    assert meta["status"] == "finished" and meta["launches"] == 4
+    assert json.loads((out / "facts.json").read_text())["facts"]["cpu"]
+    launch = json.loads((out / "runs" / good[0]["config_id"] / "r0" / "launch.json").read_text())
+    assert launch["memory_released"] is True and launch["status"] == "ok"
+    assert not (out / "server.pid").exists()
+
+
+def _children(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def test_resume_after_kill_9_loses_at_most_the_cell_in_flight(tiny_model: Path, tmp_path: Path):
+    text = spec_text(tiny_model, '"-np" = [1, 2, 3]', workload="repeats = 2")
+    spec = write_spec(tmp_path / "s.toml", text)
+    out = tmp_path / "sweep"
+    proc = start_sweep(spec, out, quiet=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(out.glob("runs/*/r*/in*.json"))) < 3:
+        time.sleep(0.05)
+    server = [p for p in _children(proc.pid) if "xllamacpp_server" in " ".join(p.cmdline())]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = {p: p.read_bytes() for p in out.glob("runs/*/r*/in*.json")}
+    assert 3 <= len(before) < 12
+    orphan = json.loads((out / "server.pid").read_text()) if (out / "server.pid").exists() else None
+    if orphan:  # the killed sweep's server is still up: the resume must take it down
+        assert psutil.pid_exists(orphan["pid"])
+    resumed = run_bench("sweep", "--resume", str(out), "--no-report")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    if orphan:
+        assert "left running by an interrupted sweep" in resumed.stdout
+    for p in server:
+        assert not p.is_running() or p.status() == psutil.STATUS_ZOMBIE
+    for path, data in before.items():
+        assert path.read_bytes() == data  # finished cells were not rerun
+    table = rows(out)
+    keys = [(r["config_id"], r["repeat"], r["cell_id"]) for r in table]
+    assert len(keys) == len(set(keys)) == 3 * 2 * 2
+    assert {r["status"] for r in table} == {"ok"}
+    assert {r["ci_basis"] for r in table} == {"repeats"} and {r["n_repeats"] for r in table} == {"2"}
+    again = run_bench("sweep", "--resume", str(out), "--no-report")  # nothing left to launch
+    assert again.returncode == 0 and "(0 launches" not in again.stdout
+    assert json.loads((out / "sweep.json").read_text())["status"] == "finished"
+
+
+def test_server_dying_mid_cell_is_a_row_not_a_crash(tiny_model: Path, tmp_path: Path):
+    spec = write_spec(tmp_path / "s.toml", spec_text(tiny_model, '"-np" = [1]', requests=400, output=64))
+    out = tmp_path / "sweep"
+    proc = start_sweep(spec, out)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (out / "server.pid").exists():
+        time.sleep(0.05)
+    time.sleep(1.0)  # let the first cell get going
+    pid = json.loads((out / "server.pid").read_text())["pid"]
+    os.killpg(pid, signal.SIGKILL)  # a crash: the server vanishes under load
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr[-3000:]
+    table = {r["cell_id"]: r for r in rows(out)}
+    first, second = table["in32-out64-c1"], table["in32-out64-c2"]
+    assert first["status"] == "server-died" and "exited with code -9" in first["error_reason"]
+    assert int(first["errors"]) > 0 and (out / first["log_tail_path"]).is_file()
+    assert second["status"] == "server-died" and second["error_reason"].startswith("not run: ")
+
+
+def test_oom_guard_kills_the_server_when_a_real_hog_eats_memory(tiny_model: Path, tmp_path: Path):
+    """Floor set 1 GiB below what is available now; a 2 GiB hog starts once requests flow."""
+    floor = psutil.virtual_memory().available - 2**30
+    one_cell_each = ('"-np" = [1, 2]\n[[exclude]]\n"-np" = 1\nconcurrency = 2\n'
+                     '[[exclude]]\n"-np" = 2\nconcurrency = 1')
+    text = spec_text(tiny_model, one_cell_each, requests=300, memory=f'oom_floor = "{floor}B"')
+    spec = write_spec(tmp_path / "s.toml", text)
+    out = tmp_path / "sweep"
+    proc = start_sweep(spec, out)
+    deadline = time.monotonic() + 60
+    log = None
+    while time.monotonic() < deadline:
+        logs = list(out.glob("logs/*-r0.log"))
+        if logs and "launch_slot_" in logs[0].read_text(errors="replace"):
+            log = logs[0]
+            break
+        time.sleep(0.05)
+    assert log is not None, "the first server never got a request"
+    hog = subprocess.Popen([sys.executable, "-c",
+                            "import time; x = bytearray(b'h') * (2 << 30); time.sleep(4)"])
+    try:
+        _, stderr = proc.communicate(timeout=180)
+    finally:
+        hog.kill()
+        hog.wait()
+    assert proc.returncode == 0, stderr[-3000:]
+    table = rows(out)
+    first = [r for r in table if r["axis.-np"] == "1"]
+    later = [r for r in table if r["axis.-np"] == "2"]
+    assert {r["status"] for r in first} == {"oom-guard"}
+    assert "fell below the floor" in first[0]["error_reason"] and "server killed" in first[0]["error_reason"]
+    assert int(first[0]["host_mem_available_min_bytes"]) < floor
+    assert int(first[0]["oom_floor_bytes"]) == floor
+    assert {r["status"] for r in later} == {"ok"}  # the sweep went on once the memory came back
+    launch = json.loads((out / "runs" / first[0]["config_id"] / "r0" / "launch.json").read_text())
+    assert launch["status"] == "oom-guard"
