@@ -205,12 +205,12 @@ def k3s(restart_when: Sequence[OperationMeta] = ()) -> list[OperationMeta]:
     config = files.put(name=f"Write {CONFIG}", src=io.StringIO(config_text(cfg)), dest=CONFIG, mode="0600")
     changes: list[OperationMeta] = [config, *restart_when]
 
-    files.directory(name="Create the K3s install script directory", path="/usr/local/share/omni/k3s",
-                    mode="0755")
-    files.download(name=f"Save the K3s {cfg.version} install script", src=cfg.script_url,
-                   dest=cfg.script_path, mode="0644")
-    if versions["binary"] != cfg.version:
+    if versions["binary"] != cfg.version:  # not installed, or drifted from the pin: (re)install
         found = versions["binary"] or "not installed"
+        files.directory(name="Create the K3s install script directory", path="/usr/local/share/omni/k3s",
+                        mode="0755")
+        files.download(name=f"Save the K3s {cfg.version} install script", src=cfg.script_url,
+                       dest=cfg.script_path, mode="0644")
         server.shell(name=f"Check the K3s install script's sha256 ({found} -> {cfg.version})",
                      commands=[script_check_command(cfg)])
         changes.append(server.shell(name=f"Install K3s {cfg.version} with its install script",

@@ -157,7 +157,6 @@ def converged(k3s_binary: str = K3S_VERSION, k3s_running: str | None = K3S_VERSI
     else:
         config = DEFAULTS["k3s"]["config"]
     box.files["/etc/rancher/k3s/config.yaml"] = render("k3s-config.yaml.j2", config=config)
-    box.files[f"/usr/local/share/omni/k3s/install-{k3s_binary}.sh"] = "#!/bin/sh\n# k3s install script\n"
     for path in ("/etc/docker", "/etc/rancher/k3s", "/usr/local/share/omni/k3s", "/var/lib/omni",
                  "/var/lib/rancher/k3s/server/manifests"):
         box.dirs[path] = "drwxr-xr-x"
