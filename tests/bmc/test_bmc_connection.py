@@ -45,6 +45,40 @@ def test_unreachable_bmc_fails_fast(run_cli):
     )
 
 
+@pytest.fixture
+def black_hole():
+    """A loopback listener with a full accept queue: new connects hang, like a BMC whose network is gone."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = [socket.socket() for _ in range(4)]
+    for filler in fillers:
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+    time.sleep(0.2)
+    yield f"http://127.0.0.1:{port}"
+    for sock in [listener, *fillers]:
+        sock.close()
+
+
+def test_silent_bmc_fails_after_the_connect_timeout(black_hole, run_cli):
+    start = time.monotonic()
+    result = run_cli(
+        None,
+        "status",
+        "--url",
+        black_hole,
+        "--connect-timeout",
+        "0.5",
+        env={"OMNI_BMC_USERNAME": "u", "OMNI_BMC_PASSWORD": "p"},
+    )
+    elapsed = time.monotonic() - start
+    assert result.rc == 1 and _one_line(result.err)
+    assert f"the BMC at {black_hole} did not accept a connection within 0.5 s" in result.err
+    assert 0.9 < elapsed < 3, f"{elapsed:.1f} s: one connect retry expected"
+
+
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
