@@ -12,10 +12,24 @@ shift $(( $# >= 2 ? 2 : 1 ))
 pkgs=("$@")
 [ ${#pkgs[@]} -gt 0 ] || pkgs=(
   pyinfra==3.10.0 click distro gevent greenlet zope.event zope.interface paramiko bcrypt cryptography
-  invoke pynacl cffi pycparser typeguard types-paramiko typing-extensions
+  invoke pynacl cffi pycparser typeguard types-paramiko typing-extensions jinja2 MarkupSafe packaging
+  python-dateutil six
   pydantic pydantic-core annotated-types typing-inspection
-  openai jiter sniffio distro gguf
+  openai jiter sniffio httpx2 httpcore2 truststore anyio h11 certifi idna gguf
 )
+# pin each to the version this checkout's .venv runs, so the offline box runs what we tested
+if [ -x .venv/bin/python ]; then
+  mapfile -t pkgs < <(.venv/bin/python - "${pkgs[@]}" <<'PY'
+import sys
+from importlib.metadata import PackageNotFoundError, version
+for name in sys.argv[1:]:
+    try:
+        print(name if '==' in name else f'{name}=={version(name)}')
+    except PackageNotFoundError:
+        print(name)
+PY
+  )
+fi
 mkdir -p "$out"
 plat=()
 for n in 17 24 27 28 31 34; do plat+=(--platform "manylinux_2_${n}_x86_64"); done
