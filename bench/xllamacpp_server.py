@@ -23,9 +23,22 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def _version() -> str:
+    from importlib.metadata import version
+
+    try:
+        import xllamacpp
+
+        build = xllamacpp.BUILD_INFO
+        return f"xllamacpp {version('xllamacpp')} (llama.cpp build {build['build_number']} {build['commit']})"
+    except Exception as err:  # the wheel missing: say so instead of failing --version
+        return f"xllamacpp unavailable: {err}"
+
+
 def parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m bench.xllamacpp_server", allow_abbrev=False)
     a = p.add_argument
+    a("--version", action="version", version=_version())
     a("-m", "--model", required=True)
     a("--host", default="127.0.0.1")
     a("--port", type=int, default=8080)

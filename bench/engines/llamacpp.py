@@ -131,10 +131,13 @@ class LlamaServer(LlamaCppFamily):
         try:
             proc = subprocess.run([self.binary(server), "--version"], capture_output=True, text=True,
                                   timeout=30)
-            out["llama-server"] = (proc.stdout + proc.stderr).strip().splitlines()[0] if proc else out[
-                "llama-server"]
-        except (OSError, subprocess.TimeoutExpired, IndexError):
-            pass
+        except (OSError, subprocess.TimeoutExpired):
+            return out
+        lines = (proc.stdout + proc.stderr).strip().splitlines()
+        # llama-server prints backend probing first on GPU builds, then "version: N (commit)"
+        found = [ln for ln in lines if ln.startswith("version:")] or lines[:1]
+        if found:
+            out["llama-server"] = found[0].removeprefix("version:").strip()
         return out
 
 

@@ -110,6 +110,25 @@ def test_sweep_rows_and_a_failing_launch(tiny_model: Path, tmp_path: Path):
     assert not (out / "server.pid").exists()
 
 
+def test_llama_server_engine_runs_the_binary_from_the_spec(tiny_model: Path, tmp_path: Path):
+    """engine = "llama-server" with server.binary: here a wrapper exec'ing llama.cpp's server from the
+    xllamacpp wheel (no llama-server build on this machine); asked -c 1000 is rounded by llama.cpp."""
+    binary = tmp_path / "llama-server"
+    binary.write_text(f"#!/bin/sh\nexec {sys.executable} -m bench.xllamacpp_server \"$@\"\n")
+    binary.chmod(0o755)
+    text = spec_text(tiny_model, '"-c" = [1000]').replace('engine = "xllamacpp"', 'engine = "llama-server"')
+    text = text.replace(f'model = "{tiny_model}"', f'model = "{tiny_model}"\nbinary = "{binary}"')
+    spec = write_spec(tmp_path / "s.toml", text.replace('"-c", "2048", ', ""))
+    out = tmp_path / "sweep"
+    proc = run_bench("sweep", str(spec), "--out", str(out), "--no-report")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = rows(out)
+    assert {r["status"] for r in table} == {"ok"} and {r["engine"] for r in table} == {"llama-server"}
+    assert json.loads(table[0]["launch_argv"])[0] == str(binary)
+    assert table[0]["version.llama-server"].startswith("xllamacpp ")
+    assert table[0]["config_mismatches"].startswith("ctx_size asked 1000, server applied ")
+
+
 def _children(pid: int) -> list[psutil.Process]:
     try:
         return psutil.Process(pid).children(recursive=True)
