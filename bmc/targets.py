@@ -14,7 +14,8 @@ Host data keys (a hosts-file TOML example is in docs/bmc.md)::
         "memory_profile": {"expo2": {"AiOverclockTuner": "EXPO II"}},
     }
 
-A target set to ``None`` is skipped. Keys of the inner tables are the target value as text.
+A target set to ``None``, ``false`` or ``""`` is skipped. Keys of the inner tables are the target
+value as text.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def targets_from(data: Mapping[str, Any]) -> dict[str, Any]:
     """The configured targets over the defaults (a host may override one and keep the others)."""
     merged = dict(DEFAULTS["bios_targets"])
     merged.update(data.get("bios_targets") or {})
-    return {k: v for k, v in merged.items() if v is not None}
+    return {k: v for k, v in merged.items() if not (v is None or v is False or v == "")}  # nps = 0 is real
 
 
 def wanted_attributes(targets: Mapping[str, Any], mapping: Mapping[str, Any]) -> dict[str, Any]:

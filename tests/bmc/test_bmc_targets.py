@@ -19,13 +19,17 @@ def test_defaults_are_the_runbook_targets():
 
 
 def test_one_target_overridden_or_switched_off():
-    targets = targets_from({"bios_targets": {"nps": 1, "memory_profile": None}})
+    targets = targets_from({"bios_targets": {"nps": 1, "memory_profile": ""}})
     assert targets == {"pcie_link_speed": "gen5", "nps": 1}
     assert wanted_attributes(targets, MAP) == {
         "PCIS1LinkSpeed": "Gen5",
         "PCIS3LinkSpeed": "Gen5",
         "CbsDfCmnDramNps": "NPS1",
     }
+
+
+def test_nps_zero_is_a_target_not_a_switch_off():
+    assert targets_from({"bios_targets": {"nps": 0}})["nps"] == 0
 
 
 def test_a_target_value_without_mapping_names_the_key_to_set():
