@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import json
+import os
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -182,3 +186,20 @@ def test_tls_is_verified_by_default(tmp_path, run_cli):
         assert run_cli(emu, "status", "--ca-file", str(ca)).rc == 0
         assert run_cli(emu, "status", "--insecure").rc == 0
         assert run_cli(emu, "status", env={"OMNI_BMC_CA_FILE": str(ca)}).rc == 0
+
+
+def test_python_dash_m_bmc_is_the_entry_point(emulator):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNI_")} | emulator.env
+    run = subprocess.run(
+        [sys.executable, "-m", "bmc", "status", "--json"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["power_state"] == "Off"
+    bad = subprocess.run(
+        [sys.executable, "-m", "bmc", "power", "sideways"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
