@@ -304,9 +304,7 @@ def clear_pending(bmc: Bmc) -> dict[str, Any]:
     }
 
 
-def rollback_from(
-    bmc: Bmc, file: str | Path, rollback_dir: str | Path | None = None
-) -> dict[str, Any]:
+def rollback_from(bmc: Bmc, file: str | Path, rollback_dir: str | Path | None = None) -> dict[str, Any]:
     """Stage the values a rollback file saved (they land at the next boot)."""
     doc = rollback.load(file)
     if doc.get("bmc_url") and doc["bmc_url"].rstrip("/") != bmc.settings.url:

@@ -109,14 +109,15 @@ def _http_error(exc: sushy_exc.HTTPError, ctx: ErrorContext, what: str) -> BmcEr
         )
     if code == 412:
         return BmcError(
-            f"the BMC refused {what}: the resource changed since it was read (HTTP 412, If-Match)",
-            "run the command again; if it keeps failing, clear pending settings first",
+            f"the BMC refused {what}: its If-Match precondition failed (HTTP 412; the resource changed "
+            "since it was read, or the firmware rejects its own ETag)",
+            "run it again; if it keeps failing, use the BIOS setup screen or update the BMC firmware",
             "precondition",
         )
     if code == 428:
         return BmcError(
-            f"the BMC demands an If-Match header for {what} but offered no ETag (HTTP 428)",
-            "update the BMC firmware; this one cannot be driven safely over Redfish",
+            f"the BMC refused {what} without an If-Match header it accepts (HTTP 428)",
+            "update the BMC firmware (it rejects the ETag it hands out) or use the BIOS setup screen",
             "precondition",
         )
     if code in (400, 405, 409, 501):

@@ -289,7 +289,7 @@ class OmniLayer:
             sent = environ.get("HTTP_IF_MATCH")
             if not sent:
                 return (*_error(428, "Base.1.8.PreconditionRequired", "If-Match header is required"), [])
-            if sent.removeprefix("W/") != etag:
+            if sent.removeprefix("W/") != etag or self.cfg("OMNI_BIOS_REJECT_ETAG"):  # a buggy firmware
                 return (*_error(412, "Base.1.8.PreconditionFailed", "If-Match precondition failed"), [])
         attrs = doc.get("Attributes") or {}
         for name, value in attrs.items():

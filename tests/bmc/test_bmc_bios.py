@@ -127,3 +127,11 @@ def test_rollback_refuses_a_file_from_another_bmc(emulator, run_cli, tmp_path):
     garbage = tmp_path / "garbage.json"
     garbage.write_text("{not json")
     assert "is not valid JSON" in run_cli(emulator, "bios", "rollback", str(garbage)).err
+
+
+def test_a_firmware_that_rejects_its_own_etag_fails_with_one_line(tmp_path, run_cli):
+    with running_emulator(tmp_path / "buggy", ami_mode=True, bios_reject_etag=True) as buggy:
+        result = run_cli(buggy, "bios", "set", "SvmMode=Disabled")
+        assert result.rc == 1 and result.err.strip().count("\n") == 0
+        assert "If-Match" in result.err and "update the BMC firmware" in result.err
+        assert run_cli(buggy, "bios", "pending", "--json").json["pending"] == {}
