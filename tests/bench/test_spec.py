@@ -145,3 +145,21 @@ def test_example_specs_load_and_the_reference_template_dry_runs(tmp_path: Path):
     assert "-ot exps=CPU" in proc.stdout and "--tensor-split 3,1" in proc.stdout
     assert "numactl --interleave=all" in proc.stdout
     assert "--numa distribute" in proc.stdout
+
+
+def test_every_results_column_is_documented():
+    from bench.schema import FIXED_COLUMNS
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "bench.md").read_text()
+    missing = [c for c in FIXED_COLUMNS if f"`{c}`" not in doc and c not in doc]
+    assert not missing, f"docs/bench.md lacks {missing}"
+
+
+def test_genmodel_cli(tmp_path: Path):
+    out = tmp_path / "m.gguf"
+    proc = run_bench("genmodel", "--n-embd", "64", "--n-layer", "1", "--n-ff", "64", "--n-vocab", "512",
+                     "--n-expert", "2", "--n-expert-used", "1", "--dtype", "q8_0", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert out.is_file() and str(out) in proc.stdout
+    proc = run_bench("genmodel", "--n-expert", "2", "--n-expert-used", "3")
+    assert proc.returncode == 2 and proc.stderr.startswith("error: genmodel") and "Traceback" not in proc.stderr
