@@ -16,5 +16,6 @@ def require_ubuntu_2404(phase: str) -> None:
     if (name, major, minor) != SUPPORTED:
         found = " ".join(str(p) for p in (name, major, minor) if p is not None) or "an unknown OS"
         raise DeployError(
-            f"{host.name}: {phase} supports Ubuntu 24.04 only, found {found}: install Ubuntu 24.04 (phase 3) first"
+            f"{host.name}: {phase} supports Ubuntu 24.04 only, found {found}: "
+            "install Ubuntu 24.04 (phase 3) first"
         )
