@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -42,8 +43,7 @@ class Sweep:
     gpus: Gpus
     mem_total: int
     floor_bytes: int
-    host_columns: dict[str, Any]
-    versions: dict[str, str]
+    sweep_columns: dict[str, Any]  # host.* and version.* columns shared by every row
     facts_source: str
     retry_failed: bool = False
     progress: Progress | None = None
@@ -79,10 +79,10 @@ def run_sweep(spec: Spec, spec_text: str, out: Path, model: str, console: Consol
         reaped = store.reap_orphan()
         if reaped:
             console.print(f"[yellow]{reaped}[/yellow]")
-    vm_total = int(__import__("psutil").virtual_memory().total)
+    vm_total = int(psutil.virtual_memory().total)
     sw = Sweep(spec, store, engine, model, {c.config_id: c for c in configs}, console,
                Gpus(spec.memory.gpu), vm_total, parse_size(spec.memory.oom_floor, vm_total),
-               {**host_cols, **{k: v for k, v in vers.items()}}, {}, source, retry_failed)
+               {**host_cols, **vers}, source, retry_failed)
     st = parse_strategy(spec.strategy, spec.strategy_options)
     strategy = make_strategy(st, [c.config_id for c in configs], spec.workload.repeats)
     n_runs = sum(len(cells(spec, c)) for c in configs) * spec.workload.repeats
@@ -99,7 +99,7 @@ def run_sweep(spec: Spec, spec_text: str, out: Path, model: str, console: Consol
             strategy.tell(cid, score)
             seq += 1
             progress.advance(launches)
-    store.write_csv(sw.host_columns)
+    store.write_csv(sw.sweep_columns)
     best = strategy.best()
     store.update_meta(status="finished", finished_at=now(), launches=seq, best_config=best or "",
                       strategy=st.name)
@@ -208,7 +208,7 @@ def run_launch(sw: Sweep, config: ServerConfig, repeat: int, todo: list[Cell],
                              f"{rec.memory_release_detail}[/yellow]")
         rec.stopped_at = now()
         store.write_launch(rec)
-        store.write_csv(sw.host_columns)
+        store.write_csv(sw.sweep_columns)
 
 
 def _run_one(sw: Sweep, info: LaunchInfo, srv: ServerProcess, sampler: Sampler, abort: threading.Event,
@@ -258,7 +258,7 @@ def _save(sw: Sweep, info: LaunchInfo, cell: Cell, status: str, reason: str, rec
     row, cols = build_row(info, cell, status, reason, records, wall, samples, cpu, started, finished,
                           run_rel, tail)
     sw.store.write_run(RunRecord(row=row, columns=cols, requests=records, memory=samples))
-    sw.store.write_csv(sw.host_columns)
+    sw.store.write_csv(sw.sweep_columns)
     if sw.progress is not None:
         sw.progress.advance(sw.cells_task)
     return row.model_dump()

@@ -225,3 +225,24 @@ def test_oom_guard_kills_the_server_when_a_real_hog_eats_memory(tiny_model: Path
     assert {r["status"] for r in later} == {"ok"}  # the sweep went on once the memory came back
     launch = json.loads((out / "runs" / first[0]["config_id"] / "r0" / "launch.json").read_text())
     assert launch["status"] == "oom-guard"
+
+
+def test_resume_latest_finds_the_unfinished_sweep_and_a_changed_spec_is_refused(tiny_model: Path,
+                                                                                 tmp_path: Path):
+    from bench.store import spec_hash
+
+    text = spec_text(tiny_model, '"-np" = [1]').replace("concurrency = [1, 2]", "concurrency = [1]")
+    spec = write_spec(tmp_path / "s.toml", text)
+    old = tmp_path / "reports" / "t-old"
+    old.mkdir(parents=True)
+    (old / "spec.toml").write_text(text)
+    (old / "sweep.json").write_text(json.dumps({"sweep_id": "t-old", "spec_hash": spec_hash(text),
+                                                "status": "running"}))
+    proc = run_bench("sweep", str(spec), "--resume", "--no-report", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "sweep reports/t-old (resumed)" in proc.stdout and len(rows(old)) == 1
+    changed = write_spec(tmp_path / "c.toml", text.replace("requests = 4", "requests = 5"))
+    proc = run_bench("sweep", str(changed), "--out", str(old), cwd=tmp_path)
+    assert proc.returncode == 2 and "holds a sweep of a different spec" in proc.stderr
+    proc = run_bench("sweep", str(changed), "--resume", cwd=tmp_path)
+    assert proc.returncode == 2 and "no unfinished sweep of this spec" in proc.stderr
