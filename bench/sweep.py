@@ -176,8 +176,11 @@ def run_launch(sw: Sweep, config: ServerConfig, repeat: int, todo: list[Cell],
         _, props = http_json(launch.base_url + "/props")
         props = props if isinstance(props, dict) else None
         log_text = srv.log_text()
-        info.readback = sw.engine.readback(launch, props, log_text)
-        info.versions = sw.engine.versions(spec.server, props, log_text)
+        try:
+            info.readback = sw.engine.readback(launch, props, log_text)
+            info.versions = sw.engine.versions(spec.server, props, log_text)
+        except Exception as err:  # a surprising /props or log must not cost the measurements
+            info.readback.mismatches.append(f"readback failed: {type(err).__name__}: {err}")
         rec.applied, rec.mismatches = info.readback.applied, info.readback.mismatches
         rec.versions = info.versions
         client = Client(launch.base_url, sw.engine.api_prefix, max(c.concurrency for c in todo),

@@ -61,23 +61,31 @@ def parse_log(text: str) -> dict[str, Any]:
     return found
 
 
+def _int(text: Any) -> int | None:
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return None  # "auto", "all": nothing to compare against
+
+
 def compare(asked: dict[str, str], props: dict[str, Any] | None, log: dict[str, Any]) -> list[str]:
     """asked ≠ applied findings, one short sentence each."""
     out = []
     props = props or {}
     slots = props.get("total_slots", log.get("parallel"))
-    if "parallel" in asked and slots is not None and int(asked["parallel"]) != int(slots):
+    want = {k: _int(v) for k, v in asked.items()}
+    if want.get("parallel") is not None and slots is not None and want["parallel"] != _int(slots):
         out.append(f"parallel asked {asked['parallel']}, server runs {slots} slots")
-    if "threads" in asked and "threads" in log and int(asked["threads"]) != log["threads"]:
+    if want.get("threads") is not None and "threads" in log and want["threads"] != log["threads"]:
         out.append(f"threads asked {asked['threads']}, server uses {log['threads']}")
-    if "ctx_size" in asked and int(asked["ctx_size"]) > 0:
+    if (want.get("ctx_size") or 0) > 0:
         per_slot = (props.get("default_generation_settings") or {}).get("n_ctx") or log.get("ctx_slot")
         total = log.get("ctx_size") or (per_slot * slots if per_slot and slots else None)
-        if total is not None and int(asked["ctx_size"]) != int(total):
+        if total is not None and want["ctx_size"] != _int(total):
             out.append(f"ctx_size asked {asked['ctx_size']}, server applied {total}")
-    if "n_gpu_layers" in asked and "offloaded_layers" in log:
-        want = min(int(asked["n_gpu_layers"]), log["total_layers"])
-        if want >= 0 and want != log["offloaded_layers"]:
+    if want.get("n_gpu_layers") is not None and "offloaded_layers" in log:
+        layers = min(want["n_gpu_layers"], log["total_layers"])
+        if layers >= 0 and layers != log["offloaded_layers"]:
             out.append(
                 f"n_gpu_layers asked {asked['n_gpu_layers']}, "
                 f"offloaded {log['offloaded_layers']}/{log['total_layers']}"
