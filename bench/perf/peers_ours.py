@@ -12,10 +12,26 @@ import json
 import random
 import sys
 from pathlib import Path
+from typing import Any
 
 from bench.engines import get_engine
-from bench.load import CellLoad, make_prompt, run_cell
+from bench.load import CellLoad, Client, make_prompt, run_cell
 from bench.metrics import pct, summarize
+
+
+class RawPostClient(Client):
+    """The proposed fix, measured side by side: the same pool, retries and SSE parsing, but the
+    request goes out through `httpx.Client.stream` with a ready JSON body instead of the openai
+    client's per-call option processing (~2-3 ms of CPU before the first byte is sent, which
+    lands in TTFT and staggers the first wave of a cell)."""
+
+    def _create(self, prompt: Any):
+        ld = self.load
+        assert ld is not None
+        body = {"model": ld.model, "prompt": prompt, "max_tokens": ld.output_tokens, "stream": True,
+                "stream_options": {"include_usage": True}, **ld.fixed_fields, **ld.extra_body}
+        return self.http.stream("POST", f"{ld.base_url}{ld.api_prefix}/completions", content=json.dumps(body),
+                                headers={"Content-Type": "application/json"})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--extra-body", default="{}", help="JSON merged into every request")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--raw-post", action="store_true", help="send through RawPostClient (the proposed fix)")
     a = ap.parse_args(argv)
     engine = get_engine(a.engine)
     rng = random.Random(a.seed)
@@ -38,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         fixed_fields=engine.fixed_length_fields, extra_body=json.loads(a.extra_body), timeout_s=600,
         max_retries=3, api_prefix=engine.api_prefix,
     )
-    records, wall = run_cell(load, prompts, 0)
+    client = None
+    if a.raw_post:
+        client = RawPostClient(load.base_url, load.api_prefix, load.concurrency, load.timeout_s)
+    records, wall = run_cell(load, prompts, 0, client)
     out = summarize(records, wall)
     ok = [r for r in records if r.ok]
     out["output_tokens_total"] = sum(r.output_tokens or 0 for r in ok)

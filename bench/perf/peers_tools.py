@@ -71,6 +71,16 @@ class Ours:
                           d["ok_requests"], d["errors"], d["output_tokens_total"])
 
 
+class OursRawPost(Ours):
+    """Ours with the request path proposed for bench.load (see peers_ours.RawPostClient)."""
+
+    name = "ours-rawpost"
+
+    def command(self, w: Workload, out: Path, ctx: Context, env: dict[str, str]) -> tuple[list[str], dict]:
+        argv, env = super().command(w, out, ctx, env)
+        return [*argv, "--raw-post"], env
+
+
 class GuideLLM:
     name = "guidellm"
 
@@ -123,7 +133,7 @@ class AIPerf:
 
     def result(self, out: Path) -> ToolResult:
         d: dict[str, Any] = json.loads((out / "aiperf" / "profile_export_aiperf.json").read_text())
-        done = int(d.get("completed_request_count", {}).get("avg") or d["request_count"]["avg"])
+        done = int(d["request_count"]["avg"])  # successful; completed_request_count includes errors
         errs = sum(int(e.get("count", 1)) for e in d.get("error_summary") or [])
         return ToolResult(
             d["output_token_throughput"]["avg"], d["time_to_first_token"]["p50"],
@@ -132,4 +142,4 @@ class AIPerf:
         )
 
 
-TOOLS = {t.name: t for t in (Ours(), GuideLLM(), AIPerf())}
+TOOLS = {t.name: t for t in (Ours(), OursRawPost(), GuideLLM(), AIPerf())}

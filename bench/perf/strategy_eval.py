@@ -1,6 +1,7 @@
 """Offline evaluation of the sweep strategies: launches used vs the full grid, and winner agreement.
 
     python -m bench.perf.strategy_eval [--trials 400] [--csv reports/<sweep>/results.csv ...]
+    python -m bench.perf.strategy_eval --record .cache/perf/grid-record   # + a real grid recorded here
 
 Why offline: a real sweep costs minutes per launch, so the strategies are judged by replaying
 result surfaces. Each trial draws (or, for a recorded results.csv, reorders) a full grid of
@@ -23,7 +24,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from bench.perf.strategy_surfaces import SURFACES, Surface, recorded_surface
+from bench.perf.strategy_surfaces import SURFACES, Surface, record_grid, recorded_surface
 from bench.strategies import StrategySpec, make_strategy
 from bench.strategies.stats import t_quantile
 
@@ -31,8 +32,8 @@ STRATEGIES: dict[str, StrategySpec] = {
     "grid": StrategySpec(name="grid"),
     "halving eta=2": StrategySpec(name="halving", eta=2),
     "halving eta=3": StrategySpec(name="halving", eta=3),
-    "race": StrategySpec(name="race"),
-    "race confirm=2": StrategySpec(name="race", confirm=2),
+    "race": StrategySpec(name="race"),  # the defaults: launch_cv 0.03, confidence 0.95, confirm 2
+    "race cv=.015 conf=.9": StrategySpec(name="race", launch_cv=0.015, confidence=0.9),
 }
 
 
@@ -114,7 +115,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, nargs="+", default=[3, 5], help="launches per config in the grid")
     ap.add_argument("--csv", type=Path, nargs="*", default=[], help="recorded results.csv files to replay")
     ap.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
+    ap.add_argument("--record", type=Path, metavar="DIR",
+                    help="first record a real 6-config x 3-repeat grid sweep in DIR (minutes), replay it too")
     args = ap.parse_args(argv)
+    if args.record:
+        args.csv.append(record_grid(args.record))
     console = Console(width=160)
     rows = []
     jobs: list[tuple[Surface, int]] = [(s, r) for s, r in product(SURFACES, args.repeats)]

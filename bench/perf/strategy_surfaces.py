@@ -132,3 +132,45 @@ def recorded_surface(path: Path, objective: Objective | None = None) -> tuple[Su
     ids = sorted(per_config)
     rec = np.array([per_config[c][:repeats] for c in ids])
     return Surface(f"recorded {path.parent.name}", ids, recorded=rec), repeats
+
+
+RECORD_SPEC = """\
+# A full grid with 3 launches per configuration, recorded to replay strategies on real noise.
+name = "grid-record"
+engine = "xllamacpp"
+strategy = "grid"
+[server]
+args = ["-c", "4096", "--no-warmup", "--threads", "1"]
+health_timeout_s = 60
+stop_timeout_s = 10
+[server.generate]
+n_embd = 256
+n_layer = 4
+n_ff = 768
+n_head = 4
+n_head_kv = 2
+n_vocab = 2048
+dtype = "f16"
+[axes]
+"--parallel" = [1, 2, 4]
+"--ubatch-size" = [16, 512]
+[workload]
+input_tokens = [64]
+output_tokens = [32]
+concurrency = [1, 4]
+requests = 8
+warmup = 1
+repeats = 3
+"""
+
+
+def record_grid(out: Path) -> Path:
+    """Run (or resume) the recording sweep with `python -m bench sweep`; returns its results.csv."""
+    import subprocess
+    import sys
+
+    out.mkdir(parents=True, exist_ok=True)
+    spec = out.parent / f"{out.name}.toml"
+    spec.write_text(RECORD_SPEC)
+    subprocess.run([sys.executable, "-m", "bench", "sweep", str(spec), "--out", str(out)], check=True)
+    return out / "results.csv"
