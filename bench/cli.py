@@ -6,6 +6,7 @@ import argparse
 import os
 import shlex
 import shutil
+import subprocess
 import sys
 from datetime import datetime
 from importlib.resources import files
@@ -22,13 +23,25 @@ from bench.store import SweepStore, spec_hash
 REPORTS = Path("reports")
 
 
+def _numactl_works() -> bool:
+    """numactl present and allowed to set a memory policy (containers may forbid set_mempolicy)."""
+    exe = shutil.which("numactl")
+    if not exe:
+        return False
+    try:
+        probe = subprocess.run([exe, "--interleave=all", "true"], capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
 def demo_text() -> str:
     """The embedded demo spec, adapted to this machine (thread counts, numactl)."""
     text = files("bench.specs").joinpath("demo.toml").read_text()
     n = os.cpu_count() or 1
     if n > 2:
         text = text.replace('"--threads" = [1]', f'"--threads" = [1, {min(4, n // 2)}]', 1)
-    if shutil.which("numactl"):
+    if _numactl_works():
         axis = '"--parallel" = [1, 4]'
         text = text.replace(axis, axis + '\nnuma = ["none", "interleave=all"]', 1)
     return text

@@ -246,3 +246,21 @@ def test_resume_latest_finds_the_unfinished_sweep_and_a_changed_spec_is_refused(
     assert proc.returncode == 2 and "holds a sweep of a different spec" in proc.stderr
     proc = run_bench("sweep", str(changed), "--resume", cwd=tmp_path)
     assert proc.returncode == 2 and "no unfinished sweep of this spec" in proc.stderr
+
+
+def test_zero_config_demo(tmp_path: Path):
+    """README command (1): `python -m bench sweep` with no spec, from the repository root."""
+    import tomllib
+
+    from bench.cli import demo_text
+    from bench.plan import count_runs, server_configs
+    from bench.spec import parse_spec
+
+    spec = parse_spec(tomllib.loads(demo_text()))
+    n_runs = count_runs(spec, server_configs(spec))[1]
+    out = tmp_path / "demo"
+    proc = run_bench("sweep", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == str(out / "index.html") and (out / "index.html").is_file()
+    table = rows(out)
+    assert len(table) == n_runs and {r["status"] for r in table} == {"ok"}
