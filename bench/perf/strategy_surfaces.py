@@ -63,7 +63,7 @@ def _crossed(name: str, axes: dict[str, dict[str, float]], **noise: object) -> S
 def moe_hybrid() -> Surface:
     """72 configurations of a hybrid MoE server; the top 5 lie within 3 % of the best."""
     s = _crossed(
-        "moe-hybrid (2% launch sd)",
+        "moe-hybrid 2%sd",
         {
             "threads": {"24": -0.22, "48": -0.04, "64": 0.0, "96": -0.05},
             "numa": {"none": -0.14, "interleave": 0.0, "distribute": -0.015},
@@ -88,13 +88,13 @@ def flat_top() -> Surface:
     top[0] = 0.0
     rest = np.log1p(-rng.uniform(0.05, 0.4, 16))
     ids = [f"cfg{i:02d}" for i in range(24)]
-    return Surface("flat-top (3% launch sd)", ids, np.concatenate([top, rest]),
+    return Surface("flat-top 3%sd", ids, np.concatenate([top, rest]),
                    np.full(24, 0.03), 0.01, np.zeros(24, bool), 0.03)
 
 
 def demo_small() -> Surface:
     """The zero-config demo's shape: parallel slots x NUMA prefix (6 configurations)."""
-    s = _crossed("demo (6 configs, 3% sd)",
+    s = _crossed("demo-like 3%sd",
                  {"parallel": {"1": -0.45, "2": -0.1, "4": 0.0}, "numa": {"none": 0.0, "interleave": -0.01}})
     s.launch_sd = np.full(len(s.ids), 0.03)
     s.request_sd, s.outlier_p = 0.01, 0.03
@@ -104,7 +104,7 @@ def demo_small() -> Surface:
 
 def noisy() -> Surface:
     """36 configurations with 6 % launch spread (a busy or thermally limited box)."""
-    s = _crossed("noisy (6% launch sd)",
+    s = _crossed("noisy 6%sd",
                  {"threads": {"a": -0.3, "b": -0.08, "c": 0.0, "d": -0.02},
                   "numa": {"x": -0.1, "y": 0.0, "z": -0.03},
                   "batch": {"p": -0.01, "q": 0.0, "r": -0.05}})
@@ -131,7 +131,7 @@ def recorded_surface(path: Path, objective: Objective | None = None) -> tuple[Su
     repeats = min(len(v) for v in per_config.values())
     ids = sorted(per_config)
     rec = np.array([per_config[c][:repeats] for c in ids])
-    return Surface(f"recorded {path.parent.name}", ids, recorded=rec), repeats
+    return Surface(f"real {path.parent.name}", ids, recorded=rec), repeats
 
 
 RECORD_SPEC = """\
