@@ -28,7 +28,7 @@ from typing import Any
 import psutil
 
 from bench.metrics import ci95
-from bench.schema import AXIS_PREFIX, FIXED_COLUMNS, HOST_PREFIX, OK_STATUSES, LaunchRecord, RunRecord
+from bench.schema import AXIS_PREFIX, FIXED_COLUMNS, HOST_PREFIX, OK_STATUSES, LaunchRecord, Row, RunRecord
 
 CI_METRICS = ("decode_tps", "server_decode_tps", "prefill_tps", "throughput_tps")
 
@@ -51,6 +51,7 @@ def write_atomic(path: Path, text: str) -> None:
 class SweepStore:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._runs: dict[Path, RunRecord] | None = None  # rows without requests/memory, by file
 
     # -- sweep level -------------------------------------------------------------------------
     @property
@@ -130,6 +131,8 @@ class SweepStore:
         r = run.row
         p = self.run_path(r.config_id, r.repeat, r.cell_id)
         write_atomic(p, run.model_dump_json())
+        if self._runs is not None:
+            self._runs[p] = _light(run)
         return p
 
     def read_launch(self, config_id: str, repeat: int) -> LaunchRecord | None:
@@ -143,15 +146,18 @@ class SweepStore:
         write_atomic(self.run_dir(rec.config_id, rec.repeat) / "launch.json", rec.model_dump_json(indent=1))
 
     def all_runs(self) -> list[RunRecord]:
-        out = []
-        for p in sorted((self.path / "runs").glob("*/r*/*.json")):
-            if p.name == "launch.json":
-                continue
-            try:
-                out.append(RunRecord.model_validate_json(p.read_text()))
-            except ValueError:
-                continue
-        return out
+        """Every run's row and columns (per-request records and samples dropped: rows only). Read
+        from disk once; later writes update the cache, so results.csv costs O(rows) per cell."""
+        if self._runs is None:
+            self._runs = {}
+            for p in sorted((self.path / "runs").glob("*/r*/*.json")):
+                if p.name == "launch.json":
+                    continue
+                try:
+                    self._runs[p] = _light(RunRecord.model_validate_json(p.read_text()))
+                except ValueError:
+                    continue
+        return list(self._runs.values())
 
     def launch_count(self) -> int:
         return len(list((self.path / "runs").glob("*/r*/launch.json")))
@@ -159,7 +165,10 @@ class SweepStore:
     # -- results.csv -------------------------------------------------------------------------
     def write_csv(self, host_columns: dict[str, Any]) -> Path:
         runs = self.all_runs()
-        rows = [_with_repeat_ci(run, runs) | run.columns | host_columns for run in runs]
+        groups: dict[tuple[str, str], list[Row]] = {}
+        for run in runs:
+            groups.setdefault((run.row.config_id, run.row.cell_id), []).append(run.row)
+        rows = [_with_repeat_ci(run, groups) | run.columns | host_columns for run in runs]
         rows.sort(key=lambda r: (r["started_at"], r["config_id"], r["repeat"], r["cell_id"]))
         extra = sorted({k for r in rows for k in r} - set(FIXED_COLUMNS), key=_column_order)
         columns = [*FIXED_COLUMNS, *extra]
@@ -172,6 +181,10 @@ class SweepStore:
                 w.writerow({k: _cell(v) for k, v in r.items()})
         os.replace(tmp, path)
         return path
+
+
+def _light(run: RunRecord) -> RunRecord:
+    return RunRecord(row=run.row, columns=run.columns, requests=[], memory=[])
 
 
 def _column_order(name: str) -> tuple[int, str]:
@@ -191,10 +204,10 @@ def _cell(v: Any) -> Any:
     return v
 
 
-def _with_repeat_ci(run: RunRecord, runs: list[RunRecord]) -> dict[str, Any]:
+def _with_repeat_ci(run: RunRecord, groups: dict[tuple[str, str], list[Row]]) -> dict[str, Any]:
     """The row, with CI columns recomputed across repeats when its cell ran >= 2 good repeats."""
     row = run.row.model_dump()
-    same = [r.row for r in runs if r.row.config_id == run.row.config_id and r.row.cell_id == run.row.cell_id]
+    same = groups[(run.row.config_id, run.row.cell_id)]
     peers = [r for r in same if r.status in OK_STATUSES]
     row["n_repeats"] = len({r.repeat for r in same})
     if len(peers) >= 2:
