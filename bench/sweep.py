@@ -197,12 +197,14 @@ def run_launch(sw: Sweep, config: ServerConfig, repeat: int, todo: list[Cell],
                 break
         return rows
     finally:
-        for close in closers:
-            close()
-        if sampler is not None:
-            sampler.stop()
-        srv.stop(spec.server.stop_timeout_s)
-        store.forget_server()
+        try:
+            for close in closers:
+                close()
+            if sampler is not None:
+                sampler.stop()
+        finally:  # whatever failed above, the server must not outlive its launch
+            srv.stop(spec.server.stop_timeout_s)
+            store.forget_server()
         tolerance = max(256 * 2**20, sw.mem_total // 50)
         rec.memory_released, rec.memory_release_detail = wait_released(
             srv.pgid, base_avail, tolerance, spec.memory.release_timeout_s, sw.gpus, gpu_base)
