@@ -6,6 +6,7 @@ import argparse
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from datetime import datetime
@@ -207,8 +208,13 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # unwinds through the sweep's finally blocks: the server is stopped
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
     console = Console(highlight=False, soft_wrap=True)
     try:
         command = {"sweep": cmd_sweep, "report": cmd_report, "genmodel": cmd_genmodel}[args.command]
