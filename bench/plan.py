@@ -38,21 +38,28 @@ class Cell(BaseModel):
     warmup: int
 
 
-def _matches(rule: dict[str, Any], values: dict[str, Any]) -> bool:
-    for key, want in rule.items():
-        if key not in values:
-            return False
-        allowed = want if isinstance(want, list) and not key.startswith("args.") else [want]
-        if values[key] not in allowed:
-            return False
-    return True
+def _allowed(spec: Spec, key: str, want: Any) -> list[Any]:
+    """A rule's list means "any of these", except where the list is itself one raw-args value.
+
+    For an ``args.*`` axis a value may be an argv list (``["-ot", "exps=CPU"]``), so a list in a
+    rule is read as any-of only when each element is one of that axis's values.
+    """
+    if not isinstance(want, list):
+        return [want]
+    if key.startswith("args.") and not all(w in spec.axes.get(key, []) for w in want):
+        return [want]
+    return want
+
+
+def _matches(spec: Spec, rule: dict[str, Any], values: dict[str, Any]) -> bool:
+    return all(key in values and values[key] in _allowed(spec, key, want) for key, want in rule.items())
 
 
 def _excluded(spec: Spec, values: dict[str, Any], only_axes: bool) -> bool:
     for rule in spec.exclude:
         if only_axes and any(k in WORKLOAD_AXES for k in rule):
             continue
-        if _matches(rule, values):
+        if _matches(spec, rule, values):
             return True
     return False
 
