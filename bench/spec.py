@@ -86,6 +86,26 @@ class MemorySpec(_Strict):
         return v
 
 
+class ReportSpec(_Strict):
+    """The report's settings (`bench/report/options.py: ReportOptions`, same keys and bounds).
+
+    Why optional with no defaults here: the report merges this table under `report.toml` and its
+    command-line flags, and owns the defaults; the sweep only checks the table before a launch.
+    """
+
+    min_decode_tps: float | None = Field(None, gt=0)  # decode goal, tokens/s per request
+    min_headroom_gb: float | None = Field(None, ge=0)  # host MemAvailable to keep, GB (10^9 B)
+    host_bandwidth_gbps: float | None = Field(None, gt=0)  # measured host RAM bandwidth, GB/s
+    # measured GPU memory bandwidth, GB/s: one number for every GPU, or a list per GPU index
+    gpu_bandwidth_gbps: list[Annotated[float, Field(gt=0)]] | None = None
+    memory_channels: int | None = Field(None, ge=1)  # memory channels in use
+
+    @field_validator("gpu_bandwidth_gbps", mode="before")
+    @classmethod
+    def _scalar_is_every_gpu(cls, value: Any) -> Any:
+        return [value] if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
 class Spec(_Strict):
     name: str = Field("sweep", pattern=r"^[A-Za-z0-9_.-]+$")
     engine: Literal[ENGINES]  # type: ignore[valid-type]
@@ -97,6 +117,7 @@ class Spec(_Strict):
     exclude: list[dict[str, AxisValue | list[AxisValue]]] = Field(default_factory=list)
     memory: MemorySpec = Field(default_factory=MemorySpec)
     strategy_options: dict[str, Any] = Field(default_factory=dict)
+    report: ReportSpec = Field(default_factory=ReportSpec)  # thresholds for the HTML report
 
     @field_validator("axes")
     @classmethod
@@ -200,6 +221,9 @@ def _one_line(err: ValidationError) -> str:
     e = err.errors()[0]
     loc = ".".join(str(p) for p in e["loc"] if not isinstance(p, int) or True)
     kind, msg = e["type"], e["msg"]
+    if kind == "extra_forbidden" and loc.startswith("report."):
+        return (f"unknown key {loc!r}: the report understands {', '.join(ReportSpec.model_fields)} "
+                f"(see docs/report.md)")
     if kind == "extra_forbidden":
         return f"unknown key {loc!r}: remove it or fix its spelling (see docs/bench.md)"
     if kind == "missing":

@@ -1,8 +1,9 @@
 """Report settings: success thresholds and the bandwidth figures the ceiling may need.
 
 Sources, later wins: the spec's `[report]` table, then `report.toml` in the sweep dir, then
-command-line flags / keyword arguments. Unknown keys are listed on the page, not fatal: the spec
-belongs to the sweep, and an old report setting must never stop a report from being written.
+command-line flags / keyword arguments. `bench.spec.ReportSpec` checks the spec's table (same keys
+and bounds) before a sweep starts; here unknown keys are listed on the page, not fatal, so a sweep
+recorded by an older version still renders.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -26,7 +27,7 @@ class ReportOptions(BaseModel):
     min_decode_tps: float = Field(15.0, gt=0)  # decode tokens/s per request, one user
     min_headroom_gb: float = Field(80.0, ge=0)  # host MemAvailable kept free during inference (10^9 B)
     host_bandwidth_gbps: float | None = Field(None, gt=0)  # measured host RAM bandwidth, GB/s
-    gpu_bandwidth_gbps: list[float] = Field(default_factory=list)  # measured, per GPU index
+    gpu_bandwidth_gbps: list[Annotated[float, Field(gt=0)]] = Field(default_factory=list)  # per GPU
     memory_channels: int | None = Field(None, ge=1)  # override "one DIMM per channel"
 
     @field_validator("gpu_bandwidth_gbps", mode="before")

@@ -49,6 +49,12 @@ def spec_of(text: str, model: str = "m.gguf"):
      "eta applies to strategy 'halving' only"),
     (('model = "{model}"', 'model = "{model}"\n[server.generate]\nn_embd = 64'), "not both"),
     (("[server]\n", "[server]\nport = 70000\n"), "server.port"),
+    (("[workload]", "[report]\nheadroom_gb = 80\n[workload]"),
+     "unknown key 'report.headroom_gb': the report understands min_decode_tps, min_headroom_gb,"),
+    (("[workload]", "[report]\nmin_decode_tps = 0\n[workload]"),
+     "report.min_decode_tps: Input should be greater"),
+    (("[workload]", "[report]\ngpu_bandwidth_gbps = [4800, -1]\n[workload]"), "report.gpu_bandwidth_gbps.1"),
+    (("[workload]", '[report]\nmemory_channels = "eight"\n[workload]'), "report.memory_channels"),
 ])
 def test_bad_spec_is_one_line_naming_the_key(patch: tuple[str, str], needle: str):
     text = BASE.replace(*patch)
@@ -164,3 +170,54 @@ def test_genmodel_cli(tmp_path: Path):
     proc = run_bench("genmodel", "--n-expert", "2", "--n-expert-used", "3")
     assert proc.returncode == 2 and proc.stderr.startswith("error: genmodel")
     assert "Traceback" not in proc.stderr
+
+
+REPORT_TABLE = """
+min_decode_tps = 11.5
+min_headroom_gb = 0
+host_bandwidth_gbps = 409.6
+gpu_bandwidth_gbps = [1792, 1792]
+memory_channels = 8
+"""
+
+
+def test_report_table_is_typed_and_left_to_the_report():
+    spec = spec_of(BASE.replace("[workload]", f"[report]{REPORT_TABLE}[workload]"))
+    assert spec.report.min_decode_tps == 11.5 and spec.report.gpu_bandwidth_gbps == [1792, 1792]
+    assert spec.report.memory_channels == 8 and spec.report.min_headroom_gb == 0
+    assert spec_of(BASE.replace("[workload]", "[report]\ngpu_bandwidth_gbps = 4800\n[workload]")).report \
+        .gpu_bandwidth_gbps == [4800]
+    assert spec_of(BASE).report.min_decode_tps is None  # the report owns the defaults
+
+
+@pytest.mark.parametrize("table", [
+    "min_decode_tps = 15", "min_decode_tps = 0", "min_decode_tps = -1", 'min_decode_tps = "fast"',
+    "min_headroom_gb = 0", "min_headroom_gb = -0.5", "host_bandwidth_gbps = 0", "host_bandwidth_gbps = 1e3",
+    "gpu_bandwidth_gbps = 1792", "gpu_bandwidth_gbps = []", "gpu_bandwidth_gbps = [1, 0]",
+    'gpu_bandwidth_gbps = ["x"]', "memory_channels = 0", "memory_channels = 12", "memory_channels = 2.5",
+    "headroom_gb = 80", "min_decode_tps = 10\nmin_headroom_gb = 100",
+])
+def test_report_table_accepts_exactly_what_the_report_accepts(table: str):
+    """The spec refuses before a launch what the report would refuse after the sweep, and no more."""
+    from bench.report.options import FIELDS, ReportOptions
+
+    data = tomllib.loads(table)
+    try:
+        ReportOptions.model_validate(data)
+        report_ok = set(data) <= set(FIELDS)
+    except ValueError:
+        report_ok = False
+    try:
+        spec_of(BASE.replace("[workload]", f"[report]\n{table}\n[workload]"))
+        spec_ok = True
+    except SpecError as err:
+        assert "\n" not in str(err) and "report." in str(err)
+        spec_ok = False
+    assert spec_ok == report_ok
+
+
+def test_report_table_has_the_report_options_keys():
+    from bench.report.options import FIELDS
+    from bench.spec import ReportSpec
+
+    assert tuple(ReportSpec.model_fields) == FIELDS
