@@ -144,28 +144,26 @@ def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
     if args.no_report:
         print(sweep_dir / "results.csv")
         return 0
-    index = render(sweep_dir, console)
-    if index is not None:
-        print(index)
+    print(render(sweep_dir))
     return 0
 
 
-def render(sweep_dir: Path, console: Console) -> Path | None:
+def render(sweep_dir: Path) -> Path:
+    """The sweep's index.html; settings from its spec's [report] table and report.toml."""
+    from bench.report import ReportError, render_report
+    from bench.report.modelbytes import ModelFileError
+
     try:
-        from bench.report import render_report
-    except ImportError:
-        console.print("[yellow]report: bench.report.render_report is not installed yet; results.csv is "
-                      "the result[/yellow]")
-        return None
-    return render_report(sweep_dir)
+        return render_report(sweep_dir)
+    except (ReportError, ModelFileError) as err:
+        raise SpecError(f"report: {err} (the results are in {sweep_dir / 'results.csv'})") from None
 
 
-def cmd_report(args: argparse.Namespace, console: Console) -> int:
-    index = render(Path(args.sweep_dir), console)
-    if index is None:
-        return 1
-    print(index)
-    return 0
+def cmd_report(argv: list[str]) -> int:
+    """Every flag goes to the report's own CLI (one line and exit 2 on a bad setting or sweep dir)."""
+    from bench.report import main as report_main
+
+    return report_main(argv)
 
 
 def cmd_genmodel(args: argparse.Namespace, console: Console) -> int:
@@ -199,7 +197,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--retry-failed", action="store_true", help="when resuming, rerun cells that failed")
     s.add_argument("--no-report", action="store_true", help="skip the HTML report (render it later with "
                    "`python -m bench report`)")
-    r = sub.add_parser("report", help="render reports/<sweep-id>/index.html")
+    # `report ...` is dispatched to bench.report.main before parsing (see main): listed here for --help
+    r = sub.add_parser("report", help="render reports/<sweep-id>/index.html (flags: report --help)")
     r.add_argument("sweep_dir")
     g = sub.add_parser("genmodel", help="generate (and cache) a random-weight Llama GGUF")
     for name, field in ModelShape.model_fields.items():
@@ -213,11 +212,14 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["report"]:  # the report CLI owns its flags: thresholds, bandwidths
+        return cmd_report(argv[1:])
     args = parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     console = Console(highlight=False, soft_wrap=True)
     try:
-        command = {"sweep": cmd_sweep, "report": cmd_report, "genmodel": cmd_genmodel}[args.command]
+        command = {"sweep": cmd_sweep, "genmodel": cmd_genmodel}[args.command]
         return command(args, console)
     except SpecError as err:
         print(f"error: {err}", file=sys.stderr)

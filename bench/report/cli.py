@@ -15,6 +15,12 @@ from bench.report.options import ReportError
 from bench.report.render import render_report
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line and exit 2, no usage dump
+        print(f"report: {message}; see `python -m bench report --help`", file=sys.stderr)
+        sys.exit(2)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The report's flags, for a parent CLI that wants them on its own subcommand."""
     a = parser.add_argument
@@ -34,7 +40,7 @@ def options_from(ns: argparse.Namespace) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench report", description="Write SWEEP_DIR/index.html.")
+    parser = _Parser(prog="python -m bench report", description="Write SWEEP_DIR/index.html.")
     add_arguments(parser)
     ns = parser.parse_args(argv)
     try:

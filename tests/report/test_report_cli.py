@@ -1,0 +1,141 @@
+"""`python -m bench report SWEEP_DIR [flags]` on a REAL sweep whose spec carries a `[report]` table:
+the settings' precedence (flag > report.toml > spec [report] > defaults) as the page shows it, and
+one-line errors with exit 2 for a bad directory, a bad setting or a bad flag."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+
+SPEC = """
+name = "report-cli"
+engine = "xllamacpp"
+[server]
+args = ["-c", "512", "--no-warmup", "--threads", "1"]
+health_timeout_s = 60
+stop_timeout_s = 10
+[server.generate]
+n_embd = 64
+n_layer = 1
+n_ff = 128
+n_head = 2
+n_head_kv = 1
+n_vocab = 512
+[workload]
+input_tokens = [16]
+output_tokens = [8]
+concurrency = [1]
+requests = 2
+warmup = 0
+[memory]
+interval_s = 0.05
+[report]
+min_decode_tps = 0.5
+min_headroom_gb = 1.5
+host_bandwidth_gbps = 77
+"""
+
+
+def bench(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "OMNI_REPORT_SHOTS"} | {"PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=240, stdin=subprocess.DEVNULL)
+
+
+def page_text(sweep: Path) -> str:
+    """The page's words, tags stripped: what the criteria table and ceiling inputs say."""
+    raw = (sweep / "index.html").read_text()
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", raw)))
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One launch, one cell: the sweep renders its page with the spec's [report] settings."""
+    base = tmp_path_factory.mktemp("report-cli")
+    spec = base / "spec.toml"
+    spec.write_text(SPEC)
+    out = base / "sweep"
+    proc = bench("sweep", str(spec), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == str(out / "index.html")
+    return out
+
+
+@pytest.fixture
+def sweep(recorded: Path, tmp_path: Path) -> Path:
+    """A private copy: each test rewrites index.html and report.toml."""
+    return Path(shutil.copytree(recorded, tmp_path / "sweep"))
+
+
+def test_the_sweep_page_judges_by_the_spec_report_table(recorded: Path):
+    text = page_text(recorded)
+    assert "> 0.5 tokens/s per request" in text and "> 1.5 GB MemAvailable" in text
+    assert "measured, given in the spec: 77 GB/s" in text
+    assert "> 15 tokens/s" not in text and "> 80 GB" not in text  # not the defaults
+
+
+def test_report_toml_beats_the_spec_and_flags_beat_both(sweep: Path):
+    (sweep / "report.toml").write_text("[report]\nmin_decode_tps = 2\n")
+    proc = bench("report", str(sweep))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(sweep / "index.html")
+    text = page_text(sweep)
+    assert "> 2 tokens/s per request" in text and "> 1.5 GB MemAvailable" in text  # headroom: the spec's
+    proc = bench("report", str(sweep), "--min-decode-tps", "3", "--min-headroom-gb", "4",
+                 "--host-bandwidth-gbps", "123", "--gpu-bandwidth-gbps", "900", "--memory-channels", "2")
+    assert proc.returncode == 0, proc.stderr
+    text = page_text(sweep)
+    assert "> 3 tokens/s per request" in text and "> 4 GB MemAvailable" in text
+    assert "measured, given in the spec: 123 GB/s" in text and "77 GB/s" not in text
+
+
+def test_defaults_apply_where_no_source_sets_a_key(sweep: Path):
+    spec = (sweep / "spec.toml").read_text()
+    (sweep / "spec.toml").write_text(spec.replace("min_decode_tps = 0.5\n", ""))
+    proc = bench("report", str(sweep))
+    assert proc.returncode == 0, proc.stderr
+    text = page_text(sweep)
+    assert "> 15 tokens/s per request" in text and "> 1.5 GB MemAvailable" in text
+
+
+@pytest.mark.parametrize(("args", "setup", "needle"), [
+    (["{missing}"], None, "not a directory; give the sweep dir"),
+    (["{empty}"], None, "no results.csv; run `python -m bench sweep` first"),
+    (["{sweep}"], "min_decode_tps = -1\n", "report setting min_decode_tps=-1"),
+    (["{sweep}"], "min_decode_tps = \n", "report.toml is not valid TOML"),
+    (["{sweep}", "--min-decode-tps", "fast"], None, "argument --min-decode-tps: invalid float value: 'fast'"),
+    (["{sweep}", "--gpu-bandwidth-gbps", "0"], None, "report setting gpu_bandwidth_gbps.0=0.0"),
+    (["{sweep}", "--no-such-flag"], None, "unrecognized arguments: --no-such-flag"),
+])
+def test_errors_are_one_line_and_exit_2(sweep: Path, tmp_path: Path, args: list[str], setup: str | None,
+                                        needle: str):
+    (tmp_path / "empty").mkdir()
+    if setup is not None:
+        (sweep / "report.toml").write_text(setup)
+    names = {"missing": tmp_path / "missing", "empty": tmp_path / "empty", "sweep": sweep}
+    before = (sweep / "index.html").read_bytes()
+    proc = bench("report", *(a.format(**names) for a in args))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert needle in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    assert (sweep / "index.html").read_bytes() == before  # nothing half-written
+
+
+def test_report_help_lists_every_flag_and_bench_help_lists_report():
+    proc = bench("report", "--help")
+    assert proc.returncode == 0
+    for flag in ("--min-decode-tps", "--min-headroom-gb", "--host-bandwidth-gbps", "--gpu-bandwidth-gbps",
+                 "--memory-channels"):
+        assert flag in proc.stdout
+    proc = bench("--help")
+    assert proc.returncode == 0 and "report" in proc.stdout
