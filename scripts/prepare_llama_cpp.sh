@@ -3,6 +3,7 @@
 # Why: the llama-cpp-python sdist on PyPI vendors the full llama.cpp tree, so pip can fetch a
 # pinned llama.cpp where git cannot; trimmed of docs, vocab files and UI sources it packs to ~9 MB.
 # Usage: scripts/prepare_llama_cpp.sh [OUT.tar.gz] [LLAMA_CPP_PYTHON_VERSION]
+# Env: PYTHON=path of a python with pip (default python3; Debian's python3 may lack pip).
 set -euo pipefail
 out=${1:-.carry/llama.cpp.tar.gz}
 version=${2:-0.3.36}
@@ -10,7 +11,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$(dirname "$out")"
 echo "fetching llama-cpp-python==$version sdist ..."
-python3 -m pip download -q --no-deps --no-binary :all: -d "$work" "llama-cpp-python==$version"
+"${PYTHON:-python3}" -m pip download -q --no-deps --no-binary :all: -d "$work" "llama-cpp-python==$version"
 tar xzf "$work"/llama_cpp_python-"$version".tar.gz -C "$work"
 src="$work/llama_cpp_python-$version/vendor/llama.cpp"
 [ -f "$src/CMakeLists.txt" ] || { echo "error: $src has no CMakeLists.txt: the sdist layout changed, pick another version" >&2; exit 1; }
