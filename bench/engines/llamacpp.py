@@ -33,6 +33,9 @@ _LOG = {
     "offloaded": re.compile(r"offloaded (\d+)/(\d+) layers to GPU"),
     "build": re.compile(r"build_info:\s*(\S+)|build:\s*(\d+ \(\w+\))"),
     "system_info": re.compile(r"system_info:\s*(.+)"),
+    # what llama-server prints at its default verbosity (the lines above need -lv 4 there)
+    "gpu_layers_ignored": re.compile(r"no usable GPU found, --gpu-layers option will be ignored"),
+    "ctx_train": re.compile(r"slot context \((\d+)\) exceeds the training context of the model \((\d+)\)"),
 }
 
 
@@ -54,6 +57,10 @@ def parse_log(text: str) -> dict[str, Any]:
             continue
         if key == "offloaded":
             found["offloaded_layers"], found["total_layers"] = int(m.group(1)), int(m.group(2))
+        elif key == "gpu_layers_ignored":
+            found[key] = True
+        elif key == "ctx_train":
+            found[key] = int(m.group(2))
         elif key in ("build", "system_info"):
             found[key] = (m.group(1) or (m.group(2) if m.lastindex and m.lastindex > 1 else "")).strip()
         else:
@@ -82,8 +89,14 @@ def compare(asked: dict[str, str], props: dict[str, Any] | None, log: dict[str, 
         per_slot = (props.get("default_generation_settings") or {}).get("n_ctx") or log.get("ctx_slot")
         total = log.get("ctx_size") or (per_slot * slots if per_slot and slots else None)
         if total is not None and want["ctx_size"] != _int(total):
-            out.append(f"ctx_size asked {asked['ctx_size']}, server applied {total}")
-    if want.get("n_gpu_layers") is not None and "offloaded_layers" in log:
+            train = log.get("ctx_train")
+            why = f" (capped at the model's training context {train})" if train else ""
+            out.append(f"ctx_size asked {asked['ctx_size']}, server applied {total}{why}")
+    wants_gpu = (want.get("n_gpu_layers") or 0) > 0 or asked.get("n_gpu_layers") == "all"
+    if log.get("gpu_layers_ignored") and wants_gpu:
+        out.append(f"n_gpu_layers asked {asked['n_gpu_layers']}, ignored: no usable GPU "
+                   f"(llama.cpp built without GPU support?)")
+    elif want.get("n_gpu_layers") is not None and "offloaded_layers" in log:
         layers = min(want["n_gpu_layers"], log["total_layers"])
         if layers >= 0 and layers != log["offloaded_layers"]:
             out.append(
