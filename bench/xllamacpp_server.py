@@ -140,8 +140,8 @@ def params_from_args(ns: argparse.Namespace):  # -> xllamacpp.CommonParams
         p.sampling.temp = ns.temp
     if ns.fit:
         p.fit_params = ns.fit == "on"
-    if ns.alias:
-        p.model_alias = ns.alias
+    if ns.alias:  # a set[str] in CommonParams; llama-server splits the value on commas
+        p.model_alias = {a.strip() for a in ns.alias.split(",") if a.strip()}
     return p
 
 
