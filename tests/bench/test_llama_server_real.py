@@ -1,0 +1,174 @@
+"""The first-class `llama-server` engine against a REAL llama-server, built CPU-only from the pinned
+llama.cpp source by scripts/prepare_llama_cpp.sh + scripts/build_llama_cpp.sh (the
+`llama_server_binary` fixture; ~7 min once per machine, cached in ~/.cache/protocol-omni).
+
+What only the real binary shows: its default log level hides libllama's lines (`llama_context: n_ctx`,
+`offloaded N/M layers`), it caps a slot context at the model's training context, and a CPU-only
+build ignores `-ngl` with a warning — each must end up in the readback as data.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from bench.engines.llamacpp import parse_log
+from bench.server import free_port, http_json
+from tests.bench.benchutil import run_bench, write_spec
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]  # the first use builds llama-server
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """Start `ARGV --host 127.0.0.1 --port P` (any llama-server-like command); returns its URL."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(*argv: str) -> str:
+        port = free_port()
+        log_path = tmp_path / f"server-{port}.log"
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen([*argv, "--host", "127.0.0.1", "--port", str(port)], stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        procs.append(proc)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"{argv[0]} exited: {log_path.read_text()[-2000:]}")
+            if http_json(base + "/health", timeout=1)[0] == 200:
+                return base
+            time.sleep(0.05)
+        pytest.fail(f"{argv[0]} never became healthy")
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def test_the_built_binary_is_the_pinned_cpu_build(llama_server_binary: Path):
+    proc = subprocess.run([str(llama_server_binary), "--version"], capture_output=True, text=True, timeout=30)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "version: " in out and "CUDA" not in out
+
+
+def test_alias_names_the_model_as_llama_server_does(llama_server_binary: Path, tiny_model: Path, serve):
+    """`--alias "architect, planner"`: the same /v1/models id and aliases from both engines (the
+    xllamacpp entry point once split the alias into letters: id "a")."""
+    commands = {"llama-server": [str(llama_server_binary)],
+                "xllamacpp": [sys.executable, "-m", "bench.xllamacpp_server"]}
+    for name, argv in commands.items():
+        base = serve(*argv, "-m", str(tiny_model), "-t", "1", "--no-warmup", "--alias", "architect, planner")
+        status, models = http_json(base + "/v1/models")
+        assert status == 200, name
+        assert [m["id"] for m in models["data"]] == ["architect"], (name, models)
+        assert models["data"][0]["aliases"] == ["architect", "planner"], name
+        assert http_json(base + "/props")[1]["model_alias"] == "architect", name
+
+
+SPEC = """
+name = "real-llama-server"
+engine = "llama-server"
+[server]
+binary = "{binary}"
+model = "{model}"
+args = ["--no-warmup", "-t", "1"]
+health_timeout_s = 60
+stop_timeout_s = 10
+[axes]
+# 1: what was asked is applied. 2: 2 slots x 8192 asked, capped at the model's training context
+# (4096 per slot), and -ngl 99 ignored by a CPU-only build.
+"args.case" = ["-np 1 -c 512", "-np 2 -c 16384 -ngl 99"]
+[workload]
+input_tokens = [24]
+output_tokens = [12]
+concurrency = [1, 2]
+requests = 2
+warmup = 1
+[memory]
+interval_s = 0.1
+release_timeout_s = 20
+"""
+
+
+@pytest.fixture(scope="module")
+def sweep(llama_server_binary: Path, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("real-llama-server")
+    spec = write_spec(tmp / "s.toml", SPEC.format(binary=llama_server_binary, model=tiny_model))
+    out = tmp / "sweep"
+    proc = run_bench("sweep", str(spec), "--out", str(out), "--no-report")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def _rows(sweep: Path) -> dict[str, list[dict[str, str]]]:
+    with (sweep / "results.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    by_case: dict[str, list[dict[str, str]]] = {}
+    for r in rows:
+        by_case.setdefault(r["axis.args.case"], []).append(r)
+    return by_case
+
+
+def test_sweep_measures_through_the_real_binary(sweep: Path, llama_server_binary: Path):
+    by_case = _rows(sweep)
+    assert sorted(by_case) == ["-np 1 -c 512", "-np 2 -c 16384 -ngl 99"]
+    proc = subprocess.run([str(llama_server_binary), "--version"], capture_output=True, text=True, timeout=30)
+    version = next(ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.startswith("version:"))
+    for rows in by_case.values():
+        assert [r["concurrency"] for r in rows] == ["1", "2"]
+        for r in rows:
+            assert (r["status"], r["engine"], r["errors"]) == ("ok", "llama-server", "0"), r["error_reason"]
+            assert json.loads(r["launch_argv"])[0] == str(llama_server_binary)
+            assert r["version.llama-server"] == version.removeprefix("version:").strip()
+            assert float(r["input_tokens_measured"]) == 24 and float(r["output_tokens_measured"]) == 12
+            assert float(r["decode_tps"]) > 0 and float(r["server_decode_tps"]) > 0  # the real `timings`
+            assert int(r["server_rss_peak_bytes"]) > 1e6
+
+
+def test_props_readback_matches_what_was_asked(sweep: Path, llama_server_binary: Path):
+    rows = _rows(sweep)["-np 1 -c 512"]
+    applied = json.loads(rows[0]["applied_config"])
+    assert applied["total_slots"] == 1 and applied["n_ctx_slot"] == 512
+    assert applied["model_path"].endswith(".gguf") and applied["build_info"]
+    assert (applied["log.threads"], applied["log.parallel"], applied["log.ctx_slot"]) == (1, 1, 512)
+    assert "log.ctx_size" not in applied  # libllama's n_ctx line needs -lv 4 on llama-server
+    assert {r["config_mismatches"] for r in rows} == {""}
+
+
+def test_a_capped_context_and_ignored_gpu_layers_are_mismatches(sweep: Path):
+    rows = _rows(sweep)["-np 2 -c 16384 -ngl 99"]
+    applied = json.loads(rows[0]["applied_config"])
+    assert applied["total_slots"] == 2 and applied["n_ctx_slot"] == 4096
+    assert applied["log.ctx_train"] == 4096 and applied["log.gpu_layers_ignored"] is True
+    assert rows[0]["config_mismatches"].split("; ") == [
+        "ctx_size asked 16384, server applied 8192 (capped at the model's training context 4096)",
+        "n_gpu_layers asked 99, ignored: no usable GPU (llama.cpp built without GPU support?)",
+    ]
+
+
+def test_log_parsing_of_the_real_server_log(sweep: Path):
+    """The engine's parser on the logs the sweep kept: every field llama-server prints by default."""
+    rows = _rows(sweep)
+    capped = (sweep / rows["-np 2 -c 16384 -ngl 99"][0]["log_path"]).read_text()
+    assert "exceeds the training context of the model" in capped and "n_slots = 2" in capped
+    assert parse_log(capped) == {"threads": 1, "parallel": 2, "ctx_slot": 4096, "ctx_train": 4096,
+                                 "gpu_layers_ignored": True}
+    plain = (sweep / rows["-np 1 -c 512"][0]["log_path"]).read_text()
+    assert parse_log(plain) == {"threads": 1, "parallel": 1, "ctx_slot": 512}
