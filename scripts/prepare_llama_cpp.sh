@@ -11,7 +11,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$(dirname "$out")"
 echo "fetching llama-cpp-python==$version sdist ..."
-"${PYTHON:-python3}" -m pip download -q --no-deps --no-binary :all: -d "$work" "llama-cpp-python==$version"
+"${PYTHON:-python3}" -m pip download -q --no-deps --no-binary llama-cpp-python -d "$work" "llama-cpp-python==$version"
 tar xzf "$work"/llama_cpp_python-"$version".tar.gz -C "$work"
 src="$work/llama_cpp_python-$version/vendor/llama.cpp"
 [ -f "$src/CMakeLists.txt" ] || { echo "error: $src has no CMakeLists.txt: the sdist layout changed, pick another version" >&2; exit 1; }
