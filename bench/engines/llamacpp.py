@@ -36,6 +36,7 @@ _LOG = {
     # what llama-server prints at its default verbosity (the lines above need -lv 4 there)
     "gpu_layers_ignored": re.compile(r"no usable GPU found, --gpu-layers option will be ignored"),
     "ctx_train": re.compile(r"slot context \((\d+)\) exceeds the training context of the model \((\d+)\)"),
+    "kv_unified": re.compile(r"n_ctx_slot\s*=\s*\d+, kv_unified\s*=\s*'?(true|false)"),
 }
 
 
@@ -61,6 +62,8 @@ def parse_log(text: str) -> dict[str, Any]:
             found[key] = True
         elif key == "ctx_train":
             found[key] = int(m.group(2))
+        elif key == "kv_unified":
+            found[key] = m.group(1) == "true"
         elif key in ("build", "system_info"):
             found[key] = (m.group(1) or (m.group(2) if m.lastindex and m.lastindex > 1 else "")).strip()
         else:
@@ -87,11 +90,16 @@ def compare(asked: dict[str, str], props: dict[str, Any] | None, log: dict[str, 
         out.append(f"threads asked {asked['threads']}, server uses {log['threads']}")
     if (want.get("ctx_size") or 0) > 0:
         per_slot = (props.get("default_generation_settings") or {}).get("n_ctx") or log.get("ctx_slot")
-        total = log.get("ctx_size") or (per_slot * slots if per_slot and slots else None)
+        total = log.get("ctx_size")  # libllama's line (xllamacpp; llama-server only with -lv 4)
+        if total is None and per_slot and slots:
+            total = per_slot if log.get("kv_unified") else per_slot * slots  # unified: slots share it
+        train = log.get("ctx_train")
         if total is not None and want["ctx_size"] != _int(total):
-            train = log.get("ctx_train")
             why = f" (capped at the model's training context {train})" if train else ""
             out.append(f"ctx_size asked {asked['ctx_size']}, server applied {total}{why}")
+        elif train:  # the KV cache has the size asked, but no slot may use more than `train`
+            out.append(f"ctx_size asked {asked['ctx_size']}, but each slot is capped at the model's "
+                       f"training context {train}")
     wants_gpu = (want.get("n_gpu_layers") or 0) > 0 or asked.get("n_gpu_layers") == "all"
     if log.get("gpu_layers_ignored") and wants_gpu:
         out.append(f"n_gpu_layers asked {asked['n_gpu_layers']}, ignored: no usable GPU "
