@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.engines import get_engine
+from bench.engines.base import Launch
 from bench.engines.llamacpp import parse_log
 from bench.server import free_port, http_json
 from tests.bench.benchutil import run_bench, write_spec
@@ -82,6 +84,7 @@ def test_alias_names_the_model_as_llama_server_does(llama_server_binary: Path, t
         assert http_json(base + "/props")[1]["model_alias"] == "architect", name
 
 
+MATCH, CAPPED = "-np 2 -c 1024 -kvu", "-np 2 -c 16384 -ngl 99 -lv 4"
 SPEC = """
 name = "real-llama-server"
 engine = "llama-server"
@@ -92,9 +95,10 @@ args = ["--no-warmup", "-t", "1"]
 health_timeout_s = 60
 stop_timeout_s = 10
 [axes]
-# 1: what was asked is applied. 2: 2 slots x 8192 asked, capped at the model's training context
-# (4096 per slot), and -ngl 99 ignored by a CPU-only build.
-"args.case" = ["-np 1 -c 512", "-np 2 -c 16384 -ngl 99"]
+# 1: what was asked is applied (2 slots sharing one 1024-token KV cache; the default log level).
+# 2: libllama's lines (-lv 4); 16384 asked for 2 slots: the KV cache is 16384 but each slot is
+#    capped at the model's training context (4096), and a CPU-only build ignores -ngl 99.
+"args.case" = ["-np 2 -c 1024 -kvu", "-np 2 -c 16384 -ngl 99 -lv 4"]
 [workload]
 input_tokens = [24]
 output_tokens = [12]
@@ -128,7 +132,7 @@ def _rows(sweep: Path) -> dict[str, list[dict[str, str]]]:
 
 def test_sweep_measures_through_the_real_binary(sweep: Path, llama_server_binary: Path):
     by_case = _rows(sweep)
-    assert sorted(by_case) == ["-np 1 -c 512", "-np 2 -c 16384 -ngl 99"]
+    assert sorted(by_case) == [MATCH, CAPPED]
     proc = subprocess.run([str(llama_server_binary), "--version"], capture_output=True, text=True, timeout=30)
     version = next(ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.startswith("version:"))
     for rows in by_case.values():
@@ -142,33 +146,47 @@ def test_sweep_measures_through_the_real_binary(sweep: Path, llama_server_binary
             assert int(r["server_rss_peak_bytes"]) > 1e6
 
 
-def test_props_readback_matches_what_was_asked(sweep: Path, llama_server_binary: Path):
-    rows = _rows(sweep)["-np 1 -c 512"]
+def test_props_readback_matches_what_was_asked(sweep: Path):
+    rows = _rows(sweep)[MATCH]
     applied = json.loads(rows[0]["applied_config"])
-    assert applied["total_slots"] == 1 and applied["n_ctx_slot"] == 512
+    assert applied["total_slots"] == 2 and applied["n_ctx_slot"] == 1024  # unified: each slot sees all
     assert applied["model_path"].endswith(".gguf") and applied["build_info"]
-    assert (applied["log.threads"], applied["log.parallel"], applied["log.ctx_slot"]) == (1, 1, 512)
+    assert (applied["log.threads"], applied["log.parallel"], applied["log.ctx_slot"]) == (1, 2, 1024)
+    assert applied["log.kv_unified"] is True
     assert "log.ctx_size" not in applied  # libllama's n_ctx line needs -lv 4 on llama-server
     assert {r["config_mismatches"] for r in rows} == {""}
 
 
 def test_a_capped_context_and_ignored_gpu_layers_are_mismatches(sweep: Path):
-    rows = _rows(sweep)["-np 2 -c 16384 -ngl 99"]
+    rows = _rows(sweep)[CAPPED]
     applied = json.loads(rows[0]["applied_config"])
     assert applied["total_slots"] == 2 and applied["n_ctx_slot"] == 4096
-    assert applied["log.ctx_train"] == 4096 and applied["log.gpu_layers_ignored"] is True
-    assert rows[0]["config_mismatches"].split("; ") == [
-        "ctx_size asked 16384, server applied 8192 (capped at the model's training context 4096)",
+    assert applied["log.ctx_size"] == 16384 and applied["log.ctx_train"] == 4096
+    assert applied["log.gpu_layers_ignored"] is True and "AVX" in applied["log.system_info"]
+    assert {r["config_mismatches"] for r in rows} == {"; ".join([
+        "ctx_size asked 16384, but each slot is capped at the model's training context 4096",
         "n_gpu_layers asked 99, ignored: no usable GPU (llama.cpp built without GPU support?)",
-    ]
+    ])}
 
 
-def test_log_parsing_of_the_real_server_log(sweep: Path):
-    """The engine's parser on the logs the sweep kept: every field llama-server prints by default."""
+def test_log_parsing_of_the_real_server_logs(sweep: Path, llama_server_binary: Path, tiny_model: Path,
+                                             serve, tmp_path: Path):
+    """The engine's parser on the logs the sweep kept, and on a capped context at the default log
+    level, where only /props x slots tells what a request may use."""
     rows = _rows(sweep)
-    capped = (sweep / rows["-np 2 -c 16384 -ngl 99"][0]["log_path"]).read_text()
-    assert "exceeds the training context of the model" in capped and "n_slots = 2" in capped
-    assert parse_log(capped) == {"threads": 1, "parallel": 2, "ctx_slot": 4096, "ctx_train": 4096,
-                                 "gpu_layers_ignored": True}
-    plain = (sweep / rows["-np 1 -c 512"][0]["log_path"]).read_text()
-    assert parse_log(plain) == {"threads": 1, "parallel": 1, "ctx_slot": 512}
+    verbose = (sweep / rows[CAPPED][0]["log_path"]).read_text()
+    assert "exceeds the training context of the model" in verbose and "n_slots = 2" in verbose
+    assert {k: v for k, v in parse_log(verbose).items() if k != "system_info"} == {
+        "threads": 1, "parallel": 2, "ctx_slot": 4096, "ctx_size": 16384, "ctx_train": 4096,
+        "kv_unified": False, "gpu_layers_ignored": True}
+    plain = (sweep / rows[MATCH][0]["log_path"]).read_text()
+    assert parse_log(plain) == {"threads": 1, "parallel": 2, "ctx_slot": 1024, "kv_unified": True}
+
+    argv = [str(llama_server_binary), "-m", str(tiny_model), "-t", "1", "-np", "2", "-c", "16384",
+            "--no-warmup"]
+    base = serve(*argv)
+    props = http_json(base + "/props")[1]
+    rb = get_engine("llama-server").readback(Launch(argv, {}, [], base), props,
+                                              next(tmp_path.glob("server-*.log")).read_text())
+    assert rb.mismatches == ["ctx_size asked 16384, server applied 8192 "
+                             "(capped at the model's training context 4096)"]
