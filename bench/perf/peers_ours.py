@@ -11,11 +11,16 @@ import argparse
 import json
 import random
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx2
+import openai
+
 from bench.engines import get_engine
-from bench.load import CellLoad, Client, make_prompt, run_cell
+from bench.load import CellLoad, Client, StreamError, make_prompt, run_cell
 from bench.metrics import pct, summarize
 
 
@@ -25,13 +30,27 @@ class RawPostClient(Client):
     client's per-call option processing (~2-3 ms of CPU before the first byte is sent, which
     lands in TTFT and staggers the first wave of a cell)."""
 
-    def _create(self, prompt: Any):
+    @contextmanager
+    def _create(self, prompt: Any) -> Iterator[Any]:
         ld = self.load
         assert ld is not None
         body = {"model": ld.model, "prompt": prompt, "max_tokens": ld.output_tokens, "stream": True,
                 "stream_options": {"include_usage": True}, **ld.fixed_fields, **ld.extra_body}
-        return self.http.stream("POST", f"{ld.base_url}{ld.api_prefix}/completions", content=json.dumps(body),
-                                headers={"Content-Type": "application/json"})
+        cm = self.http.stream("POST", f"{ld.base_url}{ld.api_prefix}/completions", content=json.dumps(body),
+                              headers={"Content-Type": "application/json"})
+        try:
+            resp = cm.__enter__()
+        except httpx2.TransportError as err:  # the shape bench.load's retry test (_dropped) expects
+            raise openai.APIConnectionError(request=err.request) from err
+        try:
+            if resp.status_code >= 400:
+                raise StreamError(f"HTTP {resp.status_code}: {resp.read()[:200]!r}")
+            yield resp
+        except BaseException:
+            if not cm.__exit__(*sys.exc_info()):
+                raise
+        else:
+            cm.__exit__(None, None, None)
 
 
 def main(argv: list[str] | None = None) -> int:
