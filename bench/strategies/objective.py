@@ -14,8 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bench.schema import OK_STATUSES
+
 LOWER_IS_BETTER_PREFIXES = ("ttft_", "itl_", "e2e_", "tpot_")
-OK_STATUS = "ok"
 
 
 class Objective(BaseModel):
@@ -41,12 +42,13 @@ def _number(value: Any) -> float | None:
 def launch_score(rows: Iterable[Mapping[str, Any]], objective: Objective) -> float | None:
     """Higher-is-better score of one launch, or None when it failed or measured nothing.
 
-    A launch whose rows include a non-ok status (failed start, oom-guard, dead server) failed: a
-    configuration that cannot finish its workload cannot be the winner.
+    A launch with a row that is neither ok nor partial (failed start, oom-guard, dead server, no
+    request succeeded) failed: a configuration that cannot run its workload cannot be the winner.
+    A partial row (some requests failed) still counts; its throughput already shows the loss.
     """
     values: list[float] = []
     for row in rows:
-        if str(row.get("status", OK_STATUS)) != OK_STATUS:
+        if str(row.get("status", "ok")) not in OK_STATUSES:
             return None
         if objective.concurrency is not None and _number(row.get("concurrency")) != objective.concurrency:
             continue

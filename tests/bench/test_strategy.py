@@ -154,6 +154,8 @@ def test_launch_score_is_the_geometric_mean_over_the_chosen_cells():
     assert launch_score(rows, Objective(concurrency=4)) == pytest.approx(40.0)
     assert launch_score(rows, Objective(metric="ttft_ms_p50")) == pytest.approx(1 / 40)  # lower is better
     assert launch_score([*rows, {"status": "oom-guard", "concurrency": "16"}], Objective()) is None
+    partial = [{**rows[0], "status": "partial"}, rows[1]]
+    assert launch_score(partial, Objective()) == pytest.approx(20.0)
     assert launch_score([{"status": "ok", "concurrency": "1", "throughput_tps": ""}], Objective()) is None
     assert launch_score(rows, Objective(concurrency=16)) is None
 
