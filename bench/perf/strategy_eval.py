@@ -2,6 +2,7 @@
 
     python -m bench.perf.strategy_eval [--trials 400] [--csv reports/<sweep>/results.csv ...]
     python -m bench.perf.strategy_eval --record .cache/perf/grid-record   # + a real grid recorded here
+    python -m bench.perf.strategy_eval --record .cache/perf/grid-larger --record-kind larger
 
 Why offline: a real sweep costs minutes per launch, so the strategies are judged by replaying
 result surfaces. Each trial draws (or, for a recorded results.csv, reorders) a full grid of
@@ -117,10 +118,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--csv", type=Path, nargs="*", default=[], help="recorded results.csv files to replay")
     ap.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
     ap.add_argument("--record", type=Path, metavar="DIR",
-                    help="first record a real 6-config x 3-repeat grid sweep in DIR (minutes), replay it too")
+                    help="first record a real grid sweep (3 repeats) in DIR (minutes), replay it too")
+    ap.add_argument("--record-kind", choices=["tiny", "larger"], default="tiny",
+                    help="tiny: 6 configs of the demo model; larger: 8 configs of the 59 MB model")
     args = ap.parse_args(argv)
     if args.record:
-        args.csv.append(record_grid(args.record))
+        args.csv.append(record_grid(args.record, args.record_kind))
     console = Console(width=200)
     rows = []
     jobs: list[tuple[Surface, int]] = [(s, r) for s, r in product(SURFACES, args.repeats)]

@@ -164,13 +164,45 @@ repeats = 3
 """
 
 
-def record_grid(out: Path) -> Path:
-    """Run (or resume) the recording sweep with `python -m bench sweep`; returns its results.csv."""
+RECORD_SPEC_LARGER = """\
+# 8 configurations of the peer benchmark's ~59 MB model (a few hundred tokens/s on 1 thread).
+name = "grid-record-larger"
+engine = "xllamacpp"
+strategy = "grid"
+[server]
+args = ["-c", "4096", "--no-warmup", "--threads", "1"]
+health_timeout_s = 60
+stop_timeout_s = 10
+[server.generate]
+n_embd = 512
+n_layer = 8
+n_ff = 1536
+n_head = 8
+n_head_kv = 4
+n_vocab = 4096
+dtype = "f16"
+[axes]
+"--parallel" = [1, 4]
+"--ubatch-size" = [8, 512]
+"--flash-attn" = ["on", "off"]
+[workload]
+input_tokens = [128]
+output_tokens = [64]
+concurrency = [1, 4]
+requests = 8
+warmup = 1
+repeats = 3
+"""
+RECORD_SPECS = {"tiny": RECORD_SPEC, "larger": RECORD_SPEC_LARGER}
+
+
+def record_grid(out: Path, kind: str = "tiny") -> Path:
+    """Run (or resume) a recording sweep with `python -m bench sweep`; returns its results.csv."""
     import subprocess
     import sys
 
     out.mkdir(parents=True, exist_ok=True)
     spec = out.parent / f"{out.name}.toml"
-    spec.write_text(RECORD_SPEC)
+    spec.write_text(RECORD_SPECS[kind])
     subprocess.run([sys.executable, "-m", "bench", "sweep", str(spec), "--out", str(out)], check=True)
     return out / "results.csv"
