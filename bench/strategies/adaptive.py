@@ -49,8 +49,10 @@ class Race(_Adaptive):
 
         mean(leader) - mean(c) > t(confidence, df) * s * sqrt(1/n_leader + 1/n_c)
 
-    (one-sided test on log scores, so the margin is relative). Survivors are launched round-robin
-    until one is left (it then gets `confirm` launches) or all have `repeats` launches.
+    (one-sided test on log scores, so the margin is relative). Nothing is dropped before some
+    configuration has two launches: after the first round the leader is launched again, so the
+    prior meets real launch-to-launch noise first. Survivors are then launched round-robin until
+    one is left (it then gets `confirm` launches) or all have `repeats` launches.
     """
 
     name = "race"
@@ -83,9 +85,24 @@ class Race(_Adaptive):
         var, df = pooled_var([a.logs for a in self.arms.values()], self.launch_cv**2, self.prior_df)
         return math.sqrt(var), df
 
+    def _leader(self) -> Arm | None:
+        scored = [a for a in self.alive() if a.logs]
+        return max(scored, key=lambda a: (a.mean_log, -a.order)) if scored else None
+
+    def _next_more(self, alive: list[Arm]) -> str | None:
+        # Before anything is dropped the noise prior must meet data: the leader is launched again
+        # first, so a box much noisier than `launch_cv` widens the margins before the first drop.
+        leader = self._leader()
+        if leader is not None and not self._measured_noise() and leader.launches < self.repeats:
+            return leader.config_id
+        return super()._next_more(alive)
+
+    def _measured_noise(self) -> bool:
+        return any(len(a.logs) >= 2 for a in self.arms.values())
+
     def _update(self) -> None:
         scored = [a for a in self.alive() if a.logs]
-        if len(scored) < 2:
+        if len(scored) < 2 or not self._measured_noise():
             return
         leader = max(scored, key=lambda a: (a.mean_log, -a.order))
         sd, df = self.noise()

@@ -37,39 +37,51 @@ def test_grid_launches_every_config_repeats_times_in_spec_order():
     assert g.arms["b"].score == pytest.approx(math.sqrt(20 * 18))
 
 
-def test_race_drops_clear_losers_after_one_launch_and_repeats_the_close_ones():
+def test_race_drops_clear_losers_once_noise_is_measured_and_repeats_the_close_ones():
     r = Race(["slow", "best", "close", "bad"], repeats=3, confirm=1)
     scores = {"slow": [60.0], "best": [100.0, 101.0, 99.0], "close": [99.0, 98.0, 99.5], "bad": [30.0]}
     asked = drive(r, scores)
-    # round 1 launches everything once; 40 % and 70 % below are outside any margin at 3 % noise
-    assert asked[:4] == ["slow", "best", "close", "bad"]
-    assert asked[4:] == ["best", "close", "best", "close"]
-    assert r.arms["slow"].dropped.startswith("40.0% below best")
-    assert r.arms["bad"].dropped.startswith("70.0% below best")
+    # round 1 launches everything once; then the leader again, so the prior meets real noise
+    assert asked[:5] == ["slow", "best", "close", "bad", "best"]
+    # 40 % and 70 % below are outside any margin at 3 % noise: never launched again
+    assert asked[5:] == ["close", "best", "close"]
+    assert r.arms["slow"].dropped.startswith("40.3% below best")
+    assert r.arms["bad"].dropped.startswith("70.1% below best")
     assert not r.arms["close"].dropped  # within noise: launched `repeats` times, never dropped
     assert r.best() == "best"
     assert r.launches == 8  # vs 12 for the grid
 
 
+def test_nothing_is_dropped_on_the_prior_alone():
+    r = Race(["a", "b", "c"], repeats=3, confirm=1)
+    for cid, score in (("a", 100.0), ("b", 50.0), ("c", 10.0)):
+        r.tell(cid, score)
+    assert not any(arm.dropped for arm in r.arms.values())
+    assert r.ask() == "a"  # the leader's second launch comes first
+
+
+def _margin(df_data: int = 1, n_leader: int = 2, n_other: int = 1) -> float:
+    """Race's margin when the leader's launches were identical (data variance 0)."""
+    var = 4.0 * 0.03**2 / (4.0 + df_data)
+    return t_quantile(0.95, 4.0 + df_data) * math.sqrt(var * (1 / n_leader + 1 / n_other))
+
+
 def test_race_margin_follows_the_t_test_on_log_scores():
-    """Exactly at the boundary: prior sd 0.03 with 4 df, one launch each -> t(0.95,4)*0.03*sqrt(2)."""
-    margin = t_quantile(0.95, 4) * 0.03 * math.sqrt(2)
-    inside = Race(["a", "b"], repeats=2, confirm=1)
-    inside.tell("a", 100.0)
-    inside.tell("b", 100.0 * math.exp(-margin * 0.999))
-    assert not inside.arms["b"].dropped
-    outside = Race(["a", "b"], repeats=2, confirm=1)
-    outside.tell("a", 100.0)
-    outside.tell("b", 100.0 * math.exp(-margin * 1.001))
-    assert outside.arms["b"].dropped
-    assert outside.ask() is None  # a is the last one standing and confirm=1
+    """Exactly at the boundary: prior sd 0.03 (4 df) pooled with the leader's 1 df of zero spread."""
+    for factor, dropped in ((0.999, False), (1.001, True)):
+        r = Race(["a", "b"], repeats=3, confirm=1)
+        r.tell("a", 100.0)
+        r.tell("b", 100.0 * math.exp(-_margin() * factor))
+        assert r.ask() == "a"
+        r.tell("a", 100.0)
+        assert bool(r.arms["b"].dropped) == dropped
 
 
 def test_race_tolerance_drops_configs_that_cannot_beat_the_leader_by_more_than_it():
-    margin = t_quantile(0.95, 4) * 0.03 * math.sqrt(2)
-    r = Race(["a", "b"], repeats=2, tolerance=0.02, confirm=1)
+    r = Race(["a", "b"], repeats=3, tolerance=0.02, confirm=1)
     r.tell("a", 100.0)
-    r.tell("b", 100.0 * math.exp(-(margin + math.log(0.98)) * 1.001))
+    r.tell("b", 100.0 * math.exp(-(_margin() + math.log(0.98)) * 1.001))
+    r.tell("a", 100.0)
     assert r.arms["b"].dropped
 
 
