@@ -40,6 +40,9 @@ class _Adaptive(Strategy):
         return self._next_fewest(alive, self.repeats)
 
 
+MEASURE_FIRST = 2  # the leader and the runner-up are launched again before anything is dropped
+
+
 class Race(_Adaptive):
     """Drop a configuration once its score is clearly below the leader's, then repeat the rest.
 
@@ -49,10 +52,11 @@ class Race(_Adaptive):
 
         mean(leader) - mean(c) > t(confidence, df) * s * sqrt(1/n_leader + 1/n_c)
 
-    (one-sided test on log scores, so the margin is relative). Nothing is dropped before some
-    configuration has two launches: after the first round the leader is launched again, so the
-    prior meets real launch-to-launch noise first. Survivors are then launched round-robin until
-    one is left (it then gets `confirm` launches) or all have `repeats` launches.
+    (one-sided test on log scores, so the margin is relative). Nothing is dropped on the prior
+    alone: after the first round the leader and the runner-up are launched again, so two degrees
+    of freedom of real launch-to-launch noise (and the closest contender's second chance) come
+    first. Survivors are then launched round-robin until one is left (it then gets `confirm`
+    launches) or all have `repeats` launches.
     """
 
     name = "race"
@@ -90,15 +94,18 @@ class Race(_Adaptive):
         return max(scored, key=lambda a: (a.mean_log, -a.order)) if scored else None
 
     def _next_more(self, alive: list[Arm]) -> str | None:
-        # Before anything is dropped the noise prior must meet data: the leader is launched again
-        # first, so a box much noisier than `launch_cv` widens the margins before the first drop.
-        leader = self._leader()
-        if leader is not None and not self._measured_noise() and leader.launches < self.repeats:
-            return leader.config_id
+        # Before anything is dropped the noise prior must meet data: the leader and the runner-up
+        # go again first, so a box much noisier than `launch_cv` widens the margins in time.
+        if not self._measured_noise():
+            ranked = sorted((a for a in alive if a.logs), key=lambda a: (-a.mean_log, a.order))
+            for arm in ranked[:MEASURE_FIRST]:
+                if len(arm.logs) < 2 and arm.launches < self.repeats:
+                    return arm.config_id
         return super()._next_more(alive)
 
     def _measured_noise(self) -> bool:
-        return any(len(a.logs) >= 2 for a in self.arms.values())
+        df = sum(len(a.logs) - 1 for a in self.arms.values() if len(a.logs) >= 2)
+        return df >= min(MEASURE_FIRST, sum(1 for a in self.alive() if a.logs), self.repeats - 1)
 
     def _update(self) -> None:
         scored = [a for a in self.alive() if a.logs]

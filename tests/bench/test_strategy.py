@@ -41,10 +41,11 @@ def test_race_drops_clear_losers_once_noise_is_measured_and_repeats_the_close_on
     r = Race(["slow", "best", "close", "bad"], repeats=3, confirm=1)
     scores = {"slow": [60.0], "best": [100.0, 101.0, 99.0], "close": [99.0, 98.0, 99.5], "bad": [30.0]}
     asked = drive(r, scores)
-    # round 1 launches everything once; then the leader again, so the prior meets real noise
-    assert asked[:5] == ["slow", "best", "close", "bad", "best"]
+    # round 1 launches everything once; then the leader and the runner-up again, so the noise
+    # prior meets two degrees of freedom of real launch-to-launch spread before any drop
+    assert asked[:6] == ["slow", "best", "close", "bad", "best", "close"]
     # 40 % and 70 % below are outside any margin at 3 % noise: never launched again
-    assert asked[5:] == ["close", "best", "close"]
+    assert asked[6:] == ["best", "close"]
     assert r.arms["slow"].dropped.startswith("40.3% below best")
     assert r.arms["bad"].dropped.startswith("70.1% below best")
     assert not r.arms["close"].dropped  # within noise: launched `repeats` times, never dropped
@@ -57,47 +58,52 @@ def test_nothing_is_dropped_on_the_prior_alone():
     for cid, score in (("a", 100.0), ("b", 50.0), ("c", 10.0)):
         r.tell(cid, score)
     assert not any(arm.dropped for arm in r.arms.values())
-    assert r.ask() == "a"  # the leader's second launch comes first
+    assert r.ask() == "a"  # the leader's second launch, then the runner-up's
+    r.tell("a", 100.0)
+    assert r.ask() == "b" and not any(arm.dropped for arm in r.arms.values())
+    r.tell("b", 50.0)
+    assert r.arms["c"].dropped and r.arms["b"].dropped
 
 
-def _margin(df_data: int = 1, n_leader: int = 2, n_other: int = 1) -> float:
-    """Race's margin when the leader's launches were identical (data variance 0)."""
-    var = 4.0 * 0.03**2 / (4.0 + df_data)
-    return t_quantile(0.95, 4.0 + df_data) * math.sqrt(var * (1 / n_leader + 1 / n_other))
+def _margin(factor: float) -> float:
+    """Race's margin with two configurations launched twice each, identical scores (no spread)."""
+    var = 4.0 * 0.03**2 / (4.0 + 2)
+    return factor * t_quantile(0.95, 4.0 + 2) * math.sqrt(var * (1 / 2 + 1 / 2))
+
+
+def _two_by_two(tolerance: float, b_score: float) -> Race:
+    r = Race(["a", "b"], repeats=3, tolerance=tolerance, confirm=1)
+    for cid, score in (("a", 100.0), ("b", b_score), ("a", 100.0), ("b", b_score)):
+        assert r.ask() == cid
+        r.tell(cid, score)
+    return r
 
 
 def test_race_margin_follows_the_t_test_on_log_scores():
-    """Exactly at the boundary: prior sd 0.03 (4 df) pooled with the leader's 1 df of zero spread."""
-    for factor, dropped in ((0.999, False), (1.001, True)):
-        r = Race(["a", "b"], repeats=3, confirm=1)
-        r.tell("a", 100.0)
-        r.tell("b", 100.0 * math.exp(-_margin() * factor))
-        assert r.ask() == "a"
-        r.tell("a", 100.0)
-        assert bool(r.arms["b"].dropped) == dropped
+    """Exactly at the boundary: prior sd 0.03 (4 df) pooled with 2 df of zero spread."""
+    assert not _two_by_two(0.0, 100.0 * math.exp(-_margin(0.999))).arms["b"].dropped
+    assert _two_by_two(0.0, 100.0 * math.exp(-_margin(1.001))).arms["b"].dropped
 
 
 def test_race_tolerance_drops_configs_that_cannot_beat_the_leader_by_more_than_it():
-    r = Race(["a", "b"], repeats=3, tolerance=0.02, confirm=1)
-    r.tell("a", 100.0)
-    r.tell("b", 100.0 * math.exp(-(_margin() + math.log(0.98)) * 1.001))
-    r.tell("a", 100.0)
-    assert r.arms["b"].dropped
+    gap = _margin(1.0) + math.log(0.98)  # 2 % tolerance takes that much off the margin
+    assert not _two_by_two(0.02, 100.0 * math.exp(-gap * 0.999)).arms["b"].dropped
+    assert _two_by_two(0.02, 100.0 * math.exp(-gap * 1.001)).arms["b"].dropped
 
 
 def test_race_confirms_the_last_survivor():
     r = Race(["a", "b"], repeats=3, confirm=3)
-    asked = drive(r, {"a": [100.0, 100.0, 100.0], "b": [10.0]})
-    assert asked == ["a", "b", "a", "a"]
+    asked = drive(r, {"a": [100.0, 100.0, 100.0], "b": [10.0, 10.0]})
+    assert asked == ["a", "b", "a", "b", "a"]
     assert r.best() == "a"
 
 
 def test_race_pools_measured_noise_so_a_noisy_box_keeps_more_contenders():
     quiet = Race(["a", "b", "c"], repeats=3, confirm=1)
     noisy = Race(["a", "b", "c"], repeats=3, confirm=1)
-    # b is 7 % below a: inside the prior margin after one launch each (8.6 %), so both race on
-    drive(quiet, {"a": [100, 100.5, 99.5], "b": [93, 93.4, 92.6], "c": [95, 95, 95]})
-    drive(noisy, {"a": [100, 130, 75], "b": [93, 120, 70], "c": [95, 95, 95]})
+    # b is 7 % below a in both; a and c (leader and runner-up) are launched again first
+    drive(quiet, {"a": [100, 100.5, 99.5], "b": [93, 93.4, 92.6], "c": [96, 96.2, 95.8]})
+    drive(noisy, {"a": [100, 130, 75], "b": [93, 93.4, 92.6], "c": [96, 70, 125]})
     assert quiet.arms["b"].dropped and not noisy.arms["b"].dropped
     sd, df = noisy.noise()
     assert df > 4 and sd > 0.1
