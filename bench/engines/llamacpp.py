@@ -140,14 +140,15 @@ class LlamaServer(LlamaCppFamily):
     name = "llama-server"
 
     def binary(self, server: ServerSpec) -> str:
-        exe = server.binary or shutil.which("llama-server") or ""
-        return exe
+        """The configured path, else llama-server from PATH, else the bare name (for dry runs)."""
+        return server.binary or shutil.which("llama-server") or "llama-server"
 
     def preflight(self, server: ServerSpec, model: str) -> None:
         exe = self.binary(server)
-        if not exe or not Path(exe).is_file():
+        if not Path(exe).is_file():
+            where = exe if server.binary else "on PATH"
             raise SpecError(
-                f"llama-server binary {exe or 'on PATH'} not found: set server.binary to its path "
+                f"llama-server binary {where} not found: set server.binary to its path "
                 f"(scripts/ builds one) or use engine = \"xllamacpp\""
             )
         super().preflight(server, model)
