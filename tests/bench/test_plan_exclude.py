@@ -42,3 +42,12 @@ def test_h200_example_spec_plans_six_launches_per_repeat():
         ("-ngl 99 -ot exps=CPU", 16, "on"), ("-ngl 99 -ot exps=CPU", 8, "on"),
         ("-ngl 99 --n-cpu-moe 8", 16, "on"), ("-ngl 0", 16, "on"),
     }
+
+
+def test_two_gpu_split_spec_keeps_nvlink_multicast_off_and_skips_row_mode_on_one_gpu():
+    spec = parse_spec(tomllib.loads(files("bench.specs").joinpath("h200-x2-split.toml").read_text()))
+    configs = server_configs(spec)
+    assert spec.server.env["NCCL_NVLS_ENABLE"] == "0"
+    assert len(configs) == 2 * (2 * 4 - 1)
+    assert not [c for c in configs if c.axes["--tensor-split"] == "1,0" and c.axes["--split-mode"] == "row"]
+    assert {c.axes["--tensor-split"] for c in configs} == {"1,0", "3,1", "1,1", "96,32"}
