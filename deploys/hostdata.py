@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from deploys.settings import deep_merge
+
 GIB = 1024**3
 
 #: The reference box from DEVELOPERS.md. Disk serials are unknown until the owner sets them:
@@ -120,21 +122,12 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     node[leaf] = value
 
 
-def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
-            _deep_merge(base[key], value)
-        else:
-            base[key] = copy.deepcopy(value)
-    return base
-
-
 def host_data(env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None) -> dict:
     """The reference box, then a hosts-file table, then environment variables, in that order."""
     env = os.environ if env is None else env
     data = copy.deepcopy(REFERENCE_BOX)
     if overrides:
-        _deep_merge(data, overrides)
+        deep_merge(data, overrides)
     for var, (key, kind) in ENV_OVERRIDES.items():
         if var in env and env[var] != "":
             _set_dotted(data, key, _convert(var, env[var], kind))

@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from deploys.settings import deep_merge
+
 #: ``numactl`` options the NUMA vocabulary accepts (the bench spec uses the same words).
 NUMACTL_KEYS = ("interleave", "cpunodebind", "membind", "physcpubind", "preferred", "localalloc")
 ENGINE_NUMA = ("distribute", "isolate", "numactl")
@@ -279,15 +281,6 @@ class StackConfig(_Strict):
         return getattr(self, key).bind or self.bind
 
 
-def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = copy.deepcopy(value)
-    return base
-
-
 def _default_models(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     model = data.get("model") or {}
     inference = data.get("inference") or {}
@@ -316,7 +309,7 @@ def _location(error: dict) -> str:
 
 def stack_config(data: Mapping[str, Any]) -> StackConfig:
     """Validate ``host.data`` (any mapping with ``.get``) into a :class:`StackConfig`."""
-    merged = _merge(copy.deepcopy(DEFAULTS), data.get("stack") or {})
+    merged = deep_merge(copy.deepcopy(DEFAULTS), data.get("stack") or {})
     inference = merged["inference"]
     if inference["headroom_gib"] is None:
         inference["headroom_gib"] = data.get("memory_headroom_gib", 80)
