@@ -42,27 +42,26 @@ def small_model(model_cache: Path) -> Path:
 
 
 @pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[Callable[..., str]]:
-    """Start `python -m bench.xllamacpp_server MODEL ARGS` on a free loopback port; returns its URL."""
+def serve(tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """Start `ARGV --host 127.0.0.1 --port P` (any llama-server-like command); returns its URL."""
     procs: list[subprocess.Popen[bytes]] = []
 
-    def start(model: Path, *args: str) -> str:
+    def start(*argv: str) -> str:
         port = free_port()
-        log = (tmp_path / f"server-{port}.log").open("wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.xllamacpp_server", "-m", str(model), "--port", str(port), *args],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        log_path = tmp_path / f"server-{port}.log"
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen([*argv, "--host", "127.0.0.1", "--port", str(port)], stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
         procs.append(proc)
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                pytest.fail(f"server exited: {(tmp_path / f'server-{port}.log').read_text()[-2000:]}")
+                pytest.fail(f"{argv[0]} exited: {log_path.read_text()[-2000:]}")
             if http_json(base + "/health", timeout=1)[0] == 200:
                 return base
             time.sleep(0.05)
-        pytest.fail("server never became healthy")
+        pytest.fail(f"{argv[0]} never became healthy")
 
     yield start
     for proc in procs:
@@ -73,6 +72,16 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., str]]:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+@pytest.fixture
+def start_server(serve: Callable[..., str]) -> Callable[..., str]:
+    """Start `python -m bench.xllamacpp_server MODEL ARGS` on a free loopback port; returns its URL."""
+
+    def start(model: Path, *args: str) -> str:
+        return serve(sys.executable, "-m", "bench.xllamacpp_server", "-m", str(model), *args)
+
+    return start
 
 
 LLAMA_CPP_PYTHON = "0.3.36"  # the llama-cpp-python sdist whose vendored llama.cpp scripts/ build

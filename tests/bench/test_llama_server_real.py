@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,43 +20,10 @@ import pytest
 from bench.engines import get_engine
 from bench.engines.base import Launch
 from bench.engines.llamacpp import parse_log
-from bench.server import free_port, http_json
+from bench.server import http_json
 from tests.bench.benchutil import run_bench, write_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]  # the first use builds llama-server
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Callable[..., str]]:
-    """Start `ARGV --host 127.0.0.1 --port P` (any llama-server-like command); returns its URL."""
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start(*argv: str) -> str:
-        port = free_port()
-        log_path = tmp_path / f"server-{port}.log"
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen([*argv, "--host", "127.0.0.1", "--port", str(port)], stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
-        procs.append(proc)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"{argv[0]} exited: {log_path.read_text()[-2000:]}")
-            if http_json(base + "/health", timeout=1)[0] == 200:
-                return base
-            time.sleep(0.05)
-        pytest.fail(f"{argv[0]} never became healthy")
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
 
 
 def test_the_built_binary_is_the_pinned_cpu_build(llama_server_binary: Path):
