@@ -17,5 +17,5 @@ def require_ubuntu_2404(phase: str) -> None:
         found = " ".join(str(p) for p in (name, major, minor) if p is not None) or "an unknown OS"
         raise DeployError(
             f"{host.name}: {phase} supports Ubuntu 24.04 only, found {found}: "
-            "install Ubuntu 24.04 (phase 3) first"
+            "install Ubuntu 24.04 on it first (the BMC boots the installer: docs/bmc.md)"
         )
