@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import signal
+import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,8 +38,25 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def spec_hash(text: str) -> str:
+HASH_BASIS = "toml-without-report"  # sweep.json `spec_hash_basis`; absent: sha256 of the raw text
+
+
+def _raw_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def spec_hash(text: str) -> str:
+    """What decides whether an existing sweep may be resumed with this spec: the parsed TOML minus
+    its `[report]` table, canonicalised (sorted keys, no comments or layout). Why without
+    `[report]`: report thresholds change how results are shown, never what is measured, so
+    changing one must not refuse the resume of a 281 GB-model sweep; any other change does."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return _raw_hash(text)  # not a spec load_spec accepts: nothing will match it anyway
+    data.pop("report", None)
+    canon = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canon.encode()).hexdigest()[:16]
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -62,14 +80,39 @@ class SweepStore:
         return self.meta_path.is_file()
 
     def meta(self) -> dict[str, Any]:
-        return json.loads(self.meta_path.read_text()) if self.exists() else {}
+        """sweep.json; a sweep recorded before the hash ignored `[report]` (raw-text hash) has its
+        hash recomputed from its own spec.toml, so it still resumes with the same spec."""
+        if not self.exists():
+            return {}
+        doc = json.loads(self.meta_path.read_text())
+        if doc.get("spec_hash_basis") != HASH_BASIS and "spec_hash" in doc:
+            try:
+                text = (self.path / "spec.toml").read_text()
+            except OSError:
+                return doc
+            if _raw_hash(text) == doc["spec_hash"]:
+                doc |= {"spec_hash": spec_hash(text), "spec_hash_basis": HASH_BASIS}
+        return doc
 
     def create(self, sweep_id: str, spec_text: str, facts: dict[str, Any], meta: dict[str, Any]) -> None:
         write_atomic(self.path / "spec.toml", spec_text)
         write_atomic(self.path / "facts.json", json.dumps(facts, indent=1, default=str))
-        doc = {"sweep_id": sweep_id, "spec_hash": spec_hash(spec_text), "status": "running",
-               "started_at": now(), "finished_at": "", **meta}
+        doc = {"sweep_id": sweep_id, "spec_hash": spec_hash(spec_text), "spec_hash_basis": HASH_BASIS,
+               "status": "running", "started_at": now(), "finished_at": "", **meta}
         write_atomic(self.meta_path, json.dumps(doc, indent=1, default=str))
+
+    def adopt_spec(self, spec_text: str) -> bool:
+        """On resume: keep the spec text the user resumed with (same hash, so at most its
+        `[report]` table or its layout differ) so the report uses the new thresholds."""
+        path = self.path / "spec.toml"
+        try:
+            if path.read_text() == spec_text:
+                return False
+        except OSError:
+            pass
+        write_atomic(path, spec_text)
+        self.update_meta(spec_updated_at=now())
+        return True
 
     def update_meta(self, **fields: Any) -> None:
         doc = self.meta() | fields

@@ -76,6 +76,9 @@ def run_sweep(spec: Spec, spec_text: str, out: Path, model: str, console: Consol
                                                   "model": model, "versions": vers})
     else:
         store.update_meta(status="running", resumed_at=now())
+        if store.adopt_spec(spec_text):
+            console.print(f"spec.toml in {out} replaced by the spec resumed with (same axes, workload and "
+                          f"server; its [report] table or layout differ)")
         reaped = store.reap_orphan()
         if reaped:
             console.print(f"[yellow]{reaped}[/yellow]")

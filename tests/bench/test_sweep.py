@@ -264,3 +264,72 @@ def test_zero_config_demo(tmp_path: Path):
     assert proc.stdout.strip().splitlines()[-1] == str(out / "index.html") and (out / "index.html").is_file()
     table = rows(out)
     assert len(table) == n_runs and {r["status"] for r in table} == {"ok"}
+
+
+def test_spec_hash_ignores_the_report_table_and_layout_only():
+    from bench.store import spec_hash
+
+    base = 'name = "t"\nengine = "xllamacpp"\n[axes]\n"-np" = [1, 2]\n[report]\nmin_decode_tps = 0.5\n'
+    same = ('# thresholds changed, comments and layout too\nengine="xllamacpp"\nname = "t"\n'
+            '[report]\nmin_decode_tps = 7\nmemory_channels = 8\n[axes]\n"-np" = [ 1, 2 ]\n')
+    assert spec_hash(base) == spec_hash(same) == spec_hash(base.split("[report]")[0])
+    assert spec_hash(base) != spec_hash(base.replace("[1, 2]", "[1, 3]"))
+    assert spec_hash(base) != spec_hash(base.replace('name = "t"', 'name = "u"'))
+    assert spec_hash(base) != spec_hash(base + "[workload]\nrequests = 5\n")
+
+
+def test_a_sweep_recorded_with_the_raw_text_hash_still_resumes(tmp_path: Path):
+    """sweep.json written before the hash ignored [report]: sha256 of the raw spec text."""
+    import hashlib
+
+    from bench.store import SweepStore, spec_hash
+
+    text = 'name = "t"\nengine = "xllamacpp"\n[report]\nmin_decode_tps = 1\n'
+    (tmp_path / "spec.toml").write_text(text)
+    raw = hashlib.sha256(text.encode()).hexdigest()[:16]
+    (tmp_path / "sweep.json").write_text(json.dumps({"spec_hash": raw, "status": "running"}))
+    store = SweepStore(tmp_path)
+    assert store.meta()["spec_hash"] == spec_hash(text) == spec_hash(text.replace("= 1", "= 9"))
+    store.update_meta(status="finished")  # the upgraded hash is what gets written back
+    assert json.loads((tmp_path / "sweep.json").read_text())["spec_hash"] == spec_hash(text)
+    (tmp_path / "spec.toml").write_text(text + "# edited by hand\n")  # no longer what was hashed
+    (tmp_path / "sweep.json").write_text(json.dumps({"spec_hash": raw, "status": "running"}))
+    assert store.meta()["spec_hash"] == raw  # left alone: a mismatch refuses, as before
+
+
+def test_resume_accepts_a_changed_report_table_and_refuses_a_changed_axis(tiny_model: Path, tmp_path: Path):
+    """A real sweep interrupted after its first launch: resumed with new [report] thresholds (the
+    finished cell is kept, the page uses the new ones); with an axis changed it is refused."""
+    text = spec_text(tiny_model, '"-np" = [1, 2]').replace("concurrency = [1, 2]", "concurrency = [1]")
+    spec = write_spec(tmp_path / "s.toml", text + "[report]\nmin_decode_tps = 0.5\n")
+    out = tmp_path / "reports" / "t-1"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    argv = [sys.executable, "-m", "bench", "sweep", str(spec), "--out", str(out), "--no-report"]
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(out.glob("runs/*/r0/in*.json")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)  # unwinds like Ctrl-C: server stopped, sweep left "running"
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "rerun with --resume" in stderr, stderr[-2000:]
+    assert json.loads((out / "sweep.json").read_text())["status"] == "running"
+    first = {p: p.read_bytes() for p in out.glob("runs/*/r0/in*.json")}
+    assert len(first) == 1
+
+    changed = write_spec(tmp_path / "c.toml", text + "[report]  # stricter now\nmin_decode_tps = 7\n")
+    proc = run_bench("sweep", str(changed), "--resume", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "sweep reports/t-1 (resumed)" in proc.stdout and "spec.toml in" in proc.stdout
+    assert all(p.read_bytes() == data for p, data in first.items())  # the finished cell was kept
+    assert len(rows(out)) == 2 and json.loads((out / "sweep.json").read_text())["status"] == "finished"
+    assert (out / "spec.toml").read_text() == changed.read_text()
+    page = (out / "index.html").read_text()
+    assert "&gt; 7 tokens/s per request" in page or "> 7 tokens/s per request" in page
+
+    axis = write_spec(tmp_path / "a.toml", changed.read_text().replace('"-np" = [1, 2]', '"-np" = [1, 3]'))
+    for args in (("--out", str(out)), ("--resume", str(out))):
+        proc = run_bench("sweep", str(axis), *args, "--no-report", cwd=tmp_path)
+        assert proc.returncode == 2 and proc.stdout == "", proc.stdout[-2000:]
+        assert proc.stderr.strip().count("\n") == 0 and "holds a sweep of a different spec" in proc.stderr
+    assert len(rows(out)) == 2
