@@ -3,11 +3,21 @@
 Why this shape: the harness must cost the box less CPU than the server it measures (the issue-7
 benchmark compares client CPU per 1000 tokens with GuideLLM and AIPerf). One thread per
 concurrent stream on the sync client (measured here: half the CPU per token of the asyncio
-client, whose anyio/httpcore layers cost more than the parsing), the raw SSE bytes of
-`with_streaming_response` (no per-chunk pydantic model), one clock read and one `json.loads` per
-chunk. Prompts are token-id lists of the exact input length, cut from the server's
-own `/tokenize` output; a dropped keep-alive connection is retried on a fresh connection (bounded)
-and counted, never hidden.
+client, whose anyio/httpcore layers cost more than the parsing), the raw SSE bytes of the
+response (no per-chunk pydantic model), one clock read and one `json.loads` per chunk.
+Prompts are token-id lists of the exact input length, cut from the server's own `/tokenize`
+output; a dropped keep-alive connection is retried on a fresh connection (bounded) and counted,
+never hidden.
+
+Why request bodies are serialised before the cell and sent with the openai client's low-level
+`post(..., content=bytes, stream=True)`: `completions.with_streaming_response.create` spends
+~2 ms (p90 ~7 ms with 4 streaming threads on the GIL) transforming a 128-token prompt before
+the request leaves. In a closed loop the requests of a wave then reach llama.cpp after the
+~1 ms in which it gathers new tasks into one prefill batch: at concurrency 4 the first request
+of every wave was prefilled alone and the other three waited out its prefill (+150 ms of TTFT
+in every run, docs/perf.md). The low-level call keeps the openai client's URL, headers,
+status-error mapping and connection-error wrapping, and sends in ~0.4 ms. TTFT's clock still
+starts when the ready request is handed to the client: what a user waits.
 """
 
 from __future__ import annotations
@@ -114,32 +124,40 @@ class Client:
     def close(self) -> None:
         self.api.close()
 
-    def _create(self, prompt: Any):
+    def body(self, prompt: Any) -> bytes:
+        """The whole JSON request body for `prompt`, serialised once, before any clock starts."""
         ld = self.load
         assert ld is not None
-        common = dict(
-            model=ld.model, max_tokens=ld.output_tokens, stream=True,
-            stream_options={"include_usage": True}, extra_body={**ld.fixed_fields, **ld.extra_body},
-        )
         if ld.endpoint == "chat":
-            messages = [{"role": "user", "content": prompt}]
-            return self.api.chat.completions.with_streaming_response.create(messages=messages, **common)
-        return self.api.completions.with_streaming_response.create(prompt=prompt, **common)
+            head: dict[str, Any] = {"model": ld.model, "messages": [{"role": "user", "content": prompt}]}
+        else:
+            head = {"model": ld.model, "prompt": prompt}
+        return json.dumps({**head, "max_tokens": ld.output_tokens, "stream": True,
+                           "stream_options": {"include_usage": True}, **ld.fixed_fields,
+                           **ld.extra_body}).encode()
 
-    def request(self, rec: RequestRecord, prompt: Any, t_cell: float) -> RequestRecord:
-        """Send one streamed request; fill `rec` in place."""
+    def _send(self, body: bytes) -> Any:
+        """The openai client's own streaming POST of a ready body: the response, headers read,
+        body not yet (the caller closes it). HTTP >= 400 raises APIStatusError, a transport
+        failure APIConnectionError, as `create` would."""
+        ld = self.load
+        assert ld is not None
+        path = "/chat/completions" if ld.endpoint == "chat" else "/completions"
+        return self.api.post(path, cast_to=httpx2.Response, content=body, stream=True)
+
+    def request(self, rec: RequestRecord, body: bytes, t_cell: float) -> RequestRecord:
+        """Send one streamed request (`body` from `Client.body`); fill `rec` in place."""
         t0 = time.perf_counter()
         rec.start_ms = (t0 - t_cell) * 1000
         assert self.load is not None
         for attempt in range(self.load.max_retries + 1):
-            got = False
+            resp = None
             try:
-                with self._create(prompt) as resp:
-                    got = True
-                    self._consume(resp, rec, t0)
+                resp = self._send(body)
+                self._consume(resp, rec, t0)
                 break
             except (openai.APIConnectionError, httpx2.RequestError, OSError) as err:
-                if not got and attempt < self.load.max_retries and _dropped(err):
+                if resp is None and attempt < self.load.max_retries and _dropped(err):
                     rec.retries += 1
                     continue
                 rec.error = _one_line(err)
@@ -147,6 +165,9 @@ class Client:
             except (openai.APIStatusError, StreamError, ValueError) as err:
                 rec.error = _one_line(err)
                 break
+            finally:
+                if resp is not None:
+                    resp.close()
         return rec
 
     def _consume(self, resp: Any, rec: RequestRecord, t0: float) -> None:
@@ -253,29 +274,30 @@ def run_cell(load: CellLoad, prompts: Prompts, n_warmup: int,
     client.load = load
     records: list[RequestRecord] = []
     try:
+        bodies = [(client.body(p), n) for p, n in prompts]
         t_cell = time.perf_counter()
         warm = [RequestRecord(index=i, warmup=True, input_tokens_asked=n)
-                for i, (_p, n) in enumerate(prompts[:n_warmup])]
-        todo = list(zip(warm, (p for p, _n in prompts[:n_warmup]), strict=True))
+                for i, (_b, n) in enumerate(bodies[:n_warmup])]
+        todo = list(zip(warm, (b for b, _n in bodies[:n_warmup]), strict=True))
 
         def send_warm() -> None:
             while todo:
-                rec, prompt = todo.pop()
-                client.request(rec, prompt, t_cell)
+                rec, body = todo.pop()
+                client.request(rec, body, t_cell)
 
         _threads(min(load.concurrency, len(todo)), send_warm)
         records += warm
-        queue = deque(enumerate(prompts[n_warmup:], start=n_warmup))
+        queue = deque(enumerate(bodies[n_warmup:], start=n_warmup))
         measured: list[RequestRecord] = []
 
         def worker() -> None:
             while not load.abort.is_set():
                 try:
-                    i, (prompt, n) = queue.popleft()
+                    i, (body, n) = queue.popleft()
                 except IndexError:
                     return
                 rec = RequestRecord(index=i, input_tokens_asked=n)
-                client.request(rec, prompt, t_cell)
+                client.request(rec, body, t_cell)
                 measured.append(rec)
                 if load.progress:
                     load.progress(rec)

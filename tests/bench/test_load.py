@@ -153,3 +153,15 @@ def test_refused_connection_is_an_error_not_a_retry():
         port = s.getsockname()[1]  # closed again below: nothing listens there
     recs, _ = run_cell(cell(f"http://127.0.0.1:{port}"), [([1, 2, 3], 3)], 0)
     assert not recs[0].ok and recs[0].retries == 0 and "Connect" in recs[0].error
+
+
+def test_an_http_error_is_one_line_on_the_row_not_a_retry(tiny_model: Path, start_server):
+    """The server refusing a request (HTTP 400 for a token id outside the vocabulary) comes back
+    through the openai client's status-error mapping: one line with the code and message."""
+    base = start_server(tiny_model, "-t", "1", "-np", "1", "-c", "1024")
+    good = prompts(base, 1, 8)
+    recs, _ = run_cell(cell(base, output_tokens=4), [*good, ([1, 10**8], 2)], 0)
+    assert recs[0].ok and recs[0].output_tokens == 4
+    bad = recs[1]
+    assert not bad.ok and bad.retries == 0 and bad.ttft_ms is None
+    assert bad.error.startswith("HTTP 400: ") and "invalid tokens" in bad.error and "\n" not in bad.error
