@@ -1,6 +1,7 @@
 """Our load generator vs GuideLLM and AIPerf on one real server: accuracy and client CPU per token.
 
     python -m bench.perf.peers [--requests 64] [--concurrency 1 4 16] [--tools ours guidellm aiperf]
+                               [--out DIR]
 
 Starts xllamacpp (`python -m bench.xllamacpp_server`, 1 compute thread, 16 slots) on a generated
 model on 127.0.0.1, then runs every tool with the same workload at each concurrency, one after
@@ -9,6 +10,11 @@ log for the requests it sent (see `peers_server`): output tokens/s over the serv
 window, TTFT vs the prompt-eval time, ITL vs the per-request decode time. Client CPU is the
 tool's whole process tree (`peers_cpu`): in total, and inside the server's busy window.
 The peers live in their own venv (`.cache/perf-venv`), made on first use.
+
+`--tools ours ours-create ours-extrabody ours-rawpost` compares our own request paths (see
+`peers_ours.CLIENTS`); for those a second table gives the send delay (call -> request on the
+wire, from an httpx request hook) and TTFT's deviation with the clock started at the call and
+at the send.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from bench.server import ServerProcess, free_port, http_json
 # ~400 tokens/s single-stream decode with 1 thread on the 2-core reference machine
 SHAPE = ModelShape(n_embd=512, n_layer=8, n_ff=1536, n_head=8, n_head_kv=4, n_vocab=4096)
 ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_TOOLS = ["ours", "guidellm", "aiperf"]
 
 
 def _log_slice(path: Path, start: int) -> str:
@@ -95,6 +102,10 @@ def run_one(tool_name: str, w: Workload, ctx: Context, out: Path, log: Path) -> 
             "ttft_p90_dev_ms": res.ttft_ms_p90 - server.ttft_ms_p90 if res.ttft_ms_p90 else None,
             "itl_p50_dev": _dev(res.itl_ms_p50, server.itl_ms_p50),
         }
+        for q in ("p50", "p90"):  # ours only: TTFT as if its clock started when the request left
+            sent = res.extra.get(f"ttft_sent_ms_{q}")
+            ref = getattr(server, f"ttft_ms_{q}")
+            row[f"ttft_sent_{q}_dev_ms"] = sent - ref if sent is not None else None
     (run_dir / "row.json").write_text(json.dumps(row, indent=1, default=str))
     return row
 
@@ -127,13 +138,32 @@ def table(rows: list[dict]) -> Table:
     return t
 
 
+def send_table(rows: list[dict]) -> Table | None:
+    """Our request paths only: how long each took to put a request on the wire, and TTFT's
+    deviation with the clock started at the call (what a user waits) and at the send."""
+    ours = [r for r in rows if r["tool_result"] and r["tool_result"].get("extra")]
+    if not ours:
+        return None
+    t = Table(title="Our request paths: send delay and TTFT deviation from the call / from the send")
+    for c in ("c", "tool", "send ms p50", "p90", "TTFT p50 Δ call", "send", "TTFT p90 Δ call", "send"):
+        t.add_column(c, justify="left" if c == "tool" else "right")
+    for r in ours:
+        x = r["tool_result"]["extra"]
+        t.add_row(str(r["concurrency"]), r["tool"],
+                  _f(x.get("send_ms_p50"), ".2f"), _f(x.get("send_ms_p90"), ".2f"),
+                  _f(r.get("ttft_p50_dev_ms"), "+.1f"), _f(r.get("ttft_sent_p50_dev_ms"), "+.1f"),
+                  _f(r.get("ttft_p90_dev_ms"), "+.1f"), _f(r.get("ttft_sent_p90_dev_ms"), "+.1f"))
+    return t
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=64, help="measured requests per tool and concurrency")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     ap.add_argument("--input-tokens", type=int, default=128)
     ap.add_argument("--output-tokens", type=int, default=128)
-    ap.add_argument("--tools", nargs="+", default=list(TOOLS), choices=list(TOOLS))
+    ap.add_argument("--tools", nargs="+", default=DEFAULT_TOOLS, choices=list(TOOLS),
+                    help="ours-create, ours-extrabody, ours-rawpost: our client's other request paths")
     ap.add_argument("--venv", type=Path, default=ROOT / ".cache" / "perf-venv")
     ap.add_argument("--out", type=Path, default=None, help="run folder (default .cache/perf/peers-<time>)")
     a = ap.parse_args(argv)
@@ -176,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     rows.sort(key=lambda r: (r["concurrency"], a.tools.index(r["tool"])))
     (out / "peers.json").write_text(json.dumps(rows, indent=1, default=str))
     console.print(table(rows))
+    if (st := send_table(rows)) is not None:
+        console.print(st)
     console.print(f"model {model.name} ({SHAPE.model_dump_json()}), {a.requests} requests x "
                   f"{a.input_tokens} in / {a.output_tokens} out per tool and concurrency; rows in {out}")
     return 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ class ToolResult:
     ok_requests: int
     errors: int
     output_tokens: int | None
+    extra: dict[str, Any] = field(default_factory=dict)  # ours: send delay, TTFT from the send
 
 
 @dataclass
@@ -55,30 +56,43 @@ def _offline_env(ctx: Context, base: dict[str, str]) -> dict[str, str]:
 
 
 class Ours:
+    """`bench.load` as it is: the openai client's low-level streaming POST of a ready body."""
+
     name = "ours"
+    client = "lowlevel"
 
     def command(self, w: Workload, out: Path, ctx: Context, env: dict[str, str]) -> tuple[list[str], dict]:
         argv = [sys.executable, "-m", "bench.perf.peers_ours", "--url", w.url, "--concurrency",
                 str(w.concurrency), "--requests", str(w.requests), "--input-tokens", str(w.input_tokens),
                 "--output-tokens", str(w.output_tokens), "--seed", str(w.concurrency),
-                "--extra-body", json.dumps(NO_CACHE), "--out", str(out / "ours.json")]
+                "--extra-body", json.dumps(NO_CACHE), "--client", self.client,
+                "--out", str(out / "ours.json")]
         return argv, env
 
     def result(self, out: Path) -> ToolResult:
         d = json.loads((out / "ours.json").read_text())
         # ITL as the peers define it (per-request mean gap); results.csv's itl_ms_p50 pools all gaps
+        extra = {k: d.get(k) for k in ("send_ms_p50", "send_ms_p90", "ttft_sent_ms_p50", "ttft_sent_ms_p90")}
         return ToolResult(d["throughput_tps"], d["ttft_ms_p50"], d["ttft_ms_p90"], d["itl_req_ms_p50"],
-                          d["ok_requests"], d["errors"], d["output_tokens_total"])
+                          d["ok_requests"], d["errors"], d["output_tokens_total"], extra)
+
+
+class OursCreate(Ours):
+    """`bench.load` before the TTFT fix: `completions.with_streaming_response.create(prompt=ids)`."""
+
+    name, client = "ours-create", "create"
+
+
+class OursExtraBody(Ours):
+    """`create` with the token ids in `extra_body` (skips the openai client's transform of them)."""
+
+    name, client = "ours-extrabody", "extra-body"
 
 
 class OursRawPost(Ours):
-    """Ours with the request path proposed for bench.load (see peers_ours.RawPostClient)."""
+    """The same client with the request sent by httpx alone (no openai client in the path)."""
 
-    name = "ours-rawpost"
-
-    def command(self, w: Workload, out: Path, ctx: Context, env: dict[str, str]) -> tuple[list[str], dict]:
-        argv, env = super().command(w, out, ctx, env)
-        return [*argv, "--raw-post"], env
+    name, client = "ours-rawpost", "rawpost"
 
 
 class GuideLLM:
@@ -142,4 +156,4 @@ class AIPerf:
         )
 
 
-TOOLS = {t.name: t for t in (Ours(), OursRawPost(), GuideLLM(), AIPerf())}
+TOOLS = {t.name: t for t in (Ours(), OursCreate(), OursExtraBody(), OursRawPost(), GuideLLM(), AIPerf())}
