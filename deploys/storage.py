@@ -34,7 +34,6 @@ Host data ``storage`` (merged over :data:`DEFAULTS`):
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import uuid
@@ -42,12 +41,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pyinfra import host
-from pyinfra.api import FactBase, deploy
+from pyinfra.api import deploy
 from pyinfra.api.exceptions import DeployError
 from pyinfra.facts.files import FileContents
 from pyinfra.operations import files, server
 
 from deploys.settings import settings
+from deploys.storage_probe import BlockInventory, DiskLayout
 
 DEFAULTS: dict[str, Any] = {
     "disk_role": "ubuntu",
@@ -74,108 +74,6 @@ class StorageRefusal(ValueError):
 
 def storage_settings(data: Any) -> dict[str, Any]:
     return settings(DEFAULTS, data, "storage")
-
-
-# ---------------------------------------------------------------- facts (read-only probes)
-
-
-class BlockInventory(FactBase[dict]):
-    """Whole block devices with model/serial and their partitions: ``lsblk -J -b``."""
-
-    def requires_command(self) -> str:
-        return "lsblk"
-
-    def command(self) -> str:
-        return "lsblk -J -b -o NAME,PATH,TYPE,MODEL,SERIAL,SIZE"
-
-    @staticmethod
-    def default() -> dict:
-        return {"blockdevices": None, "error": "lsblk not installed"}
-
-    def process(self, output: list[str]) -> dict:
-        try:
-            return json.loads("\n".join(output))
-        except ValueError:
-            return {"blockdevices": None, "error": " ".join(output)[:300]}
-
-
-class DiskLayout(FactBase[dict]):
-    """One disk's partition table (``sfdisk -J``), signatures (``wipefs -n``) and, per kernel-known
-    partition, ``blkid -p`` and ``wipefs -n``; plus ``/proc/self/mounts``. Read-only."""
-
-    def command(self, path: str) -> str:
-        disk = shlex.quote(path)
-        return (
-            f"echo '##sfdisk'; sfdisk -J {disk} 2>&1; echo \"##rc $?\"; "
-            f"echo '##wipefs'; wipefs -n -J {disk} 2>&1; echo \"##rc $?\"; "
-            f"name=$(basename $(readlink -f {disk})); "
-            'for p in /sys/class/block/$name/$name*; do [ -e "$p/partition" ] || continue; '
-            'd=/dev/$(basename $p); echo "##part $d"; blkid -p -o export $d 2>&1; echo "##rc $?"; '
-            'echo "##partwipefs $d"; wipefs -n -J $d 2>&1; echo "##rc $?"; done; '
-            "echo '##mounts'; cat /proc/self/mounts"
-        )
-
-    def process(self, output: list[str]) -> dict:
-        return parse_layout(output)
-
-
-def _json_or_none(lines: list[str]) -> Any:
-    text = "\n".join(lines).strip()
-    if not text:
-        return {}
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
-
-
-def parse_layout(output: list[str]) -> dict[str, Any]:
-    """Pure parser of :class:`DiskLayout` output (sections ``##name``, each closed by ``##rc N``)."""
-    sections: list[tuple[str, list[str], int | None]] = []
-    current: tuple[str, list[str]] | None = None
-    for line in output:
-        if line.startswith("##rc ") and current:
-            sections.append((current[0], current[1], int(line.split()[1])))
-            current = None
-        elif line.startswith("##"):
-            if current:
-                sections.append((current[0], current[1], None))
-            current = (line[2:].strip(), [])
-        elif current:
-            current[1].append(line)
-    if current:
-        sections.append((current[0], current[1], None))
-    layout: dict[str, Any] = {
-        "table": None,
-        "table_error": None,
-        "signatures": None,
-        "partitions": {},
-        "mounts": [],
-    }
-    for head, lines, rc in sections:
-        kind, _, arg = head.partition(" ")
-        if kind == "sfdisk":
-            parsed = _json_or_none(lines) if rc == 0 else None
-            if parsed and "partitiontable" in parsed:
-                layout["table"] = parsed["partitiontable"]
-            else:
-                layout["table_error"] = " ".join(lines).strip()[:300] or f"sfdisk exit {rc}"
-        elif kind == "wipefs":
-            parsed = _json_or_none(lines) if rc == 0 else None
-            layout["signatures"] = None if parsed is None else parsed.get("signatures", [])
-            if parsed is None:
-                layout["wipefs_error"] = " ".join(lines).strip()[:300]
-        elif kind == "part":
-            values = dict(line.split("=", 1) for line in lines if "=" in line)
-            layout["partitions"].setdefault(arg, {}).update(blkid=values, blkid_rc=rc)
-        elif kind == "partwipefs":
-            parsed = _json_or_none(lines) if rc == 0 else None
-            layout["partitions"].setdefault(arg, {})["signatures"] = (
-                None if parsed is None else parsed.get("signatures", [])
-            )
-        elif kind == "mounts":
-            layout["mounts"] = [line.split() for line in lines if len(line.split()) >= 4]
-    return layout
 
 
 # ---------------------------------------------------------------- decisions (pure)

@@ -10,10 +10,10 @@ from deploys.storage import (
     DEFAULTS,
     StorageRefusal,
     find_disk,
-    parse_layout,
     plan_storage,
     wanted_disk,
 )
+from deploys.storage_probe import parse_layout
 
 CAPTURES = Path(__file__).with_name("captures")
 LOOP = {"name": "loop0", "path": "/dev/loop0", "type": "loop", "model": None, "serial": None, "size": 2**30}
