@@ -190,11 +190,16 @@ def test_server_dying_mid_cell_is_a_row_not_a_crash(tiny_model: Path, tmp_path: 
 
 
 def test_oom_guard_kills_the_server_when_a_real_hog_eats_memory(tiny_model: Path, tmp_path: Path):
-    """Floor set 1 GiB below what is available now; a 2 GiB hog starts once requests flow."""
+    """Floor set 1 GiB below what is available now; a 4 GiB hog starts once requests flow.
+
+    The margin is wide on purpose: memory freed by earlier tests' processes can raise
+    MemAvailable between writing the spec and starting the hog."""
     floor = psutil.virtual_memory().available - 2**30
     one_cell_each = ('"-np" = [1, 2]\n[[exclude]]\n"-np" = 1\nconcurrency = 2\n'
                      '[[exclude]]\n"-np" = 2\nconcurrency = 1')
-    text = spec_text(tiny_model, one_cell_each, requests=300, memory=f'oom_floor = "{floor}B"')
+    # enough requests that the cell is still running when the hog has filled its memory (the
+    # guard ends it early; 300 finished in ~3 s on a quiet machine, before a 4 GiB hog was ready)
+    text = spec_text(tiny_model, one_cell_each, requests=2000, memory=f'oom_floor = "{floor}B"')
     spec = write_spec(tmp_path / "s.toml", text)
     out = tmp_path / "sweep"
     proc = start_sweep(spec, out)
@@ -208,7 +213,7 @@ def test_oom_guard_kills_the_server_when_a_real_hog_eats_memory(tiny_model: Path
         time.sleep(0.05)
     assert log is not None, "the first server never got a request"
     hog = subprocess.Popen([sys.executable, "-c",
-                            "import time; x = bytearray(b'h') * (2 << 30); time.sleep(4)"])
+                            "import time; x = bytearray(b'h') * (4 << 30); time.sleep(4)"])
     try:
         _, stderr = proc.communicate(timeout=180)
     finally:
