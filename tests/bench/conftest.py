@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import fcntl
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from bench.genmodel import ensure_model
-from bench.server import free_port, http_json
+from bench.server import free_port
+from tests import servers
 from tests.bench.benchutil import SMALL, TINY
 
 
@@ -48,30 +47,13 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., str]]:
 
     def start(*argv: str) -> str:
         port = free_port()
-        log_path = tmp_path / f"server-{port}.log"
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen([*argv, "--host", "127.0.0.1", "--port", str(port)], stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
-        procs.append(proc)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"{argv[0]} exited: {log_path.read_text()[-2000:]}")
-            if http_json(base + "/health", timeout=1)[0] == 200:
-                return base
-            time.sleep(0.05)
-        pytest.fail(f"{argv[0]} never became healthy")
+        procs.append(servers.start([*argv, "--host", "127.0.0.1", "--port", str(port)], port,
+                                   tmp_path / f"server-{port}.log"))
+        return f"http://127.0.0.1:{port}"
 
     yield start
     for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        servers.stop(proc)
 
 
 @pytest.fixture

@@ -83,37 +83,19 @@ def systemd_analyze() -> str:
 def llama_server(tmp_path_factory):
     """A real llama.cpp server (xllamacpp) on loopback with a tiny generated model, started with the
     flags phase 5 renders for llama-server; yields ``(base_url, served_model_id, metrics_port)``."""
-    import socket
-    import time
     import urllib.request
 
     from bench.genmodel import ModelShape, ensure_model
+    from bench.server import free_port
+    from tests import servers
 
     model = ensure_model(ModelShape())
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     argv = [sys.executable, "-m", "bench.xllamacpp_server", "--model", str(model), "--host", "127.0.0.1",
             "--port", str(port), "--metrics", "--ctx-size", "1024", "--parallel", "1", "--threads", "1"]
-    log = tmp_path_factory.mktemp("llama") / "server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = servers.start(argv, port, tmp_path_factory.mktemp("llama") / "server.log")
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/v1/models", timeout=2) as reply:
-                served = json.loads(reply.read())["data"][0]["id"]
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"llama server did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.2)
+    with urllib.request.urlopen(f"{url}/v1/models", timeout=5) as reply:
+        served = json.loads(reply.read())["data"][0]["id"]
     yield url, served, port
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    servers.stop(proc)

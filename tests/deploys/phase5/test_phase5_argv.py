@@ -3,24 +3,21 @@ any flag it does not know: the inventory speaks the bench spec's vocabulary for 
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import sys
-import time
 import urllib.request
 
+from bench.server import free_port
 from deploys.hostdata import host_data
 from deploys.stack.config import stack_config
 from deploys.stack.render import llama_server_argv
+from tests import servers
 
 
 def test_rendered_placement_flags_run_a_real_server(tmp_path):
     from bench.genmodel import ModelShape, ensure_model
 
     model = ensure_model(ModelShape())
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     spec = {"name": "architect", "path": str(model), "port": port, "ngl": 0, "threads": 1, "threads_batch": 1,
             "override_tensor": [r"\.ffn_(up|down|gate)_exps\.=CPU"], "ctx_size": 512, "parallel": 2,
             "cache_type_k": "q8_0", "numa": "--numa distribute", "kv_bytes_per_token": 1}
@@ -30,23 +27,13 @@ def test_rendered_placement_flags_run_a_real_server(tmp_path):
     argv[argv.index("--model") + 1] = str(model)
     argv[argv.index("--host") + 1] = "127.0.0.1"
     assert argv[argv.index("--numa") + 1] == "distribute" and "--metrics" in argv
-    log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "bench.xllamacpp_server", *argv], stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    argv = [sys.executable, "-m", "bench.xllamacpp_server", *argv]
+    proc = servers.start(argv, port, tmp_path / "server.log")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as reply:
-                    metrics = reply.read().decode()
-                break
-            except OSError:
-                assert proc.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
-                assert time.monotonic() < deadline, "server did not come up"
-                time.sleep(0.2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+            metrics = reply.read().decode()
         assert "llamacpp:tokens_predicted_total" in metrics  # what the dashboard plots
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=5) as reply:
             assert reply.status == 200
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        servers.stop(proc)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -13,15 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.server import free_port
 from deploys.stack.facts import parse_meminfo
 
 RUNNER = Path(__file__).parent / "phase5_rows_runner.py"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rows_for(marker: dict | None, tmp_path: Path) -> dict[str, dict]:
