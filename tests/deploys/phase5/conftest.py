@@ -7,11 +7,7 @@ two static binaries, unpacked once into /tmp (root or not, no daemon, about 2 s)
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -21,46 +17,13 @@ ROOT = Path(__file__).resolve().parents[3]
 if str(ROOT) not in sys.path:  # tests/sysdeps.py is imported as tests.sysdeps from the repository root
     sys.path.insert(0, str(ROOT))
 
-from tests.sysdeps import ensure_binary  # noqa: E402
-
-DEB_CACHE = Path("/tmp/protocol-omni-debs")
+from tests.sysdeps import ensure_binary, extract_from_deb  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def deb_binaries():
     """``deb_binaries(package, *paths)`` -> {path: extracted file}, unpacked once per machine."""
-
-    def extract(package: str, *members: str) -> dict[str, Path]:
-        target = DEB_CACHE / package
-        wanted = {m: target / m.lstrip("/") for m in members}
-        if all(p.is_file() for p in wanted.values()):
-            return wanted
-        for tool in ("apt-get", "dpkg-deb"):
-            if not shutil.which(tool):
-                pytest.fail(f"{tool} is missing: these tests unpack Debian's {package} package with it")
-        DEB_CACHE.mkdir(parents=True, exist_ok=True)
-        with (DEB_CACHE / ".lock").open("w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            download = DEB_CACHE / f"download-{package}"
-            download.mkdir(exist_ok=True)
-            env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-            fetch = ["apt-get", "download", "-q", package]
-            proc = subprocess.run(fetch, cwd=download, env=env, capture_output=True, text=True)
-            if proc.returncode != 0 and os.geteuid() == 0:
-                subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, check=False)
-                proc = subprocess.run(fetch, cwd=download, env=env, capture_output=True, text=True)
-            debs = sorted(download.glob(f"{package}_*.deb"))
-            if proc.returncode != 0 or not debs:
-                pytest.fail(f"apt-get download {package} failed: {proc.stderr.strip()[-300:]}")
-            target.mkdir(parents=True, exist_ok=True)
-            members_arg = " ".join(f".{m}" for m in members)
-            tar = subprocess.run(f"dpkg-deb --fsys-tarfile {debs[-1]} | tar -x -C {target} {members_arg}",
-                                 shell=True, capture_output=True, text=True, check=False)
-            if tar.returncode != 0:
-                pytest.fail(f"unpacking {package} failed: {tar.stderr.strip()[-300:]}")
-        return wanted
-
-    return extract
+    return extract_from_deb
 
 
 @pytest.fixture(scope="session")
