@@ -55,6 +55,8 @@ REFERENCE_BOX: dict[str, Any] = {
     "numa_policy": "interleave=all",
     "inference": {"engine": "llama-server", "host": "127.0.0.1", "port": 8000},
     "memory_headroom_gib": 80,
+    # the one port the phase-0 ISO server listens on and the BMC's virtual media URLs name (runbook 0.6)
+    "iso_http_port": 8080,
 }
 
 #: Scalar overrides: environment variable -> (dotted key, type).
@@ -73,6 +75,7 @@ ENV_OVERRIDES: dict[str, tuple[str, type]] = {
     "OMNI_MODEL_SIZE_BYTES": ("model.size_bytes", int),
     "OMNI_NUMA_POLICY": ("numa_policy", str),
     "OMNI_INFERENCE_PORT": ("inference.port", int),
+    "OMNI_ISO_HTTP_PORT": ("iso_http_port", int),
     "OMNI_DISK_UBUNTU_MODEL": ("disks[ubuntu].model", str),
     "OMNI_DISK_UBUNTU_SERIAL": ("disks[ubuntu].serial", str),
     "OMNI_DISK_WINDOWS_MODEL": ("disks[windows].model", str),

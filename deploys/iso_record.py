@@ -2,9 +2,9 @@
 
 Why a record: the BMC boots whatever URL it is given, so phases 2 and 3 (``deploys/bmc_media.py``)
 must refuse an image nobody checked. Phase 0 downloads each ISO to a temporary name, verifies its
-sha256 against the inventory, moves it into place, serves it over HTTP and checks ``HTTP 200`` and
-the size; only then does it call :func:`record_verified`. The BMC side calls
-:func:`require_verified` with the URL it is about to insert.
+sha256 against the inventory, moves it into place, serves it over HTTP and checks two ``Range``
+requests (206 and the file's bytes) and the served body's sha256; only then does it call
+:func:`record_verified`. The BMC side calls :func:`require_verified` with the URL it is about to insert.
 
 File: ``backups/iso-verified.json`` under the controller's working directory (override with
 ``OMNI_ISO_RECORD``), written atomically::
@@ -13,7 +13,7 @@ File: ``backups/iso-verified.json`` under the controller's working directory (ov
      "isos": {"ubuntu-24.04.3-live-server-amd64.iso": {
          "name": "ubuntu-24.04.3-live-server-amd64.iso",
          "url": "https://releases.ubuntu.com/24.04.3/ubuntu-24.04.3-live-server-amd64.iso",
-         "served_url": "http://192.0.2.5:8081/ubuntu-24.04.3-live-server-amd64.iso",
+         "served_url": "http://192.0.2.5:8080/ubuntu-24.04.3-live-server-amd64.iso",
          "sha256": "<64 hex>", "size_bytes": 3213064192,
          "host": "isohost", "path": "/srv/omni-iso/ubuntu-24.04.3-live-server-amd64.iso",
          "verified_at": "2026-11-29T08:00:00+00:00"}}}

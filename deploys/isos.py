@@ -3,20 +3,26 @@
 Why not ``files.download``: it leaves a file that failed verification in place. Each image is
 downloaded to ``<name>.part``, checked against the inventory's mandatory sha256, and only then
 moved into place; a mismatch deletes the part file and fails with the two hashes. A systemd unit
-serves the folder with ``python3 -m http.server`` bound to the address the BMC can reach; the
-served URL must answer ``HTTP 200`` with the file's size before the image is recorded as verified
-in the controller's record (``deploys/iso_record.py``), which the BMC phases require.
+runs a standalone, unprivileged nginx (from apt) bound to the address the BMC can reach, because
+BMC virtual media reads the image with HTTP ``Range`` requests, which ``python3 -m http.server``
+ignores. Before an image is recorded as verified in the controller's record
+(``deploys/iso_record.py``, which the BMC phases require), the ISO host itself fetches two
+``Range: bytes=`` slices (each must be ``206`` with the right ``Content-Range`` and the file's
+bytes) and the whole served body, whose sha256 must be the inventory's.
 
 Runs on hosts in the inventory group ``iso_servers`` (a hosts-file entry with
 ``groups = ["iso_servers"]``; ``"@local"`` makes the controller the server).
 
 Host data ``isos`` (merged over :data:`DEFAULTS`): ``dir`` (served folder), ``images`` (list of
 ``name``, ``url``, ``sha256`` — the publisher's SHA256SUMS value, mandatory), ``http.bind`` (the
-address the BMC reaches; mandatory), ``http.port``, ``http.unit``.
+address the BMC reaches; mandatory), ``http.unit``. The port is the host data's one
+``iso_http_port`` (the runbook's 8080; ``OMNI_ISO_HTTP_PORT``), which the served URLs and so the
+BMC use.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -25,8 +31,8 @@ from typing import Any
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.files import Sha256File
-from pyinfra.facts.server import Command
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations.util import any_changed
 
 from deploys import iso_record
 from deploys.checks.context import CheckContext
@@ -44,8 +50,42 @@ DEFAULTS: dict[str, Any] = {
         },
         {"name": "windows11.iso", "url": None, "sha256": None},
     ],
-    "http": {"bind": None, "port": 8081, "unit": "omni-iso-http"},
+    "http": {"bind": None, "unit": "omni-iso-http"},
 }
+NGINX = "/usr/sbin/nginx"
+#: Two slices every served image must return as 206 Partial Content: the middle and the tail.
+_VERIFY_SNIPPET = """
+import hashlib, json, os, sys, urllib.request, urllib.error
+a = json.loads(sys.argv[1]); url, path = a["url"], a["path"]; out = {"problems": [], "sha256": None}
+size = os.path.getsize(path)
+def get(headers):
+    try:
+        return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=60)
+    except urllib.error.HTTPError as e:
+        return e
+try:
+    with open(path, "rb") as f:
+        for start, end in ((size // 2, min(size - 1, size // 2 + 65535)), (max(0, size - 4096), size - 1)):
+            with get({"Range": f"bytes={start}-{end}"}) as r:
+                body, want = r.read(), f"bytes {start}-{end}/{size}"
+                f.seek(start); expected = f.read(end - start + 1)
+                got = r.headers.get("Content-Range")
+                if r.status != 206 or got != want:
+                    out["problems"].append(f"Range bytes={start}-{end}: HTTP {r.status}, Content-Range {got}"
+                                           f" (want 206, {want}): the server ignores Range requests")
+                elif body != expected:
+                    out["problems"].append(f"Range bytes={start}-{end}: served bytes differ from the file")
+    with get({}) as r:
+        digest, total = hashlib.sha256(), 0
+        while chunk := r.read(1 << 20):
+            digest.update(chunk); total += len(chunk)
+        if r.status != 200 or total != size:
+            out["problems"].append(f"GET: HTTP {r.status}, {total} bytes served, file {size} bytes")
+        out["sha256"], out["size"] = digest.hexdigest(), total
+except Exception as e:
+    out["problems"].append(f"{type(e).__name__}: {e}")
+print(json.dumps(out))
+"""
 _SHA = re.compile(r"^[0-9a-fA-F]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9._-]+\.iso$")
 
@@ -57,6 +97,12 @@ class IsoConfigError(ValueError):
 def iso_settings(data: Any) -> dict[str, Any]:
     """Validated settings: every image has a file name, an http(s) URL and a 64-hex sha256."""
     cfg = settings(DEFAULTS, data, "isos")
+    if "port" in cfg["http"]:
+        raise IsoConfigError("isos.http.port is no longer read: set the host data's iso_http_port")
+    port = data.get("iso_http_port") if hasattr(data, "get") else None
+    if not isinstance(port, int) or not 0 < port < 65536:
+        raise IsoConfigError(f"iso_http_port={port!r} is not a TCP port: set it (the runbook's 8080)")
+    cfg["http"]["port"] = port
     for i, image in enumerate(cfg["images"]):
         where = f"isos.images[{i}] ({image.get('name')})"
         if not _NAME.match(str(image.get("name") or "")):
@@ -87,36 +133,48 @@ def download_command(directory: str, image: dict[str, Any]) -> str:
     )
 
 
+def check_served(ctx: CheckContext, url: str, path: str, timeout: float = 3600) -> dict[str, Any]:
+    """Range slices and the whole body, fetched on the ISO host: ``{"problems": [...], "sha256": ...}``."""
+    args = json.dumps({"url": url, "path": path})
+    probe = ctx.run(f"python3 -c {shlex.quote(_VERIFY_SNIPPET)} {shlex.quote(args)}", timeout=timeout)
+    try:
+        return json.loads(probe.lines[-1])
+    except (IndexError, ValueError):
+        return {"problems": [f"{url}: check did not run ({probe.stderr.strip()[-200:] or 'no python3'})"]}
+
+
 def _verify_served(cfg: dict[str, Any]) -> list[str]:
-    """Each image answers HTTP 200 with its size and hashes right; then it is recorded verified."""
+    """Each image answers Range requests with its bytes and serves its sha256; then it is recorded."""
     ctx = CheckContext(host=host, data={})
     problems = []
     for image in cfg["images"]:
-        path = f"{cfg['dir']}/{image['name']}"
-        size = ctx.run(f"stat -c %s {shlex.quote(path)}").stdout.strip()
+        path, url = f"{cfg['dir']}/{image['name']}", served_url(cfg, image["name"])
         sha = host.get_fact(Sha256File, path=path)
-        answer = ctx.http(served_url(cfg, image["name"]), method="HEAD", timeout=10)
-        length = {k.lower(): v for k, v in answer.headers.items()}.get("content-length")
         if sha != image["sha256"]:
             problems.append(f"{path}: sha256 {sha} is not {image['sha256']}")
-        elif answer.status != 200 or length != size:
-            problems.append(
-                f"{served_url(cfg, image['name'])}: HTTP {answer.status}, Content-Length {length}, "
-                f"file {size} bytes {answer.error}".strip()
-            )
+            continue
+        served = check_served(ctx, url, path)
+        if served["problems"]:
+            problems += [f"{url}: {p}" for p in served["problems"]]
+        elif served["sha256"] != image["sha256"]:
+            problems.append(f"{url}: served body sha256 {served['sha256']} is not {image['sha256']}")
         else:
             iso_record.record_verified(
                 {
                     "name": image["name"],
                     "url": image["url"],
-                    "served_url": served_url(cfg, image["name"]),
+                    "served_url": url,
                     "sha256": sha,
-                    "size_bytes": int(size),
+                    "size_bytes": int(served["size"]),
                     "host": host.name,
                     "path": path,
                 }
             )
     return problems
+
+
+def nginx_conf_path(cfg: dict[str, Any]) -> str:
+    return f"/etc/{cfg['http']['unit']}/nginx.conf"
 
 
 @deploy("Stage and serve the ISO images for the BMC")
@@ -132,7 +190,19 @@ def stage_isos(cfg: dict[str, Any]) -> None:
             name=f"Download and verify {image['name']}", commands=[download_command(directory, image)]
         )
     http = cfg["http"]
-    python = host.get_fact(Command, command="command -v python3 || true") or "/usr/bin/python3"
+    apt.packages(name="Install nginx (serves HTTP Range requests)", packages=["nginx"], update=True,
+                 cache_time=3600)
+    conf_path = nginx_conf_path(cfg)
+    files.directory(name=f"Create /etc/{http['unit']}", path=f"/etc/{http['unit']}", mode="755")
+    conf = files.template(
+        name=f"Install the {http['unit']} nginx configuration",
+        src=str(TEMPLATES / "omni-iso-nginx.conf.j2"),
+        dest=conf_path,
+        bind=http["bind"],
+        port=http["port"],
+        directory=directory,
+        runtime=f"/run/{http['unit']}",
+    )
     unit = files.template(
         name=f"Install the {http['unit']} unit",
         src=str(TEMPLATES / "omni-iso-http.service.j2"),
@@ -140,7 +210,9 @@ def stage_isos(cfg: dict[str, Any]) -> None:
         bind=http["bind"],
         port=http["port"],
         directory=directory,
-        python=python,
+        nginx=NGINX,
+        conf=conf_path,
+        unit=http["unit"],
     )
     systemd.daemon_reload(name="Reload systemd units", _if=unit.did_change)
     systemd.service(name=f"Run {http['unit']}", service=f"{http['unit']}.service", running=True, enabled=True)
@@ -148,6 +220,6 @@ def stage_isos(cfg: dict[str, Any]) -> None:
         name=f"Restart {http['unit']} after a change",
         service=f"{http['unit']}.service",
         restarted=True,
-        _if=unit.did_change,
+        _if=any_changed(unit, conf),
     )
     controller_check(_verify_served, cfg, name="Check the served ISOs and record them as verified")

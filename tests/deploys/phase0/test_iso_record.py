@@ -10,7 +10,7 @@ SHA = "a" * 64
 ENTRY = {
     "name": "ubuntu.iso",
     "url": "https://example.invalid/ubuntu.iso",
-    "served_url": "http://192.0.2.5:8081/ubuntu.iso",
+    "served_url": "http://192.0.2.5:8080/ubuntu.iso",
     "sha256": SHA.upper(),
     "size_bytes": "1024",
 }

@@ -7,15 +7,22 @@ import hashlib
 import http.server
 import json
 import os
+import shutil
+import socket
 import subprocess
+import tempfile
 import threading
+import time
+import urllib.request
 from pathlib import Path
 
+import jinja2
 import pytest
 
-from deploys.isos import download_command
+from bench.server import free_port
+from deploys.isos import NGINX, TEMPLATES, download_command
 from deploys.plan import plan
-from tests.sysdeps import ensure_binary
+from tests.sysdeps import ensure_binary, extract_from_deb
 
 ROOT = Path(__file__).resolve().parents[3]
 PHASE0, RESTORE = ROOT / "deploys/phase0.py", ROOT / "deploys/restore.py"
@@ -26,7 +33,7 @@ GROUPS = {"workstations": ["@fake"], "iso_servers": ["@fake"]}
 
 def iso_data(**http) -> dict:
     return {
-        "http": {"bind": "127.0.0.1", "port": 8081, **http},
+        "http": {"bind": "127.0.0.1", **http},
         "images": [{"name": "ubuntu.iso", "url": "https://example.invalid/ubuntu.iso", "sha256": SHA}],
     }
 
@@ -40,7 +47,7 @@ def fake(**data) -> tuple[str, dict]:
             "absent /root/manifests",
         ]
     }
-    return "@fake", {"isos": iso_data(), "fake_responses": responses, **data}
+    return "@fake", {"isos": iso_data(), "iso_http_port": 8080, "fake_responses": responses, **data}
 
 
 def env(tmp_path: Path) -> dict[str, str]:
@@ -64,6 +71,9 @@ def test_fresh_plan_backs_up_present_paths_stages_isos_and_checks(tmp_path):
     unit = result.op("Install the omni-iso-http unit")
     assert unit.will_change and names[-1] == "Write the phase-0 ready marker when every check passed"
     assert result.op("Restart omni-iso-http").conditional
+    # served by nginx (HTTP Range), on the host data's one ISO port
+    assert "nginx" in " ".join(result.op("Install nginx").commands)
+    assert result.op("Install the omni-iso-http nginx configuration").will_change
 
 
 @pytest.mark.parametrize(
@@ -79,6 +89,8 @@ def test_fresh_plan_backs_up_present_paths_stages_isos_and_checks(tmp_path):
             "isos.images[0] (u.iso): set sha256 to the publisher's SHA256SUMS value (mandatory)",
         ),
         ({"isos": iso_data(bind=None)}, "isos.http.bind is not set"),
+        ({"isos": iso_data(port=8081)}, "isos.http.port is no longer read: set the host data's iso_http_p"),
+        ({"iso_http_port": "8080"}, "iso_http_port='8080' is not a TCP port"),
         ({"phase0_steps": "backups,bios"}, "phase0_steps: unknown step(s) bios"),
         ({"phase0_steps": "model"}, "model_download.include is not set"),
     ],
@@ -167,9 +179,9 @@ def test_backup_pull_verify_marker_then_restore_round_trip(tmp_path):
 
 
 @pytest.fixture
-def iso_server(tmp_path):
-    """A loopback HTTP server for the ISO folder (what the systemd unit runs on the ISO host)."""
-    served = tmp_path / "srv"
+def upstream(tmp_path):
+    """A loopback HTTP server standing in for the ISO's publisher (Python's http.server: no Range)."""
+    served = tmp_path / "upstream"
     served.mkdir()
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -180,9 +192,44 @@ def iso_server(tmp_path):
     server.server_close()
 
 
-def test_download_verifies_before_moving_into_place(tmp_path, iso_server):
+@pytest.fixture
+def nginx_iso_server(tmp_path):
+    """The ISO host's server as phase 0 deploys it: our nginx.conf template, run unprivileged."""
+    nginx = extract_from_deb("nginx", NGINX)[NGINX]
+    root = Path(tempfile.mkdtemp(prefix="omni-iso-", dir="/tmp"))
+    served, runtime = root / "srv", root / "run"
+    served.mkdir()
+    runtime.mkdir()
+    root.chmod(0o755)
+    served.chmod(0o755)
+    os.chown(runtime, 65534, 65534)
+    port = free_port()
+    conf = root / "nginx.conf"
+    template = jinja2.Template((TEMPLATES / "omni-iso-nginx.conf.j2").read_text())
+    conf.write_text(template.render(bind="127.0.0.1", port=port, directory=served, runtime=runtime))
+    log = (root / "nginx.log").open("wb")
+    proc = subprocess.Popen(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+         str(nginx), "-e", "stderr", "-c", str(conf), "-g", "daemon off;"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, (root / "nginx.log").read_text()
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    yield served, port
+    proc.terminate()
+    proc.wait(timeout=10)
+    log.close()
+    shutil.rmtree(root)
+
+
+def test_download_verifies_before_moving_into_place(tmp_path, upstream):
     ensure_binary("curl", "curl")
-    served, port = iso_server
+    served, port = upstream
     payload = os.urandom(200_000)
     (served / "upstream.iso").write_bytes(payload)
     target = tmp_path / "iso"
@@ -202,24 +249,62 @@ def test_download_verifies_before_moving_into_place(tmp_path, iso_server):
     assert (target / "ubuntu.iso").read_bytes() == payload and not (target / "ubuntu.iso.part").exists()
 
 
-def test_served_iso_is_checked_then_recorded_for_the_bmc(tmp_path, iso_server):
-    served, port = iso_server
+def iso_check_data(served: Path, port: int, sha: str) -> dict:
+    return {
+        "iso_http_port": port,
+        "isos": {
+            "dir": str(served),
+            "http": {"bind": "127.0.0.1"},
+            "images": [{"name": "ubuntu.iso", "url": "https://example.invalid/ubuntu.iso", "sha256": sha}],
+        },
+    }
+
+
+def test_nginx_answers_range_requests_with_the_files_bytes(nginx_iso_server):
+    served, port = nginx_iso_server
+    payload = os.urandom(300_000)
+    (served / "ubuntu.iso").write_bytes(payload)
+    (served / "ubuntu.iso").chmod(0o644)
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/ubuntu.iso", headers={"Range": "bytes=1000-1999"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 206
+        assert answer.headers["Content-Range"] == f"bytes 1000-1999/{len(payload)}"
+        assert answer.read() == payload[1000:2000]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/ubuntu.iso", timeout=10) as whole:
+        assert hashlib.sha256(whole.read()).hexdigest() == hashlib.sha256(payload).hexdigest()
+
+
+def test_served_iso_is_checked_then_recorded_for_the_bmc(tmp_path, nginx_iso_server):
+    served, port = nginx_iso_server
     payload = os.urandom(100_000)
     (served / "ubuntu.iso").write_bytes(payload)
+    (served / "ubuntu.iso").chmod(0o644)
     sha = hashlib.sha256(payload).hexdigest()
-    isos = {
-        "dir": str(served),
-        "http": {"bind": "127.0.0.1", "port": port},
-        "images": [{"name": "ubuntu.iso", "url": "https://example.invalid/ubuntu.iso", "sha256": sha}],
-    }
-    result = plan(ISO_CHECK, [("@local", {"isos": isos})], execute=True, env=env(tmp_path))
+    data = iso_check_data(served, port, sha)
+    isos = data["isos"]
+    result = plan(ISO_CHECK, [("@local", data)], execute=True, env=env(tmp_path))
     assert all(o.success for o in result.ops), result.output[-2000:]
     record = json.loads((tmp_path / "backups" / "iso-verified.json").read_text())["isos"]["ubuntu.iso"]
     assert record["sha256"] == sha and record["size_bytes"] == len(payload)
     assert record["served_url"] == f"http://127.0.0.1:{port}/ubuntu.iso"
 
     isos["images"][0]["sha256"] = SHA
-    failed = plan(ISO_CHECK, [("@local", {"isos": isos})], execute=True, env=env(tmp_path / "other"))
+    failed = plan(ISO_CHECK, [("@local", data)], execute=True, env=env(tmp_path / "other"))
     assert [o.success for o in failed.ops] == [False]
     assert f"ubuntu.iso: sha256 {sha} is not {SHA}" in failed.output
     assert not (tmp_path / "other" / "backups" / "iso-verified.json").exists()
+
+
+def test_a_server_that_ignores_range_is_not_recorded(tmp_path, upstream):
+    """Python's http.server (what phase 0 used to run) answers 200 to a Range request: refused."""
+    served, port = upstream
+    payload = os.urandom(100_000)
+    (served / "ubuntu.iso").write_bytes(payload)
+    data = iso_check_data(served, port, hashlib.sha256(payload).hexdigest())
+    failed = plan(ISO_CHECK, [("@local", data)], execute=True, env=env(tmp_path))
+    assert [o.success for o in failed.ops] == [False]
+    assert "HTTP 200, Content-Range None (want 206, bytes 50000-99999/100000)" in failed.output
+    assert "the server ignores Range requests" in failed.output
+    assert not (tmp_path / "backups" / "iso-verified.json").exists()
