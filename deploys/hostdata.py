@@ -41,8 +41,8 @@ REFERENCE_BOX: dict[str, Any] = {
         {"name": "NVIDIA GeForce RTX 5090", "memory_mib": 32607, "pcie_gen": 5, "pcie_width": 16},
     ],
     "disks": [
-        {"role": "ubuntu", "model": "Samsung SSD 9100 PRO 4TB", "serial": None},
-        {"role": "windows", "model": "Samsung SSD 990 PRO 2TB", "serial": None},
+        {"role": "ubuntu", "model": "CT4000T705SSD3", "serial": None},
+        {"role": "windows", "model": "WD_BLACK SN8100 4000GB", "serial": None},
     ],
     "model": {
         "name": "DeepSeek-R1 671B",

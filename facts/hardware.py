@@ -232,7 +232,7 @@ class BlockDevices(FactBase[dict]):
 
         {"available": True, "source": "lsblk", "reason": None, "disks": [
             {"name": "nvme0n1", "path": "/dev/nvme0n1", "type": "disk",
-             "model": "Samsung SSD 9100 PRO 4TB", "serial": "S7...", "size_bytes": 4000787030016,
+             "model": "CT4000T705SSD3", "serial": "S7...", "size_bytes": 4000787030016,
              "size_exact": True, "fstype": None, "uuid": None, "pttype": "gpt",
              "mountpoints": [], "children": [...]}], "others": []}
     """

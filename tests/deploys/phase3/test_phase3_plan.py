@@ -36,8 +36,8 @@ FSTAB = [
     "/dev/disk/by-uuid/93b07283-4a8c-4c1d-a7cb-6fc0135541c9 / ext4 defaults 0 1",
 ]
 DISKS = [
-    {"role": "ubuntu", "model": "Samsung SSD 9100 PRO 4TB", "serial": "S7DATA"},
-    {"role": "windows", "model": "Samsung SSD 990 PRO 2TB", "serial": "S7WIN"},
+    {"role": "ubuntu", "model": "CT4000T705SSD3", "serial": "S7DATA"},
+    {"role": "windows", "model": "WD_BLACK SN8100 4000GB", "serial": "S7WIN"},
 ]
 LSBLK = {
     "blockdevices": [
@@ -45,7 +45,7 @@ LSBLK = {
             "name": "nvme1n1",
             "path": "/dev/nvme1n1",
             "type": "disk",
-            "model": "Samsung SSD 990 PRO 2TB",
+            "model": "WD_BLACK SN8100 4000GB",
             "serial": "S7WIN",
             "size": 2000398934016,
         },
@@ -53,7 +53,7 @@ LSBLK = {
             "name": "nvme0n1",
             "path": "/dev/nvme0n1",
             "type": "disk",
-            "model": "Samsung SSD 9100 PRO 4TB",
+            "model": "CT4000T705SSD3",
             "serial": "S7DATA",
             "size": 1073741824,
         },
@@ -224,20 +224,20 @@ def test_confirm_reboot_adds_a_guarded_reboot():
         (
             {
                 "disks": [
-                    {"role": "ubuntu", "model": "Samsung SSD 9100 PRO 4TB", "serial": "S7OTHER"},
+                    {"role": "ubuntu", "model": "CT4000T705SSD3", "serial": "S7OTHER"},
                     DISKS[1],
                 ]
             },
             "data disk: 0 disks have serial S7OTHER (role 'ubuntu'); found: /dev/nvme1n1 (disk, model "
-            "Samsung SSD 990 PRO 2TB, serial S7WIN); /dev/nvme0n1",
+            "WD_BLACK SN8100 4000GB, serial S7WIN); /dev/nvme0n1",
         ),
         (
-            {"disks": [{"role": "ubuntu", "model": "Samsung SSD 990 PRO 2TB", "serial": "S7DATA"}, DISKS[1]]},
-            "disk with serial S7DATA is model 'Samsung SSD 9100 PRO 4TB', inventory says "
-            "'Samsung SSD 990 PRO 2TB'",
+            {"disks": [{"role": "ubuntu", "model": "WD_BLACK SN8100 4000GB", "serial": "S7DATA"}, DISKS[1]]},
+            "disk with serial S7DATA is model 'CT4000T705SSD3', inventory says "
+            "'WD_BLACK SN8100 4000GB'",
         ),
         (
-            {"disks": [{"role": "ubuntu", "model": "Samsung SSD 9100 PRO 4TB", "serial": None}, DISKS[1]]},
+            {"disks": [{"role": "ubuntu", "model": "CT4000T705SSD3", "serial": None}, DISKS[1]]},
             "disk role 'ubuntu' has no serial in the inventory: set OMNI_DISK_UBUNTU_SERIAL",
         ),
         (

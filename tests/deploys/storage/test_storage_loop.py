@@ -60,7 +60,7 @@ def host_data(tmp_path: Path, loop: str, layout: str) -> dict:
     return {
         "disks": [
             {"role": "data", "model": None, "serial": None, "path": loop},
-            {"role": "windows", "model": "Samsung SSD 990 PRO 2TB", "serial": "S-WINDOWS"},
+            {"role": "windows", "model": "WD_BLACK SN8100 4000GB", "serial": "S-WINDOWS"},
         ],
         "storage": {
             "disk_role": "data",

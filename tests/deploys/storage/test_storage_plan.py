@@ -21,7 +21,7 @@ NVME = {
     "name": "nvme0n1",
     "path": "/dev/nvme0n1",
     "type": "disk",
-    "model": "Samsung SSD 9100 PRO 4TB",
+    "model": "CT4000T705SSD3",
     "serial": "S7DATA",
     "size": 4000787030016,
 }
@@ -29,7 +29,7 @@ WIN = {
     "name": "nvme1n1",
     "path": "/dev/nvme1n1",
     "type": "disk",
-    "model": "Samsung SSD 990 PRO 2TB",
+    "model": "WD_BLACK SN8100 4000GB",
     "serial": "S7WIN",
     "size": 2000398934016,
 }
@@ -140,14 +140,14 @@ def inventory(*devices) -> dict:
 
 
 def test_disk_is_found_by_serial_and_model_never_by_name():
-    want = {"role": "ubuntu", "model": "Samsung SSD 9100 PRO 4TB", "serial": "S7DATA"}
-    others = [{"role": "windows", "model": "Samsung SSD 990 PRO 2TB", "serial": "S7WIN"}]
+    want = {"role": "ubuntu", "model": "CT4000T705SSD3", "serial": "S7DATA"}
+    others = [{"role": "windows", "model": "WD_BLACK SN8100 4000GB", "serial": "S7WIN"}]
     renamed = {**NVME, "name": "nvme1n1", "path": "/dev/nvme1n1"}
     assert (
         find_disk(inventory({**WIN, "path": "/dev/nvme0n1"}, renamed), want, others, cfg())["path"]
         == "/dev/nvme1n1"
     )
-    with pytest.raises(StorageRefusal, match="is model 'Samsung SSD 990 PRO 2TB', inventory says"):
+    with pytest.raises(StorageRefusal, match="is model 'WD_BLACK SN8100 4000GB', inventory says"):
         find_disk(inventory({**WIN, "serial": "S7DATA"}), want, [], cfg())
     with pytest.raises(StorageRefusal, match=r"0 disks have serial S7DATA .*found: /dev/nvme1n1"):
         find_disk(inventory(WIN), want, others, cfg())
@@ -156,7 +156,7 @@ def test_disk_is_found_by_serial_and_model_never_by_name():
 
 
 def test_missing_serial_is_refused_and_the_loop_escape_takes_only_loops():
-    want = {"role": "ubuntu", "model": "Samsung SSD 9100 PRO 4TB", "serial": None}
+    want = {"role": "ubuntu", "model": "CT4000T705SSD3", "serial": None}
     with pytest.raises(StorageRefusal, match=r"set OMNI_DISK_UBUNTU_SERIAL .*S7DATA"):
         find_disk(inventory(NVME, WIN), want, [], cfg())
     loopy = {**want, "path": "/dev/nvme0n1"}
@@ -176,3 +176,21 @@ def test_windows_role_and_bad_layout_are_refused():
         wanted_disk(data, cfg(disk_role="windows"))
     with pytest.raises(StorageRefusal, match="layout 'raid0' is unknown"):
         wanted_disk(data, cfg(layout="raid0"))
+
+
+def test_the_reference_box_disks_are_the_runbooks_and_serials_come_from_the_environment():
+    """Runbook: NVMe 0 = Crucial CT4000T705SSD3 (Ubuntu + /nvme XFS), NVMe 1 = WD_BLACK SN8100 (Windows)."""
+    from deploys.hostdata import host_data
+
+    crucial = {**NVME, "model": "CT4000T705SSD3", "serial": "2413E8A1B2C3"}
+    wd = {**WIN, "model": "WD_BLACK SN8100 4000GB", "serial": "25123A800001", "size": 4000787030016}
+    data = host_data({"OMNI_DISK_UBUNTU_SERIAL": "2413E8A1B2C3", "OMNI_DISK_WINDOWS_SERIAL": "25123A800001"})
+    want, others = wanted_disk(data, cfg())
+    assert want == {"role": "ubuntu", "model": "CT4000T705SSD3", "serial": "2413E8A1B2C3"}
+    assert find_disk(inventory(wd, crucial), want, others, cfg()) == crucial
+    # the guard stays: the Windows disk's serial in the Ubuntu role is refused by model
+    swapped = host_data({"OMNI_DISK_UBUNTU_SERIAL": "25123A800001"})
+    with pytest.raises(StorageRefusal, match="is model 'WD_BLACK SN8100 4000GB', inventory says 'CT4000T"):
+        find_disk(inventory(wd, crucial), *wanted_disk(swapped, cfg()), cfg())
+    with pytest.raises(StorageRefusal, match="set OMNI_DISK_UBUNTU_SERIAL"):
+        find_disk(inventory(wd, crucial), *wanted_disk(host_data({}), cfg()), cfg())
