@@ -7,15 +7,23 @@ only and sums the shards of a split model (``name-00001-of-00005.gguf``).
 
 from __future__ import annotations
 
+import inspect
 import json
 import shlex
 from typing import Any
 
-# Prints one JSON line: {"exists", "files", "total_bytes", "architecture", "error"}.
-SNIPPET = r"""
-import glob, json, os, re, struct, sys
-path = sys.argv[1]; out = {"exists": os.path.isfile(path), "files": [], "total_bytes": 0,
-                           "architecture": None, "error": None}
+from pyinfra.api import FactBase
+
+from omni import gguf_files
+
+# Prints one JSON line: {"exists", "files", "missing", "total_bytes", "architecture", "error"}.
+# The shard rule is omni.gguf_files' own source, shipped ahead of this probe (one home, no copy).
+_PROBE = r"""
+import json, struct, sys
+path = sys.argv[1]
+present, missing = present_shards(path)
+out = {"exists": bool(present) and os.path.isfile(path), "files": present, "missing": missing,
+       "total_bytes": sum(os.path.getsize(p) for p in present), "architecture": None, "error": None}
 SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
 def skip(f, vtype):
     if vtype in SIZES: f.read(SIZES[vtype]); return
@@ -25,15 +33,11 @@ def skip(f, vtype):
         for _ in range(count): skip(f, itype)
         return
     raise ValueError(f"unknown GGUF value type {vtype}")
+if missing and present:
+    out["error"] = f"{len(present)} of {len(present) + len(missing)} shards present"
 if out["exists"]:
-    m = re.match(r"^(.*)-(\d{5})-of-(\d{5})\.gguf$", path)
-    pattern = glob.escape(m.group(1)) + "-" + "[0-9]" * 5 + "-of-" + m.group(3) + ".gguf" if m else None
-    files = sorted(glob.glob(pattern)) if m else [path]
-    if m and len(files) != int(m.group(3)):
-        out["error"] = f"{len(files)} of {int(m.group(3))} shards present"
-    out["files"] = files; out["total_bytes"] = sum(os.path.getsize(p) for p in files)
     try:
-        with open(files[0] if m else path, "rb") as f:
+        with open(present[0], "rb") as f:
             if f.read(4) != b"GGUF": raise ValueError("not a GGUF file (bad magic)")
             version, tensors, kvs = struct.unpack("<IQQ", f.read(20))
             for _ in range(kvs):
@@ -46,6 +50,7 @@ if out["exists"]:
         out["error"] = f"{type(e).__name__}: {e}"
 print(json.dumps(out))
 """
+SNIPPET = inspect.getsource(gguf_files) + _PROBE
 
 
 def command(path: str) -> str:
@@ -78,3 +83,17 @@ def judge_model(probe: dict[str, Any], size_bytes: int | None, architecture: str
     if size_bytes and abs(total - size_bytes) > tolerance * size_bytes:
         problems.append(f"{total} bytes, expected {size_bytes}" + (f" ±{tolerance:.0%}" if tolerance else ""))
     return problems
+
+
+class GgufProbe(FactBase[list]):
+    """The snippet's raw output lines for one model path (parse them with :func:`parse`)."""
+
+    def command(self, path: str) -> str:
+        return command(path)
+
+    @staticmethod
+    def default() -> list:
+        return []
+
+    def process(self, output: list[str]) -> list:
+        return output

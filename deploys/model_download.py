@@ -43,26 +43,25 @@ class ModelConfigError(ValueError):
 
 
 class SpaceAt(FactBase[dict]):
-    """Free bytes on the filesystem holding ``path`` (or its nearest existing parent), bytes already
-    under ``path``, and whether the ``hf`` CLI is on PATH."""
+    """Free bytes on the filesystem holding ``path`` (or its nearest existing parent) and whether the
+    ``hf`` CLI is on PATH. Bytes already downloaded come from the GGUF probe (all shards present)."""
 
     def command(self, path: str, hf: str = "hf") -> str:
         quoted = shlex.quote(path)
         return (
             f'p={quoted}; while [ ! -e "$p" ]; do p=$(dirname "$p"); done; '
             f'echo free=$(df -B1 --output=avail "$p" | tail -1); '
-            f"echo used=$(du -sb {quoted} 2>/dev/null | cut -f1); "
             f"echo hf=$(command -v {shlex.quote(hf)} || true)"
         )
 
     @staticmethod
     def default() -> dict:
-        return {"free": None, "used": 0, "hf": None}
+        return {"free": None, "hf": None}
 
     def process(self, output: list[str]) -> dict:
         values = dict(line.split("=", 1) for line in output if "=" in line)
         number = lambda key: int(values[key]) if values.get(key, "").strip().isdigit() else None  # noqa: E731
-        return {"free": number("free"), "used": number("used") or 0, "hf": values.get("hf") or None}
+        return {"free": number("free"), "hf": values.get("hf") or None}
 
 
 def model_settings(data: Any) -> dict[str, Any]:
@@ -106,13 +105,14 @@ def _check_model(cfg: dict[str, Any]) -> list[str]:
 @deploy("Download and check the model")
 def download_model(cfg: dict[str, Any]) -> None:
     model = cfg["model"]
-    probe_lines = host.get_fact(_GgufFact, path=model["path"])
-    if not gguf_probe.judge_model(
-        gguf_probe.parse(probe_lines), model["size_bytes"], model.get("architecture"), cfg["size_tolerance"]
-    ):
+    probe = gguf_probe.parse(host.get_fact(gguf_probe.GgufProbe, path=model["path"]))
+    if not gguf_probe.judge_model(probe, model["size_bytes"], model.get("architecture"),
+                                  cfg["size_tolerance"]):
         host.noop(f"{model['path']} already matches the inventory")
         return
+    # shards an interrupted download left (omni.gguf_files, through the probe) need no new space
     space = host.get_fact(SpaceAt, path=cfg["local_dir"], hf=cfg["hf"])
+    space = {**space, "used": probe.get("total_bytes") or 0}
     if not space.get("hf"):
         raise ModelConfigError(
             f"the Hugging Face CLI `{cfg['hf']}` is not on the host's PATH: "
@@ -142,17 +142,3 @@ def download_model(cfg: dict[str, Any]) -> None:
         ],
     )
     controller_check(_check_model, cfg, name="Check the model's architecture and size")
-
-
-class _GgufFact(FactBase[list]):
-    """The gguf_probe snippet's raw output lines (parsed by ``gguf_probe.parse``)."""
-
-    def command(self, path: str) -> str:
-        return gguf_probe.command(path)
-
-    @staticmethod
-    def default() -> list:
-        return []
-
-    def process(self, output: list[str]) -> list:
-        return output

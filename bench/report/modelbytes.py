@@ -14,10 +14,11 @@ from pathlib import Path
 
 from gguf import GGUFReader, GGUFValueType
 
+from omni import gguf_files
+
 # llama.cpp's LLM_FFN_EXPS_REGEX (common/common.h), plus the expert biases that travel with them.
 ROUTED_EXPERT_RE = re.compile(r"\.ffn_(up|down|gate|gate_up)_(ch|)exps\.")
 _LAYER_RE = re.compile(r"^blk\.(\d+)\.")
-_SHARD_RE = re.compile(r"^(?P<stem>.*)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$")
 
 
 class ModelFileError(ValueError):
@@ -61,16 +62,11 @@ class ModelBytes:
 
 
 def shard_paths(path: Path) -> list[Path]:
-    """All files of a split GGUF (`name-00001-of-00005.gguf`), or just `path`."""
-    m = _SHARD_RE.match(path.name)
-    if not m:
-        return [path]
-    count = int(m["count"])
-    paths = [path.with_name(f"{m['stem']}-{i:05d}-of-{count:05d}.gguf") for i in range(1, count + 1)]
-    missing = [p.name for p in paths if not p.is_file()]
-    if missing:
-        raise ModelFileError(f"{path}: split GGUF is missing {', '.join(missing)}; keep all shards together")
-    return paths
+    """All files of a split GGUF (`name-00001-of-00005.gguf`), or just `path` (omni.gguf_files)."""
+    try:
+        return [Path(p) for p in gguf_files.shard_paths(str(path))]
+    except gguf_files.ShardError as exc:
+        raise ModelFileError(str(exc)) from None
 
 
 def _scalar(reader: GGUFReader, key: str) -> int | float | str | None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import DeployError
-from pyinfra.facts.files import File
+
+from deploys import gguf_probe
 
 from .budget import GIB, Budget, BudgetError, HostMemory, check_budget
 from .compose import host_stack, local_url_host, start, upload, wait_until
@@ -33,10 +34,12 @@ def host_memory(config: StackConfig) -> HostMemory:
 
 
 def model_file_sizes(config: StackConfig) -> dict[str, int | None]:
+    """Each enabled model's size on the host, all shards of a split GGUF summed (None: not there)."""
     sizes: dict[str, int | None] = {}
     for model in config.inference.enabled:
-        info = host.get_fact(File, path=model.path)
-        sizes[model.path] = info.get("size") if isinstance(info, dict) else None
+        probe = gguf_probe.parse(host.get_fact(gguf_probe.GgufProbe, path=model.path))
+        complete = probe.get("exists") and not probe.get("missing")
+        sizes[model.path] = int(probe["total_bytes"]) if complete and probe.get("total_bytes") else None
     return sizes
 
 

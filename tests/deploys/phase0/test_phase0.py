@@ -111,19 +111,29 @@ def test_model_step_refuses_without_space_or_cli(tmp_path):
         },
     }
     no_space = fake(**data)
-    no_space[1]["fake_responses"]["df -B1"] = ["free=100000000000", "used=", "hf=/usr/local/bin/hf"]
+    no_space[1]["fake_responses"]["df -B1"] = ["free=100000000000", "hf=/usr/local/bin/hf"]
     error = plan(PHASE0, [no_space], groups=GROUPS, env=env(tmp_path)).error
     assert (
         "needs 420.0 GB free (model 400.0 GB + 5% margin, 0.0 GB already there), only 100.0 GB free" in error
     )
+    resumed = fake(**data)  # shard 1 of 2 already downloaded: the probe sums what is there
+    resumed[1]["fake_responses"]["df -B1"] = ["free=300000000000", "hf=/usr/local/bin/hf"]
+    resumed[1]["fake_responses"]["re:present_shards\\(path\\)"] = json.dumps(
+        {"exists": True, "files": ["/nvme/models/m-00001-of-00002.gguf"], "total_bytes": 250 * 10**9,
+         "missing": ["/nvme/models/m-00002-of-00002.gguf"], "architecture": "deepseek2",
+         "error": "1 of 2 shards present"})
+    assert plan(PHASE0, [resumed], groups=GROUPS, env=env(tmp_path)).error is None
+    resumed[1]["fake_responses"]["df -B1"] = ["free=100000000000", "hf=/usr/local/bin/hf"]
+    assert ("needs 170.0 GB free (model 400.0 GB + 5% margin, 250.0 GB already there), only 100.0 GB free"
+            in plan(PHASE0, [resumed], groups=GROUPS, env=env(tmp_path)).error)
     no_cli = fake(**data)
-    no_cli[1]["fake_responses"]["df -B1"] = ["free=900000000000", "used=0", "hf="]
+    no_cli[1]["fake_responses"]["df -B1"] = ["free=900000000000", "hf="]
     assert (
         "the Hugging Face CLI `hf` is not on the host's PATH"
         in plan(PHASE0, [no_cli], groups=GROUPS, env=env(tmp_path)).error
     )
     enough = fake(**data)
-    enough[1]["fake_responses"]["df -B1"] = ["free=900000000000", "used=0", "hf=/usr/local/bin/hf"]
+    enough[1]["fake_responses"]["df -B1"] = ["free=900000000000", "hf=/usr/local/bin/hf"]
     result = plan(PHASE0, [enough], groups=GROUPS, env=env(tmp_path))
     assert result.op("Download unsloth/DeepSeek-R1-GGUF").commands == [
         "hf download unsloth/DeepSeek-R1-GGUF --include 'Q4/*' --local-dir /nvme/models"

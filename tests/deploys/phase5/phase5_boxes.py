@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +92,10 @@ class Box:
                               f"MemAvailable:   {self.ram_kb - GIB_KB} kB"]
         r["nvidia-smi --query-gpu"] = nvidia_smi(self.gpus_mib)
         r["lscpu -J"] = self.cpu
-        for path, size in self.model_sizes.items():
-            r[f"(test -e {path} ||"] = stat_line(path, "-rw-r--r--", size)
+        for path, size in self.model_sizes.items():  # deploys.gguf_probe's answer: all shards summed
+            r[f"re:present_shards\\(path\\)[\\s\\S]*{re.escape(path)}"] = json.dumps(
+                {"exists": True, "files": [path], "missing": [], "total_bytes": size,
+                 "architecture": "deepseek2", "error": None})
         for project, states in self.projects.items():
             r[f"docker compose -p {project} ps -a"] = [f"{s} {state}" for s, state in states.items()]
         if self.network:
