@@ -8,12 +8,17 @@ and SIGKILL the server's process group as soon as it drops below a floor, then r
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import mmap
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
+import numpy as np
 import psutil
 
 from bench.schema import MemSample
@@ -64,13 +69,100 @@ def tree_rss(pid: int) -> int:
     return total
 
 
+MODEL_SUFFIX = ".gguf"  # file-backed mappings counted as the model's pages (split GGUFs included)
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def model_mappings(pid: int, suffix: str = MODEL_SUFFIX) -> dict[str, int]:
+    """{model file: resident bytes the server maps} from /proc/PID/smaps of the process tree.
+
+    Why smaps and not RSS: RSS hides which pages are the model; a placement that keeps experts in
+    host RAM through mmap shows them here. A file mapped by several processes of the tree counts
+    once (its largest mapping), so a wrapper process does not double it.
+    """
+    out: dict[str, int] = {}
+    for proc in _tree(pid):
+        per_file: dict[str, int] = {}
+        current = None
+        try:
+            with open(f"/proc/{proc.pid}/smaps", encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    head = line.split(maxsplit=5)
+                    if len(head) >= 5 and "-" in head[0] and ":" not in head[0]:  # a mapping header
+                        path = head[5].strip() if len(head) == 6 else ""
+                        current = path if path.endswith(suffix) else None
+                    elif current is not None and line.startswith("Rss:"):
+                        per_file[current] = per_file.get(current, 0) + int(line.split()[1]) * 1024
+        except OSError:  # gone, or not ours to read
+            continue
+        for path, value in per_file.items():
+            out[path] = max(out.get(path, 0), value)
+    return out
+
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                       ctypes.c_long)
+_libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+_libc.mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
+_MAP_FAILED = ctypes.c_void_p(-1).value
+
+
+def page_cache_bytes(path: str | Path) -> int | None:
+    """Bytes of `path` resident in the page cache (mincore, as fincore does); None when unreadable.
+
+    Mapping a file to ask mincore reads nothing from disk and moves no page into the cache.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        size = os.fstat(fd).st_size
+        if size == 0:
+            return 0
+        addr = _libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        if addr in (None, _MAP_FAILED):
+            return None
+        try:
+            page = mmap.PAGESIZE
+            vec = (ctypes.c_ubyte * ((size + page - 1) // page))()
+            if _libc.mincore(addr, size, vec) != 0:
+                return None
+            resident = int(np.count_nonzero(np.frombuffer(vec, dtype=np.uint8) & 1))  # bit 0: in memory
+            return min(resident * page, size)
+        finally:
+            _libc.munmap(addr, size)
+    finally:
+        os.close(fd)
+
+
+def model_cached(paths: Iterable[str]) -> int:
+    return sum(page_cache_bytes(p) or 0 for p in paths)
+
+
 def host_sample() -> tuple[int, int]:
     vm = psutil.virtual_memory()
     return int(vm.available), int(getattr(vm, "cached", 0) + getattr(vm, "buffers", 0))
 
 
 class Sampler(threading.Thread):
-    """Samples every `interval_s` while a server runs; fires the guard once below `floor_bytes`."""
+    """Samples every `interval_s` while a server runs; fires the guard once below `floor_bytes`.
+
+    The model's mapped and cached pages cost a walk of the server's page tables (smaps) and of the
+    file's cache pages (mincore), so they are refreshed at most every `model_every_s` and the last
+    value is carried in between.
+    """
+
+    model_every_s = 1.0
 
     def __init__(self, pid: int, pgid: int, interval_s: float, floor_bytes: int, gpus: Gpus,
                  on_breach: Callable[[int], None] | None = None) -> None:
@@ -85,19 +177,37 @@ class Sampler(threading.Thread):
         self.breach_available: int | None = None
         self._halt = threading.Event()
         self.t0 = time.monotonic()
+        self._model_at = -1e9
+        self._model: tuple[int | None, int | None] = (None, None)
+        self._lock = threading.Lock()  # sample() runs from the loop and this thread
 
-    def sample(self) -> MemSample:
+    def _model_pages(self, force: bool) -> tuple[int | None, int | None]:
+        now = time.monotonic()
+        if force or now - self._model_at >= self.model_every_s:
+            self._model_at = now
+            maps = model_mappings(self.pid)
+            self._model = (sum(maps.values()), model_cached(maps)) if maps else (0, 0)
+        return self._model
+
+    def sample(self, force: bool = True) -> MemSample:
+        """One sample now; the loop's samples (cell start and end) refresh the model's pages."""
+        with self._lock:
+            return self._sample(force)
+
+    def _sample(self, force: bool) -> MemSample:
         avail, cached = host_sample()
+        mapped, in_cache = self._model_pages(force)
         s = MemSample(
             t=round(time.monotonic() - self.t0, 3), host_available=avail, host_cached=cached,
-            server_rss=tree_rss(self.pid), gpu_used=self.gpus.used() if self.gpus.handles else [],
+            server_rss=tree_rss(self.pid), model_mapped=mapped, model_cached=in_cache,
+            gpu_used=self.gpus.used() if self.gpus.handles else [],
         )
         self.samples.append(s)
         return s
 
     def run(self) -> None:
         while not self._halt.is_set():
-            s = self.sample()
+            s = self.sample(force=False)
             if self.breached_at is None and s.host_available < self.floor_bytes:
                 self.breached_at, self.breach_available = s.t, s.host_available
                 kill_group(self.pgid, signal.SIGKILL)

@@ -50,7 +50,13 @@ def memory_fields(samples: list[MemSample], mem_total: int) -> tuple[dict[str, A
         "host_mem_peak_bytes": mem_total - min_avail,
         "host_cached_peak_bytes": max(s.host_cached for s in samples),
         "server_rss_peak_bytes": max(s.server_rss for s in samples),
+        "server_mem_peak_bytes": max(s.server_mem for s in samples),
+        "host_headroom_min_bytes": min(s.headroom for s in samples),
     }
+    for name in ("model_mapped", "model_cached"):
+        values = [getattr(s, name) for s in samples if getattr(s, name) is not None]
+        if values:
+            fields[f"{name}_peak_bytes"] = max(values)
     n_gpu = max(len(s.gpu_used) for s in samples)
     cols: dict[str, Any] = {}
     if n_gpu:

@@ -64,8 +64,25 @@ class MemSample(BaseModel):
     t: float
     host_available: int
     host_cached: int
-    server_rss: int
+    server_rss: int  # RSS of the server's process tree (mapped model pages it has touched included)
+    model_mapped: int | None = None  # resident pages of the GGUF file(s) the server maps (smaps Rss)
+    model_cached: int | None = None  # pages of those GGUF file(s) in the page cache (mincore)
     gpu_used: list[int] = Field(default_factory=list)
+
+    @property
+    def server_mem(self) -> int:
+        """Host memory the server needs: its RSS with the mapped model counted by its page-cache
+        residency (the whole mapped model the server reads, not only the pages it touched yet)."""
+        if not self.model_mapped:
+            return self.server_rss
+        return self.server_rss - self.model_mapped + max(self.model_cached or 0, self.model_mapped)
+
+    @property
+    def headroom(self) -> int:
+        """MemAvailable less the mapped model's cached pages: the kernel counts those as available,
+        but reclaiming them makes every token read the weights from disk."""
+        held = max(self.model_cached or 0, self.model_mapped or 0) if self.model_mapped else 0
+        return max(self.host_available - held, 0)
 
 
 class Row(BaseModel):
@@ -143,8 +160,12 @@ class Row(BaseModel):
     host_mem_total_bytes: int | None = None
     host_mem_available_min_bytes: int | None = None
     host_mem_peak_bytes: int | None = None  # MemTotal - min MemAvailable during the run
-    host_cached_peak_bytes: int | None = None
+    host_cached_peak_bytes: int | None = None  # page cache (Cached + Buffers), the whole host
     server_rss_peak_bytes: int | None = None
+    server_mem_peak_bytes: int | None = None  # RSS, mapped model by its cached pages (MemSample)
+    model_mapped_peak_bytes: int | None = None  # resident GGUF pages the server maps (smaps)
+    model_cached_peak_bytes: int | None = None  # GGUF pages in the page cache while mapped (mincore)
+    host_headroom_min_bytes: int | None = None  # min MemAvailable less the mapped model's pages
     gpu_mem_peak_bytes: int | None = None  # sum over GPUs of each GPU's peak used memory
     oom_floor_bytes: int | None = None
     # launch (strings, so the row alone can relaunch the server)

@@ -33,7 +33,8 @@ NUMERIC = (
     "server_decode_tps", "prefill_tps", "prefill_tps_ci95_lo", "prefill_tps_ci95_hi",
     "throughput_tps", "throughput_tps_ci95_lo", "throughput_tps_ci95_hi", "host_mem_total_bytes",
     "host_mem_available_min_bytes", "host_mem_peak_bytes", "server_rss_peak_bytes",
-    "gpu_mem_peak_bytes", "load_s", "dropped_connections",
+    "gpu_mem_peak_bytes", "load_s", "dropped_connections", "server_mem_peak_bytes",
+    "model_mapped_peak_bytes", "model_cached_peak_bytes", "host_headroom_min_bytes", "host_cached_peak_bytes",
 )
 TEXT = ("config_id", "config_label", "engine", "status", "error_reason", "cell_id", "launch_command",
         "launch_argv", "launch_env", "launch_prefix", "run_json", "log_tail_path", "log_path",

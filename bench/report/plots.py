@@ -200,21 +200,29 @@ def throughput(rows: pd.DataFrame, summaries: Sequence[ConfigSummary]) -> Plot:
 
 def memory(summaries: Sequence[ConfigSummary], opts: ReportOptions, gpu_indices: Sequence[int]) -> Plot:
     title = "Peak memory per configuration against capacity"
-    shown, note = fastest([s for s in summaries if s.host_peak is not None or s.gpu_peak], MAX_BARS)
-    caption = ("Host: MemTotal minus the lowest MemAvailable during the runs; GPU: peak used memory "
-               f"(NVML). Solid line: capacity; dashed: capacity minus the {opts.min_headroom_gb:g} GB "
-               "headroom goal (stay left of it)." + note)
+    shown, note = fastest([s for s in summaries if s.host_committed is not None or s.gpu_peak], MAX_BARS)
+    caption = ("Host: the server's memory (process-tree RSS with its memory-mapped model counted by the "
+               "model's pages in the page cache, hatched), then the rest of the host's memory not available "
+               "(MemTotal − MemAvailable, plus the mapped model pages the kernel counts as available). "
+               "GPU: peak used memory (NVML). Solid line: capacity; dashed: capacity minus the "
+               f"{opts.min_headroom_gb:g} GB headroom goal (stay left of it)." + note)
     if not shown:
         return Plot("memory", title, caption, reason="no memory samples recorded")
     gpus = [i for i in gpu_indices if any(i in s.gpu_peak for s in shown)]
-    fig, axes = plt.subplots(1, 1 + len(gpus), sharey=True, squeeze=False,
-                             figsize=(10 if not gpus else 5 + 3.5 * len(gpus), 1.4 + 0.55 * len(shown)))
+    fig, axes = plt.subplots(1 + len(gpus), 1, squeeze=False,
+                             figsize=(7.5, (1.6 + 0.5 * len(shown)) * (1 + len(gpus))))
     y = np.arange(len(shown))
     color = colors(summaries)
-    below = -0.5 / (0.75 * fig.get_size_inches()[1])  # legend under the x label, clear of the bars
-    ax = axes[0][0]
     bar_colors = [color[s.config_id] for s in shown]
-    ax.barh(y, [(s.host_peak or 0) / GB for s in shown], color=bar_colors, height=0.6)
+    labels = [_wrap(s.label) for s in shown]
+    ax = axes[0][0]
+    server = [(s.server_mem or 0) / GB for s in shown]
+    model = [min(s.model_mapped or 0, s.server_mem or 0) / GB for s in shown]
+    rest = [max((s.host_committed or 0) / GB - v, 0) for s, v in zip(shown, server, strict=True)]
+    ax.barh(y, server, color=bar_colors, height=0.6, label="server")
+    ax.barh(y, model, color="none", edgecolor="black", hatch="///", lw=0, height=0.6,
+            label="mapped model pages (in the server's memory)")
+    ax.barh(y, rest, left=server, color="lightgrey", height=0.6, label="rest of the host, not available")
     total = max((s.host_total or 0) for s in shown) / GB
     if total:
         ax.axvline(total, color="black", lw=1.5, label=f"capacity {total:.0f} GB")
@@ -223,28 +231,36 @@ def memory(summaries: Sequence[ConfigSummary], opts: ReportOptions, gpu_indices:
                        label=f"headroom line ({opts.min_headroom_gb:g} GB free)")
         else:
             ax.plot([], [], " ", label=f"no headroom line: {opts.min_headroom_gb:g} GB goal > capacity")
-        ax.legend(loc="upper left", bbox_to_anchor=(0, below), frameon=False)
-    ax.set_xlabel("host memory in use, peak (GB)")
+    ax.set_xlim(0, max([total, *(a + b for a, b in zip(server, rest, strict=True))]) * 1.04 or 1)
+    ax.set_xlabel("host memory, peak (GB)")
     ax.set_title("Host RAM")
+    ax.set_yticks(y, labels)
+    ax.invert_yaxis()
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18 * 4 / (1.6 + 0.5 * len(shown))), ncol=2,
+              frameon=False)
     for k, i in enumerate(gpus, start=1):
-        gx = axes[0][k]
-        gx.barh(y, [s.gpu_peak.get(i, 0) / GB for s in shown], color=bar_colors, height=0.6)
+        gx = axes[k][0]
+        used = [s.gpu_peak.get(i, 0) / GB for s in shown]
+        gx.barh(y, used, color=bar_colors, height=0.6)
         cap = max((s.gpu_total.get(i) or 0) for s in shown) / GB
         if cap:
             gx.axvline(cap, color="black", lw=1.5, label=f"capacity {cap:.0f} GB")
-            gx.legend(loc="upper left", bbox_to_anchor=(0, below), frameon=False)
+            gx.legend(loc="lower right", frameon=True)
+        gx.set_xlim(0, max([cap, *used]) * 1.04 or 1)
         gx.set_xlabel(f"GPU {i} memory used, peak (GB)")
         gx.set_title(f"GPU {i}")
-    ax.set_yticks(y, [_wrap(s.label) for s in shown])
-    ax.invert_yaxis()
+        gx.set_yticks(y, labels)
+        gx.invert_yaxis()
+    fig.tight_layout()
     return Plot("memory", title, caption, _uri(fig))
 
 
 def pareto(summaries: Sequence[ConfigSummary]) -> Plot:
-    title = "Decode tokens/s vs peak memory (Pareto front)"
+    title = "Decode tokens/s vs the server's peak memory (Pareto front)"
     pts, note = fastest([s for s in summaries if s.decode_tps is not None and s.mem_peak_total is not None],
                         MAX_BARS)
-    caption = ("Each point is a configuration: peak host memory in use plus peak GPU memory, against "
+    caption = ("Each point is a configuration: the server's peak host memory (mapped model pages "
+               "included) plus peak GPU memory, against "
                "decode tokens/s. The grey line joins the configurations no other beats on both "
                "(black outline)." + note)
     if not pts:
@@ -261,7 +277,7 @@ def pareto(summaries: Sequence[ConfigSummary]) -> Plot:
     for s in pts:
         ax.scatter(s.mem_peak_total / GB, s.decode_tps, s=60, color=color[s.config_id], zorder=2,
                    edgecolor="black" if s in front else "none", label=_wrap(s.label, 40))
-    ax.set_xlabel("peak memory in use, host + GPUs (GB)")
+    ax.set_xlabel("server's peak memory, host + GPUs (GB)")
     ax.set_ylabel("decode rate (tokens/s per request)")
     ax.set_ylim(0, max(s.decode_tps or 0 for s in pts) * 1.12 or 1)
     ax.margins(x=0.1)
@@ -274,7 +290,8 @@ def timeseries(samples: list[dict], label: str, host_total: float | None, opts: 
     title = f"Memory during the best run ({label})"
     caption = ("The recommended configuration's launch, from start through loading and every workload "
                "cell: host memory in use (MemTotal − MemAvailable), page cache, server process tree "
-               "RSS, and per-GPU used memory (NVML).")
+               "RSS, the server's memory with its mapped model counted by its cached pages, and per-GPU "
+               "used memory (NVML).")
     if len(samples) < 2:
         return Plot("timeseries", title, caption, reason="the launch has fewer than two memory samples")
     df = pd.DataFrame(samples)
@@ -292,6 +309,11 @@ def timeseries(samples: list[dict], label: str, host_total: float | None, opts: 
     for col, name, c in lines:
         if col in df:
             ax.plot(t, df[col] / GB, label=name, color=c)
+    if "model_mapped" in df and df["model_mapped"].fillna(0).gt(0).any():
+        mapped = df["model_mapped"].fillna(0)
+        cached = np.maximum(df.get("model_cached", mapped).fillna(0), mapped)
+        server = df["server_rss"] - mapped + np.where(mapped > 0, cached, 0)
+        ax.plot(t, server / GB, label="server incl. mapped model", color="tab:red", ls="--")
     gpu = df["gpu_used"].dropna().tolist() if "gpu_used" in df else []
     width = max((len(g) for g in gpu if isinstance(g, list)), default=0)
     for i in range(width):

@@ -31,7 +31,8 @@ ROW_COLUMNS = (  # (header, column, decimals or None for text)
     ("TTFT p90 ms", "ttft_ms_p90", 1), ("ITL p50 ms", "itl_ms_p50", 2), ("E2E p50 ms", "e2e_ms_p50", 0),
     ("decode tok/s", "decode_tps", 1), ("server decode tok/s", "server_decode_tps", 1),
     ("prefill tok/s", "prefill_tps", 1), ("throughput tok/s", "throughput_tps", 1),
-    ("host peak GB", "host_mem_peak_bytes", -1), ("GPU peak GB", "gpu_mem_peak_bytes", -1),
+    ("server mem GB", "server_mem_peak_bytes", -1), ("host peak GB", "host_mem_peak_bytes", -1),
+    ("GPU peak GB", "gpu_mem_peak_bytes", -1),
 )
 
 

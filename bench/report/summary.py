@@ -46,7 +46,11 @@ class ConfigSummary:
     prefill_hi: float | None = None
     host_total: float | None = None
     host_peak: float | None = None
-    host_available_min: float | None = None
+    host_available_min: float | None = None  # lowest headroom: MemAvailable less the mapped model's pages
+    headroom_basis: str = ""  # how host_available_min was measured (older sweeps: MemAvailable alone)
+    server_mem: float | None = None  # server RSS with its mapped model counted by page-cache residency
+    model_mapped: float | None = None
+    page_cache: float | None = None
     gpu_peak: dict[int, float] = dataclasses.field(default_factory=dict)
     gpu_total: dict[int, float] = dataclasses.field(default_factory=dict)
     load_s: float | None = None
@@ -82,8 +86,16 @@ class ConfigSummary:
         return self.decode_tps
 
     @property
+    def host_committed(self) -> float | None:
+        """Host memory not available without cost: MemTotal less the lowest headroom."""
+        if self.host_total and self.host_available_min is not None:
+            return self.host_total - self.host_available_min
+        return self.host_peak
+
+    @property
     def mem_peak_total(self) -> float | None:
-        parts = [self.host_peak, *self.gpu_peak.values()]
+        """What the server holds: host memory attributable to it (else the host's) plus GPU peaks."""
+        parts = [self.server_mem if self.server_mem is not None else self.host_peak, *self.gpu_peak.values()]
         known = [p for p in parts if p is not None]
         return sum(known) if known else None
 
@@ -140,7 +152,16 @@ def _summarise(sweep: Sweep, cid: str, rows: pd.DataFrame) -> ConfigSummary:
     )
     s.host_total = _num(rows["host_mem_total_bytes"].max()) or sweep.host.mem_total_bytes
     s.host_peak = _num(rows["host_mem_peak_bytes"].max())
-    s.host_available_min = _num(rows["host_mem_available_min_bytes"].min())
+    s.host_available_min = _num(rows["host_headroom_min_bytes"].min())
+    s.headroom_basis = "MemAvailable less the mapped model's cached pages"
+    if s.host_available_min is None:
+        s.host_available_min = _num(rows["host_mem_available_min_bytes"].min())
+        s.headroom_basis = "MemAvailable (this sweep did not record the mapped model's pages)"
+    s.server_mem = _num(rows["server_mem_peak_bytes"].max()) or _num(rows["server_rss_peak_bytes"].max())
+    s.model_mapped = _num(rows["model_mapped_peak_bytes"].max())
+    if s.model_mapped:  # the whole mapped model the server reads: its cached pages, not only those touched
+        s.model_mapped = max(s.model_mapped, _num(rows["model_cached_peak_bytes"].max()) or 0)
+    s.page_cache = _num(rows["host_cached_peak_bytes"].max())
     for i in sweep.gpu_indices():
         peak = _num(rows[f"gpu{i}_mem_peak_bytes"].max()) if f"gpu{i}_mem_peak_bytes" in rows else None
         total = _num(rows[f"gpu{i}_mem_total_bytes"].max()) if f"gpu{i}_mem_total_bytes" in rows else None

@@ -128,7 +128,8 @@ def test_missing_columns_read_as_unknown(sweep, tmp_path):
     copy = tmp_path / "s"
     shutil.copytree(sweep, copy)
     rows = pd.read_csv(copy / "results.csv", dtype=str, keep_default_na=False)
-    gone = [c for c in rows.columns if "mem" in c or c.startswith(("host.", "ttft", "itl"))]
+    gone = [c for c in rows.columns
+            if "mem" in c or "headroom" in c or c.startswith(("host.", "ttft", "itl", "model_"))]
     rows.drop(columns=gone).to_csv(copy / "results.csv", index=False)
     for name in ("facts.json", "sweep.json"):
         (copy / name).unlink()
@@ -209,3 +210,15 @@ def test_hybrid_gpu_box_ceiling_sums_host_and_hbm_time(sweep, tmp_path):
         assert f"{c.tokens_per_s:,.1f}" in html, c.formula()
     assert "exps=CPU" in html
     assert "2 of 8 experts used per token" in html
+
+
+def test_memory_counts_the_servers_mapped_model(sweep, page):
+    """The real server mmaps its GGUF: the rows and the configurations table show those pages."""
+    rows = pd.read_csv(sweep / "results.csv")
+    ok = rows[rows["status"] == "ok"]
+    assert (ok["model_mapped_peak_bytes"] > 0).all()
+    assert (ok["server_mem_peak_bytes"] >= ok["server_rss_peak_bytes"]).all()
+    assert (ok["host_headroom_min_bytes"] <= ok["host_mem_available_min_bytes"]).all()
+    configs = page.text.split("Configurations")[1].split("All result rows")[0]
+    assert "server mem GB" in configs and "of it: mapped model GB" in configs and "page cache GB" in configs
+    assert "less the mapped model" in page.text  # the headroom criterion says what it measured
