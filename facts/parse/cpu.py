@@ -47,12 +47,16 @@ def _result(fields: dict, flags: list[str]) -> dict:
     }
 
 
-def _flatten(entries: list[dict], out: dict[str, str]) -> None:
+def _flatten(entries, out: dict[str, str], depth: int = 0) -> None:
+    if not isinstance(entries, list) or depth > 8:
+        raise ParseError("lscpu JSON entries are not a list of {field, data} objects: is this `lscpu -J`?")
     for entry in entries:
+        if not isinstance(entry, dict):
+            raise ParseError(f"lscpu JSON entry is a {type(entry).__name__}, not a {{field, data}} object")
         field = str(entry.get("field", "")).rstrip(":").strip()
         if field and field not in out and entry.get("data") is not None:
             out[field] = str(entry["data"])
-        _flatten(entry.get("children", []), out)
+        _flatten(entry.get("children") or [], out, depth + 1)
 
 
 def parse_lscpu(output) -> dict:
@@ -62,6 +66,8 @@ def parse_lscpu(output) -> dict:
         data = json.loads(text[start:]) if start >= 0 else None
     except json.JSONDecodeError as error:
         raise ParseError(f"lscpu JSON does not parse ({error.msg} at line {error.lineno})") from None
+    except RecursionError:
+        raise ParseError("lscpu JSON nests too deep to be lscpu output") from None
     if not isinstance(data, dict) or not isinstance(data.get("lscpu"), list):
         raise ParseError("no {\"lscpu\": [...]} object found: is this `lscpu -J` output?")
     raw: dict[str, str] = {}

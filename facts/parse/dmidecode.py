@@ -24,8 +24,8 @@ from .noise import strip_noise
 
 _HANDLE = re.compile(r"^Handle 0x[0-9A-Fa-f]+, DMI type (\d+)")
 _FIELD = re.compile(r"^\s+([^:]+):\s*(.*)$")
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(bytes|kB|KB|MB|GB|TB)$")
-_SPEED = re.compile(r"^(\d+)\s*(MT/s|MHz)")
+_SIZE = re.compile(r"^(\d{1,12}(?:\.\d{1,6})?)\s*(bytes|kB|KB|MB|GB|TB)$")  # longer: corrupt, unknown
+_SPEED = re.compile(r"^(\d{1,9})\s*(MT/s|MHz)")
 _UNIT_MIB = {"bytes": 1 / 2**20, "kB": 1 / 1024, "KB": 1 / 1024, "MB": 1, "GB": 1024, "TB": 1024**2}
 
 

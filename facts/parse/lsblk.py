@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import re
 
-from .common import ParseError, clean
+from .common import MAX_DIGITS, ParseError, clean
 from .noise import strip_noise
 
 _UNITS = {"B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40, "P": 2**50, "E": 2**60}
@@ -32,26 +32,46 @@ def _text(value) -> str | None:
     return clean(str(value)) if value is not None else None
 
 
-def _device(raw: dict, exact: bool) -> dict:
+def _size(value, exact: bool) -> tuple[int | None, bool]:
+    """Bytes from ``-b``'s integer (or its string form), or from a suffixed size (``931.5G``)."""
+    if isinstance(value, bool) or value is None or value == "":
+        return None, exact
+    if isinstance(value, int):
+        return (value if 0 <= value < 2**64 else None), exact
+    if isinstance(value, str) and value.isdigit():
+        return (int(value) if len(value) <= MAX_DIGITS else None), exact
+    if isinstance(value, str):  # `lsblk -J` without -b: "931.5G"
+        return human_bytes(value), False
+    return None, exact
+
+
+def _device(raw, exact: bool, depth: int = 0) -> dict:
+    if not isinstance(raw, dict):
+        raise ParseError(f"lsblk device entry is a {type(raw).__name__}, not an object: is this `lsblk -J`?")
+    if depth > 16:  # disk > partition > md > crypt > lvm ... never this deep
+        raise ParseError("lsblk device tree nests deeper than 16 levels: corrupt output")
     mountpoints = raw.get("mountpoints")
     if mountpoints is None:
         mountpoints = [raw.get("mountpoint")]
-    size = raw.get("size")
-    if isinstance(size, str) and not size.isdigit():  # `lsblk -J` without -b: "931.5G"
-        size, exact = human_bytes(size), False
+    if not isinstance(mountpoints, list):
+        mountpoints = [mountpoints]
+    children = raw.get("children") or []
+    if not isinstance(children, list):
+        raise ParseError(f"lsblk 'children' of {str(raw.get('name'))[:40]!r} is not a list")
+    size, exact = _size(raw.get("size"), exact)
     return {
-        "name": raw.get("name"),
-        "path": raw.get("path"),
-        "type": raw.get("type"),
+        "name": _text(raw.get("name")),
+        "path": _text(raw.get("path")),
+        "type": _text(raw.get("type")),
         "model": _text(raw.get("model")),
         "serial": _text(raw.get("serial")),
-        "size_bytes": int(size) if size not in (None, "") else None,
+        "size_bytes": size,
         "size_exact": exact,
         "fstype": _text(raw.get("fstype")),
         "uuid": _text(raw.get("uuid")),
         "pttype": _text(raw.get("pttype")),
-        "mountpoints": [mp for mp in mountpoints if mp],
-        "children": [_device(child, exact) for child in raw.get("children", [])],
+        "mountpoints": [str(mp) for mp in mountpoints if mp],
+        "children": [_device(child, exact, depth + 1) for child in children],
     }
 
 
@@ -68,17 +88,19 @@ def parse_lsblk_json(output) -> dict:
         data = json.loads(text[start:]) if start >= 0 else None
     except json.JSONDecodeError as error:
         raise ParseError(f"lsblk JSON does not parse ({error.msg} at line {error.lineno})") from None
+    except RecursionError:
+        raise ParseError("lsblk JSON nests too deep to be lsblk output") from None
     if not isinstance(data, dict) or not isinstance(data.get("blockdevices"), list):
         raise ParseError("no {\"blockdevices\": [...]} object found: is this `lsblk -J -b` output?")
     return _split([_device(raw, exact=True) for raw in data["blockdevices"]])
 
 
 def human_bytes(text: str) -> int | None:
-    """``931.5G`` -> bytes (lsblk uses powers of 1024)."""
-    match = re.fullmatch(r"([\d.]+)([BKMGTPE]?)(?:i?B)?", text.strip())
+    """``931.5G``, ``1,8T`` (a comma locale) -> bytes (lsblk uses powers of 1024); else None."""
+    match = re.fullmatch(r"(\d{1,6}(?:[.,]\d{1,6})?)([BKMGTPE]?)(?:i?B)?", text.strip())
     if not match:
         return None
-    return round(float(match.group(1)) * _UNITS[match.group(2) or "B"])
+    return round(float(match.group(1).replace(",", ".")) * _UNITS[match.group(2) or "B"])
 
 
 def parse_lsblk_tree(output) -> dict:

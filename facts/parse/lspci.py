@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import re
 
-from .common import ParseError, gts_to_gen, number, pci_address
+from .common import ParseError, gts_to_gen, number, pci_address, to_float, to_int
 from .noise import strip_noise
 
 _HEADER = re.compile(r"^((?:[0-9a-fA-F]{4,8}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7])\s+(\S.*)$")
-_LINK = re.compile(r"^\s+(LnkCap|LnkSta):\s+(.*)$")
-_SPEED = re.compile(r"Speed\s+(?:([\d.]+)GT/s|(unknown))(?:\s*\((ok|downgraded|strange)\))?", re.I)
+_LINK = re.compile(r"^\s*(LnkCap|LnkSta):\s+(.*)$")  # no indent: `lspci -vvv | grep Lnk` piped to sed
+_SPEED = re.compile(r"Speed\s+(?:(\S*?)GT/s|(unknown))(?:\s*\((ok|downgraded|strange)\))?", re.I)
 _WIDTH = re.compile(r"Width\s+x(\d+)(?:\s*\((ok|downgraded|strange)\))?")
 _NUMA = re.compile(r"^\s+NUMA node:\s*(-?\d+)")
+_CLASS_ID = re.compile(r"\s*\[[0-9a-fA-F]{4}\]$")  # `lspci -nn`: "3D controller [0302]"
 _GPU_CLASSES = ("VGA compatible controller", "3D controller", "Display controller")
 _GPU_VENDORS = ("NVIDIA", "Advanced Micro Devices", "AMD/ATI", "ATI Technologies")
 
@@ -27,7 +28,7 @@ _GPU_VENDORS = ("NVIDIA", "Advanced Micro Devices", "AMD/ATI", "ATI Technologies
 def is_gpu_description(description: str) -> bool:
     """NVIDIA/AMD display or 3D controllers; a BMC's ASPEED VGA is not a GPU."""
     cls, _, rest = description.partition(": ")
-    return cls in _GPU_CLASSES and any(vendor in rest for vendor in _GPU_VENDORS)
+    return _CLASS_ID.sub("", cls) in _GPU_CLASSES and any(vendor in rest for vendor in _GPU_VENDORS)
 
 
 def link_downgraded(device: dict) -> bool | None:
@@ -41,10 +42,11 @@ def link_downgraded(device: dict) -> bool | None:
     return any(sta < cap for sta, cap in known)
 
 
-def new_device(address: str, description: str) -> dict:
+def new_device(address: str | None, description: str) -> dict:
+    """A device record; ``address`` None for link lines grep printed without their device line."""
     return {
         "address": address,
-        "pci_address": pci_address(address),
+        "pci_address": pci_address(address) if address else None,
         "description": description,
         "is_gpu": is_gpu_description(description),
         "cap_speed_gts": None,
@@ -70,12 +72,13 @@ def _read_link(device: dict, kind: str, text: str) -> None:
     prefix = "cap" if kind == "LnkCap" else "sta"
     speed = _SPEED.search(text)
     if speed:
-        device[f"{prefix}_speed_gts"] = number(float(speed.group(1))) if speed.group(1) else None
+        gts = to_float(speed.group(1))  # "Speed .GT/s" / "Speed unknown": the kernel does not know
+        device[f"{prefix}_speed_gts"] = number(gts) if gts is not None else None
         if speed.group(3) == "downgraded":
             device["_marked_downgraded"] = True
     width = _WIDTH.search(text)
     if width:
-        device[f"{prefix}_width"] = int(width.group(1))
+        device[f"{prefix}_width"] = to_int(width.group(1), "link width")
         if width.group(2) == "downgraded":
             device["_marked_downgraded"] = True
 
@@ -84,24 +87,29 @@ def parse_lspci(output) -> dict:
     """``{"devices": [...]}`` in the order lspci printed them."""
     devices: list[dict] = []
     current: dict | None = None
-    seen: set[tuple[str, str]] = set()
+    read: set[str] = set()  # link kinds already read for ``current`` (lspci repeats them for bridges)
     for line in strip_noise(output):
         header = _HEADER.match(line)
         if header:
-            current = new_device(header.group(1), header.group(2).strip())
+            current, read = new_device(header.group(1), header.group(2).strip()), set()
             devices.append(current)
             continue
-        if current is None:
-            continue
         link = _LINK.match(line)
-        if link and (link.group(1), current["address"]) not in seen:
-            seen.add((link.group(1), current["address"]))
-            _read_link(current, link.group(1), link.group(2))
+        if link:
+            kind = link.group(1)
+            if current is None or (current["address"] is None and kind in read):
+                # `lspci -vvv | grep Lnk`: bare LnkCap/LnkSta lines, one nameless device per pair.
+                current, read = new_device(None, ""), set()
+                devices.append(current)
+            if kind not in read:
+                read.add(kind)
+                _read_link(current, kind, link.group(2))
             continue
         numa = _NUMA.match(line)
-        if numa:
-            node = int(numa.group(1))
+        if numa and current is not None:
+            node = to_int(numa.group(1), "NUMA node")
             current["numa_node"] = node if node >= 0 else None
     if not devices:
-        raise ParseError("no 'BB:DD.F description' device lines found: is this `lspci -vvv` output?")
+        raise ParseError("no 'BB:DD.F description' device lines or LnkCap:/LnkSta: lines found: "
+                         "is this `lspci -vvv` output?")
     return {"devices": [finish(device) for device in devices]}

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 
-from .common import ParseError
+from .common import ParseError, expand_cpulist, to_int
 from .noise import strip_noise
 
 _AVAILABLE = re.compile(r"^available:\s*(\d+)\s+nodes?")
@@ -64,21 +64,23 @@ def parse_numactl(output) -> dict:
     in_distances = False
     for line in strip_noise(output):
         if match := _AVAILABLE.match(line):
-            count = int(match.group(1))
+            count = to_int(match.group(1), "node count")
         elif match := _NODE.match(line):
-            node = nodes.setdefault(int(match.group(1)), node_entry(int(match.group(1))))
+            node_id = to_int(match.group(1), "node number")
+            node = nodes.setdefault(node_id, node_entry(node_id))
             key, value = match.group(2), match.group(3).strip()
             if key == "cpus":
-                node["cpus"] = [int(cpu) for cpu in value.split()]
+                node["cpus"] = expand_cpulist(value)  # "0 1 2 3", or compressed "0-15,32-47"
             else:
                 mb = _MB.match(value)
-                node[f"{key}_mib"] = int(mb.group(1)) if mb else None
+                node[f"{key}_mib"] = to_int(mb.group(1), f"node {key}") if mb else None
         elif line.startswith("node distances"):
             in_distances = True
         elif in_distances and _DIST_HEADER.match(line):
-            columns = [int(col) for col in line.split()[1:]]
+            columns = [to_int(col, "distance column") for col in line.split()[1:]]
         elif in_distances and (match := _DIST_ROW.match(line)):
-            rows[int(match.group(1))] = [int(value) for value in match.group(2).split()]
+            rows[to_int(match.group(1), "distance row")] = [to_int(value, "distance")
+                                                             for value in match.group(2).split()]
     if count is None and not nodes:
         raise ParseError("no 'available: N nodes' or 'node N cpus:' lines: is this `numactl --hardware`?")
     if count == 0 and not nodes:

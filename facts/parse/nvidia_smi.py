@@ -27,7 +27,7 @@ from __future__ import annotations
 import csv
 import re
 
-from .common import ParseError, clean, first_int, pci_address
+from .common import ParseError, clean, first_int, pci_address, to_int
 from .noise import strip_noise
 
 #: The query the NvidiaGpus fact runs; the capture script uses the same list.
@@ -74,12 +74,28 @@ def parse_nvidia_smi_csv(output) -> dict:
             f"first line is not an nvidia-smi CSV header ({lines[0][:60]!r}): "
             "capture with --format=csv (not noheader) and include index, name or pci.bus_id"
         )
-    gpus = []
-    for number, row in enumerate(csv.reader(lines[1:], skipinitialspace=True)):
+    gpus: list[dict] = []
+    seen: set[str] = set()
+    try:
+        rows = list(csv.reader(lines[1:], skipinitialspace=True))
+    except csv.Error as error:  # a NUL byte, an unterminated quote
+        raise ParseError(f"nvidia-smi CSV does not parse: {error}") from None
+    for number, row in enumerate(rows):
+        if [cell.strip() for cell in row] == header:
+            continue  # two captures concatenated: the second one's header row
         if len(row) != len(names):
             raise ParseError(f"CSV row {number + 2} has {len(row)} cells but the header has {len(names)}")
         by_name = dict(zip(names, (cell.strip() for cell in row), strict=True))
-        gpus.append(_gpu({key: by_name.get(column) for key, column in _CSV_COLUMNS.items()}))
+        gpu = _gpu({key: by_name.get(column) for key, column in _CSV_COLUMNS.items()})
+        key = gpu["uuid"] or gpu["pci_address"]
+        if key is not None and key in seen:
+            continue  # the same GPU again (concatenated captures): keep the first
+        if key is not None:
+            seen.add(key)
+        gpus.append(gpu)
+    if not gpus:
+        raise ParseError("nvidia-smi CSV has a header but no GPU rows: the capture is cut short "
+                         "(a machine without GPUs prints 'No devices were found' instead)")
     return {"gpus": gpus}
 
 
@@ -130,6 +146,19 @@ def parse_nvidia_smi_q(output) -> dict:
     top, blocks = _q_blocks(strip_noise(output))
     if not blocks:
         raise ParseError("no 'GPU 00000000:BB:DD.F' sections found: is this `nvidia-smi -q` output?")
+    attached = top.get(("Attached GPUs",))
+    if attached and attached.strip().isdigit() and to_int(attached, "Attached GPUs") != len(blocks):
+        raise ParseError(f"'Attached GPUs : {attached.strip()}' but {len(blocks)} GPU sections: the capture "
+                         "is truncated or mixed; capture `nvidia-smi -q` again")
+    # Every GPU section has what the first has, and at least its memory total: a section cut short
+    # by a truncated capture lacks the later ones.
+    first = (set(_Q_PATHS.values()) & set(blocks[0][1])) | {_Q_PATHS["memory_total_mib"]}
+    for number, (bus_id, values) in enumerate(blocks):
+        missing = first - set(values)
+        if missing:  # a section cut short: a GPU missing fields the first one has
+            path = " > ".join(sorted(missing)[0])
+            raise ParseError(f"GPU {bus_id} (section {number + 1} of {len(blocks)}) lacks {path!r} that "
+                             "GPU section 1 has: the capture is truncated; capture `nvidia-smi -q` again")
     gpus = []
     for index, (bus_id, values) in enumerate(blocks):
         raw = {key: values.get(path) for key, path in _Q_PATHS.items()}

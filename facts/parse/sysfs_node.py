@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from .common import ParseError, expand_cpulist
+from .common import ParseError, expand_cpulist, is_unknown, to_int
 from .noise import strip_noise
 from .numactl import finish, node_entry
 
@@ -27,14 +27,17 @@ def parse_sysfs_node(output) -> dict:
         match = _LINE.match(line)
         if not match:
             continue
-        node_id, kind, value = int(match.group(1)), match.group(2), match.group(3).strip()
+        node_id, kind, value = to_int(match.group(1), "node number"), match.group(2), match.group(3).strip()
         node = nodes.setdefault(node_id, node_entry(node_id))
+        if is_unknown(value):  # "N/A": the file said it does not know
+            continue
         if kind == "cpulist":
             node["cpus"] = expand_cpulist(value)
         elif kind == "distance":
-            rows[node_id] = [int(v) for v in value.split()]
+            rows[node_id] = [to_int(v, "distance") for v in value.split()]
         elif mem := _MEM.search(value):
-            node["size_mib" if mem.group(1) == "Total" else "free_mib"] = int(mem.group(2)) // 1024
+            key = "size_mib" if mem.group(1) == "Total" else "free_mib"
+            node[key] = to_int(mem.group(2), f"Mem{mem.group(1)}") // 1024
     if not nodes:
         raise ParseError("no '/sys/devices/system/node/nodeN/...' lines found: is this a sysfs node capture?")
     return finish(None, nodes, rows or None, None)

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import re
 
-from .common import ParseError, number, pci_address
+from .common import ParseError, number, pci_address, to_float
 from .lspci import finish, new_device
 from .noise import strip_noise
 
 _LINE = re.compile(r"^/sys/bus/pci/devices/([0-9a-fA-F:.]+)/(\w+):(.*)$")
-_GTS = re.compile(r"([\d.]+)\s*GT/s")
+_GTS = re.compile(r"(\S*?)\s*GT/s")
 
 CLASS_NAMES = {
     0x0100: "SCSI storage controller", 0x0101: "IDE interface", 0x0104: "RAID bus controller",
@@ -41,13 +41,14 @@ VENDOR_NAMES = {
 
 
 def _speed(text: str) -> int | float | None:
-    match = _GTS.search(text)  # "32.0 GT/s PCIe", "8 GT/s", "Unknown"
-    return number(float(match.group(1))) if match else None
+    match = _GTS.search(text)  # "32.0 GT/s PCIe", "8 GT/s", "Unknown", ". GT/s"
+    gts = to_float(match.group(1)) if match else None
+    return number(gts) if gts is not None else None
 
 
 def _width(text: str) -> int | None:
     text = text.strip()
-    if not text.isdigit() or int(text) > 32:  # 255 = "not reported"
+    if not text.isdigit() or len(text) > 3 or int(text) > 32:  # 255 = "not reported"
         return None
     return int(text)
 
@@ -55,10 +56,10 @@ def _width(text: str) -> int | None:
 def describe(attrs: dict[str, str]) -> str:
     """``3D controller: NVIDIA Corporation [10de:2335]`` from the numeric ids."""
     try:
-        klass = int(attrs.get("class", "0x0"), 16) >> 8
-        vendor = int(attrs.get("vendor", "0x0"), 16)
-        device = int(attrs.get("device", "0x0"), 16)
-    except ValueError:
+        klass = int(attrs.get("class", "0x0")[:10], 16) >> 8
+        vendor = int(attrs.get("vendor", "0x0")[:6], 16)
+        device = int(attrs.get("device", "0x0")[:6], 16)
+    except ValueError:  # "N/A", garbage
         return "unknown device"
     class_name = CLASS_NAMES.get(klass, f"Class {klass:04x}")
     vendor_name = VENDOR_NAMES.get(vendor, f"Vendor {vendor:04x}")
@@ -83,7 +84,7 @@ def parse_sysfs_pci(output) -> dict:
         device["cap_width"] = _width(values.get("max_link_width", ""))
         device["sta_width"] = _width(values.get("current_link_width", ""))
         node = values.get("numa_node", "-1")
-        device["numa_node"] = int(node) if node.lstrip("-").isdigit() and int(node) >= 0 else None
+        device["numa_node"] = int(node) if node.isdigit() and len(node) <= 5 else None
         devices.append(finish(device))
     return {"devices": devices}
 
@@ -124,6 +125,10 @@ def device_numa_nodes(output) -> dict[str, int | None]:
         value = value.strip()
         if path == "/sys/devices/system/node/online":
             online = value
-        elif (match := _LINE.match(line)) and match.group(2) == "numa_node" and value.lstrip("-").isdigit():
-            raw[pci_address(match.group(1))] = int(value)
+        elif ((match := _LINE.match(line)) and match.group(2) == "numa_node"
+              and value.lstrip("-").isdigit() and len(value) <= 6):
+            try:
+                raw[pci_address(match.group(1))] = int(value)
+            except ParseError:  # not a device directory name: nothing to join on
+                continue
     return {address: node if node >= 0 else (0 if online == "0" else None) for address, node in raw.items()}
