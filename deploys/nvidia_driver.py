@@ -5,6 +5,16 @@ kernel modules, so the package is ``nvidia-driver-<branch>-open`` from the Ubunt
 no ``.run`` installer). The major version is pinned by the package name itself: Ubuntu ships one
 package per branch, so ``apt upgrade`` brings 580.x fixes but never another branch.
 
+Secure Boot (read with ``mokutil --sb-state``, or the SecureBoot EFI variable): when it is on, a
+DKMS-built module is refused by the kernel until a Machine Owner Key is enrolled at the console,
+which a box reached only over SSH and a BMC cannot do. So with Secure Boot on (or unreadable) the
+driver comes with Canonical's signed prebuilt modules, ``linux-modules-nvidia-<branch>-open-
+generic-hwe-24.04``, which follow the HWE kernel; named in the same ``apt-get install`` as the
+driver, apt satisfies the driver's kernel-module dependency with them instead of DKMS.
+
+``nvidia-persistenced`` (shipped by the driver's ``nvidia-compute-utils`` package) is enabled, so
+the driver stays initialised between CUDA processes (no cold start per request, stable clocks).
+
 Host data ``nvidia`` (merged over :data:`DEFAULTS`): ``branch`` (580), ``flavour`` (``open``);
 ``packages`` (merged over :data:`PACKAGES`): the rest of phase 3's packages.
 """
@@ -17,14 +27,17 @@ from typing import Any
 from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.facts.deb import DebPackages
-from pyinfra.operations import apt
+from pyinfra.facts.files import File
+from pyinfra.operations import apt, systemd
 
 from deploys.settings import settings
+from facts.hardware import SecureBoot
 
 DEFAULTS: dict[str, Any] = {"branch": 580, "flavour": "open"}
 PACKAGES: dict[str, Any] = {
     "kernel": ["linux-generic-hwe-24.04"],
-    "tools": ["numactl", "hwloc", "pciutils", "dmidecode", "nvme-cli", "os-prober", "xfsprogs", "fdisk"],
+    "tools": ["numactl", "hwloc", "pciutils", "dmidecode", "nvme-cli", "os-prober", "xfsprogs", "fdisk",
+              "mokutil"],
 }
 
 
@@ -34,9 +47,22 @@ def driver_package(data: Any) -> str:
     return f"nvidia-driver-{cfg['branch']}{suffix}"
 
 
-def wanted_packages(data: Any) -> list[str]:
+def signed_modules_package(data: Any) -> str:
+    """Canonical's signed prebuilt kernel modules for the driver, tracking the HWE kernel."""
+    cfg = settings(DEFAULTS, data, "nvidia")
+    suffix = "-open" if cfg["flavour"] == "open" else ""
+    return f"linux-modules-nvidia-{cfg['branch']}{suffix}-generic-hwe-24.04"
+
+
+def needs_signed_modules(secure_boot: Any) -> bool:
+    """Secure Boot on, or its state unreadable (the signed modules work either way)."""
+    return not (isinstance(secure_boot, dict) and secure_boot.get("secure_boot") is False)
+
+
+def wanted_packages(data: Any, secure_boot: Any = None) -> list[str]:
     groups = settings(PACKAGES, data, "packages")
-    return [*groups["kernel"], driver_package(data), *groups["tools"]]
+    signed = [signed_modules_package(data)] if needs_signed_modules(secure_boot) else []
+    return [*groups["kernel"], *signed, driver_package(data), *groups["tools"]]
 
 
 def other_branches(installed: dict[str, Any], wanted: str) -> list[str]:
@@ -50,10 +76,28 @@ def other_branches(installed: dict[str, Any], wanted: str) -> list[str]:
 
 @deploy("Install the HWE kernel, NVIDIA driver and host tools")
 def host_packages() -> Any:
-    packages = wanted_packages(host.data)
+    secure_boot = host.get_fact(SecureBoot)
+    packages = wanted_packages(host.data, secure_boot)
+    if needs_signed_modules(secure_boot):
+        sb = secure_boot if isinstance(secure_boot, dict) else {}
+        state = sb.get("detail") or sb.get("reason")
+        logger.info(f"{host.print_prefix}Secure Boot: {state or 'unknown'}: "
+                    f"using the signed {signed_modules_package(host.data)}")
     installed = host.get_fact(DebPackages) or {}
     for other in other_branches(installed, driver_package(host.data)):
         logger.warning(f"{host.print_prefix}{other} is installed: {driver_package(host.data)} replaces it")
     if [p for p in packages if p not in installed]:
         apt.update(name="Update the apt package lists")
     return apt.packages(name=f"Install {', '.join(packages)}", packages=packages, no_recommends=False)
+
+
+@deploy("Keep the NVIDIA driver initialised")
+def persistence_daemon() -> None:
+    """Enable nvidia-persistenced; start it now only when the driver is already loaded."""
+    loaded = bool(host.get_fact(File, path="/proc/driver/nvidia/version"))
+    systemd.service(
+        name="Enable nvidia-persistenced",
+        service="nvidia-persistenced.service",
+        enabled=True,
+        running=True if loaded else None,
+    )

@@ -21,8 +21,9 @@ from pyinfra.operations.util import any_changed
 from deploys import markers
 from deploys.common import require_ubuntu_2404
 from deploys.grub import configure_grub, grub_settings
-from deploys.nvidia_driver import host_packages, wanted_packages
+from deploys.nvidia_driver import host_packages, persistence_daemon, wanted_packages
 from deploys.storage import data_disk, storage_settings
+from facts.hardware import SecureBoot
 
 YES = {"1", "true", "yes", "on", True}
 
@@ -34,6 +35,7 @@ if markers.read_phase0_marker(host.name) is None and host.data.get("phase0_waive
     )
 
 packages = host_packages()
+persistence_daemon()
 grub_changes = configure_grub()
 if host.data.get("storage_skip") in YES:
     logger.warning(f"{host.print_prefix}storage_skip set: the data disk is left alone")
@@ -42,7 +44,7 @@ else:
 
 summary = {
     "phase": 3,
-    "packages": wanted_packages(host.data),
+    "packages": wanted_packages(host.data, host.get_fact(SecureBoot)),
     "grub": grub_settings(host.data)["cmdline"],
     "storage": None if host.data.get("storage_skip") in YES else storage_settings(host.data)["mountpoint"],
 }

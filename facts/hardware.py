@@ -19,6 +19,7 @@ from .parse.lspci import parse_lspci
 from .parse.noise import split_sections
 from .parse.numactl import parse_numactl
 from .parse.nvidia_smi import GPU_QUERY, parse_nvidia_smi_csv
+from .parse.secureboot import parse_efivar_sb, parse_mokutil_sb_state
 from .parse.sysfs_node import parse_sysfs_node
 from .parse.sysfs_pci import device_numa_nodes, merge_links, parse_sysfs_pci
 
@@ -326,6 +327,43 @@ class NvidiaDriver(FactBase[dict]):
         if lines:
             return unavailable(_why("nvidia-smi", lines, ParseError(lines[0])), "nvidia-smi", **empty)
         return unavailable("NVIDIA driver not loaded: no /proc/driver/nvidia/version, no nvidia-smi", **empty)
+
+
+SB_EFIVAR = "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
+
+
+class SecureBoot(FactBase[dict]):
+    """UEFI Secure Boot state, from ``mokutil --sb-state`` or the SecureBoot EFI variable.
+
+    .. code:: python
+
+        {"available": True, "source": "mokutil", "reason": None,
+         "secure_boot": True, "detail": "SecureBoot enabled"}
+    """
+
+    def command(self) -> str:
+        return (_PATH + _tool("mokutil", "mokutil --sb-state 2>&1")
+                + f"; if [ -r {SB_EFIVAR} ]; then echo '##omni:efivar'; od -An -t u1 {SB_EFIVAR}; "
+                "elif [ ! -d /sys/firmware/efi ]; then echo '##omni:legacy'; fi; true")
+
+    @staticmethod
+    def default() -> dict:
+        return unavailable("no output from mokutil or the SecureBoot EFI variable",
+                           secure_boot=None, detail=None)
+
+    def process(self, output: list[str]) -> dict:
+        sections = split_sections(output)
+        errors = []
+        for name, parser in (("mokutil", parse_mokutil_sb_state), ("efivar", parse_efivar_sb)):
+            if name in sections:
+                try:
+                    return result(name, "; ".join(errors) or None, **parser(sections[name]))
+                except ParseError as error:
+                    errors.append(_why(name, sections[name], error))
+        if "legacy" in sections:
+            return result("/sys/firmware/efi", None, secure_boot=False, detail="legacy BIOS boot (no UEFI)")
+        return unavailable("; ".join(errors) or "neither mokutil nor the SecureBoot EFI variable is readable",
+                           secure_boot=None, detail=None)
 
 
 #: Every fact ``collect`` gathers, under the key it reports it.

@@ -16,7 +16,8 @@ bound to the host's 127.0.0.1 are reachable, and works for ``@local``, ``@ssh`` 
     a pyinfra fact, cached per run; ``None`` when gathering it failed (``ctx.errors`` says why).
 ``ctx.hardware(name)``
     a ``facts.hardware`` fact by class name (``"PcieLinks"``, ``"MemoryModules"``,
-    ``"NumaTopology"``, ``"NvidiaGpus"``, ``"BlockDevices"``, ``"CpuInfo"``, ``"NvidiaDriver"``):
+    ``"NumaTopology"``, ``"NvidiaGpus"``, ``"BlockDevices"``, ``"CpuInfo"``, ``"NvidiaDriver"``,
+    ``"SecureBoot"``):
     always a dict with ``available``/``source``/``reason`` and the issue-2 keys when available.
 ``ctx.run(command, timeout=20) -> Probe``
     a shell command on the host: ``.ok`` (exit 0), ``.stdout``, ``.stderr``, ``.lines``,
@@ -65,6 +66,7 @@ HARDWARE_FACTS = (
     "BlockDevices",
     "CpuInfo",
     "NvidiaDriver",
+    "SecureBoot",
 )
 
 # Runs on the host: one HTTP request, one JSON line out, never a traceback.

@@ -7,6 +7,7 @@ marker is absent, and FAIL once the phase says it ran: "not deployed yet" is not
 from __future__ import annotations
 
 import re
+import shlex
 import statistics
 from typing import Any
 
@@ -16,6 +17,7 @@ from deploys import gguf_probe, markers
 from deploys.checks import Row, Weight
 from deploys.checks.context import CheckContext, judge, unknown
 from deploys.grub import grub_settings, wanted_params
+from deploys.nvidia_driver import signed_modules_package
 from deploys.settings import settings
 from deploys.storage import storage_settings
 
@@ -68,9 +70,33 @@ def os_rows(ctx: CheckContext, cfg: dict[str, Any]) -> list[Row]:
         rows.append(_phase_gate(ctx, "phase3", False, "NVIDIA driver", f"{branch}.x open", "not loaded",
                                 Weight.CRITICAL, str(driver.get("reason") or "")))
     else:
+        # the loaded module's own banner (/proc/driver/nvidia/version) says which flavour is running
+        module = driver.get("kernel_module") or f"loaded module unreadable ({driver.get('reason')})"
         ok = version.split(".")[0] == str(branch) and flavour == "open"
-        rows.append(judge("NVIDIA driver", f"{branch}.x open", f"{version} {flavour}", ok, Weight.CRITICAL,
+        rows.append(judge("NVIDIA driver", f"{branch}.x open", f"{version} {flavour}: {module}", ok,
+                          Weight.CRITICAL,
                           "" if ok else "Blackwell needs the open kernel modules of the pinned branch"))
+    return rows
+
+
+def secure_boot_rows(ctx: CheckContext) -> list[Row]:
+    """Secure Boot on needs Canonical's signed modules (a DKMS build is refused without a MOK)."""
+    sb = ctx.hardware("SecureBoot")
+    signed = signed_modules_package(ctx.data)
+    target = f"off, or on with {signed}"
+    if not sb.get("available"):
+        rows = [unknown("Secure Boot", target, Weight.HIGH, str(sb.get("reason") or "state unreadable"))]
+    else:
+        probe = ctx.run(f"dpkg-query -W -f='${{Status}}' {shlex.quote(signed)} 2>/dev/null")
+        installed = "ok installed" in probe.stdout
+        measured = f"{sb.get('detail')}; {signed} {'installed' if installed else 'absent'}"
+        ok = not sb.get("secure_boot") or installed
+        rows = [_phase_gate(ctx, "phase3", ok, "Secure Boot", target, measured, Weight.HIGH,
+                            "" if ok else "Secure Boot is on: install the signed prebuilt modules (phase 3)")]
+    active = ctx.run("systemctl is-active nvidia-persistenced.service")
+    state = active.stdout.strip() or active.stderr.strip() or "unknown"
+    rows.append(_phase_gate(ctx, "phase3", state == "active", "nvidia-persistenced", "active", state,
+                            Weight.MEDIUM))
     return rows
 
 
@@ -164,5 +190,5 @@ def ssh_latency_row(ctx: CheckContext, cfg: dict[str, Any]) -> Row:
 
 def rows(ctx: CheckContext) -> list[Row]:
     cfg = settings(DEFAULTS, ctx.data, "verify")
-    return [*os_rows(ctx, cfg), *grub_rows(ctx), *storage_rows(ctx), tools_row(ctx, cfg), model_row(ctx, cfg),
-            phase0_row(ctx), ssh_latency_row(ctx, cfg)]
+    return [*os_rows(ctx, cfg), *secure_boot_rows(ctx), *grub_rows(ctx), *storage_rows(ctx),
+            tools_row(ctx, cfg), model_row(ctx, cfg), phase0_row(ctx), ssh_latency_row(ctx, cfg)]

@@ -75,14 +75,18 @@ def dpkg(packages: list[str]) -> list[str]:
         "+++-====-=======-============-===========",
         "ii  adduser                 3.137ubuntu1        all          add and remove users and groups",
     ]
-    return head + [f"ii  {p:<24}1.0-1ubuntu1        amd64        {p}" for p in packages]
+    return head + [f"ii  {p:<24} 1.0-1ubuntu1        amd64        {p}" for p in packages]
 
 
 def stat_dir(path: str) -> str:
     return f"user=root group=root mode=drwxr-xr-x atime=0 mtime=0 ctime=0 size=4096 '{path}'"
 
 
-def host(converged: bool, **data) -> tuple[str, dict]:
+SB_ON = ["##omni:mokutil", "SecureBoot enabled"]
+SB_OFF = ["##omni:mokutil", "SecureBoot disabled"]
+
+
+def host(converged: bool, secure_boot: list[str] = SB_ON, **data) -> tuple[str, dict]:
     grub = (
         [*GRUB_FRESH[:4], MERGED, 'GRUB_CMDLINE_LINUX=""', "GRUB_DISABLE_OS_PROBER=false"]
         if converged
@@ -93,9 +97,11 @@ def host(converged: bool, **data) -> tuple[str, dict]:
     uuid = next((line.split("=", 1)[1] for line in ours if line.startswith("UUID=")), None)
     responses: dict = {
         "-release": ["/etc/os-release", *OS_RELEASE, "---"],
+        "mokutil --sb-state": secure_boot,
         "dpkg -l": dpkg(
             [
                 "linux-generic-hwe-24.04",
+                "linux-modules-nvidia-580-open-generic-hwe-24.04",
                 "nvidia-driver-580-open",
                 "numactl",
                 "hwloc",
@@ -105,6 +111,7 @@ def host(converged: bool, **data) -> tuple[str, dict]:
                 "os-prober",
                 "xfsprogs",
                 "fdisk",
+                "mokutil",
             ]
             if converged
             else ["fdisk"]
@@ -120,11 +127,15 @@ def host(converged: bool, **data) -> tuple[str, dict]:
         re.compile(r"grep -E .*UUID="): [f"UUID={uuid} /nvme xfs defaults,noatime 0 2"] if converged else [],
     }
     if converged:
+        responses[re.compile(r"systemctl show .*UnitFileState.*nvidia-persistenced")] = [
+            "Id=nvidia-persistenced.service",
+            "UnitFileState=enabled",
+        ]
         marker = (
             json.dumps(
                 {
                     "phase": 3,
-                    "packages": wanted_packages({}),
+                    "packages": wanted_packages({}, {"secure_boot": True}),
                     "grub": ["iommu=pt", "pcie_aspm=off"],
                     "storage": "/nvme",
                 },
@@ -161,8 +172,10 @@ def test_fresh_ubuntu_plans_packages_grub_storage_and_marker():
     assert result.error is None, result.error
     assert result.changed_ops() == [
         "Update the apt package lists",
-        "Install linux-generic-hwe-24.04, nvidia-driver-580-open, numactl, hwloc, pciutils, dmidecode, "
-        "nvme-cli, os-prober, xfsprogs, fdisk",
+        "Install linux-generic-hwe-24.04, linux-modules-nvidia-580-open-generic-hwe-24.04, "
+        "nvidia-driver-580-open, numactl, hwloc, pciutils, dmidecode, nvme-cli, os-prober, xfsprogs, fdisk, "
+        "mokutil",
+        "Enable nvidia-persistenced",
         "Set GRUB_CMDLINE_LINUX_DEFAULT in /etc/default/grub",
         "Let update-grub run os-prober (Windows Boot Manager entry)",
         "Add the omni-data partition in free space of /dev/nvme0n1",
@@ -186,8 +199,14 @@ def test_fresh_ubuntu_plans_packages_grub_storage_and_marker():
     ]
     commands = result.commands()
     assert any(
-        "apt-get -y" in c and "install linux-generic-hwe-24.04 nvidia-driver-580-open" in c for c in commands
+        "apt-get -y" in c
+        and "install linux-generic-hwe-24.04 linux-modules-nvidia-580-open-generic-hwe-24.04 "
+        "nvidia-driver-580-open" in c
+        for c in commands
     )
+    # the driver is not loaded yet: persistenced is enabled for the next boot, not started
+    enable = result.op("Enable nvidia-persistenced").commands
+    assert enable == ["systemctl enable nvidia-persistenced.service"]
     assert result.op("Set GRUB_CMDLINE").commands[0].startswith("sed -E -i")
     assert "quiet splash iommu=pt pcie_aspm=off" in result.op("Set GRUB_CMDLINE").commands[0]
     assert (
@@ -203,6 +222,15 @@ def test_fresh_ubuntu_plans_packages_grub_storage_and_marker():
     )
     assert not any("nvme1n1" in c for c in commands), "the Windows disk appears in a command"
     assert not any("reboot" in c for c in commands)
+
+
+def test_secure_boot_off_leaves_the_module_to_the_driver_package_and_unreadable_takes_the_signed():
+    off = plan(PHASE3, [host(converged=False, secure_boot=SB_OFF)])
+    install = next(o.short for o in off.ops if o.short.startswith("Install linux-generic"))
+    assert "linux-modules-nvidia" not in install and "nvidia-driver-580-open" in install
+    unknown = plan(PHASE3, [host(converged=False, secure_boot=["##omni:missing mokutil"])])
+    install = next(o.short for o in unknown.ops if o.short.startswith("Install linux-generic"))
+    assert "linux-modules-nvidia-580-open-generic-hwe-24.04" in install
 
 
 def test_converged_host_changes_nothing():

@@ -54,7 +54,10 @@ def h200_host(**data) -> tuple[str, dict]:
         "cat /proc/cmdline": ["console=ttyS0 quiet"],
         re.compile(r"cat /var/lib/omni/|cat /boot/grub/|cat /etc/fstab|cat /proc/self/mounts"): missing,
         re.compile(r"command -v (lstopo-no-graphics|lspci|dmidecode|nvme|kubectl|docker)"): missing,
+        "mokutil --sb-state": ["##omni:mokutil", "SecureBoot enabled"],
+        "dpkg-query -W -f='${Status}' linux-modules-nvidia-580-open": ["install ok installed"],
         "dpkg-query": missing,
+        "systemctl is-active nvidia-persistenced": ["active"],
     }
     return "@fake", {"fake_responses": responses, **data}
 
@@ -89,9 +92,13 @@ def test_h200_machine_passes_its_own_hardware_rows(tmp_path):
     assert link["status"] == "PASS" and link["measured"].startswith("Gen5 (max Gen5) x16 (max x16)")
     assert rows["NUMA nodes"]["status"] == "PASS"
     assert rows["OS"]["status"] == "PASS" and rows["OS"]["measured"] == "Ubuntu 24.04"
-    assert (
-        rows["NVIDIA driver"]["status"] == "PASS" and rows["NVIDIA driver"]["measured"] == "580.159.04 open"
+    assert rows["NVIDIA driver"]["status"] == "PASS"
+    assert rows["NVIDIA driver"]["measured"] == "580.159.04 open: NVIDIA UNIX Open Kernel Module for x86_64"
+    assert rows["Secure Boot"]["status"] == "PASS"
+    assert rows["Secure Boot"]["measured"] == (
+        "SecureBoot enabled; linux-modules-nvidia-580-open-generic-hwe-24.04 installed"
     )
+    assert rows["nvidia-persistenced"]["status"] == "PASS"
     assert (
         rows["DIMM configured speed"]["status"] == "UNKNOWN"
         and "dmidecode" in rows["DIMM configured speed"]["reason"]
@@ -119,6 +126,21 @@ def test_reference_box_expectations_fail_critical_rows_and_the_run(tmp_path):
     assert rows["PCIe link NVIDIA GeForce RTX 5090"]["status"] == "UNKNOWN"
     assert rows["NUMA nodes"]["status"] == "FAIL"
     assert result.error.startswith("CRITICAL verification rows failed (@fake: GPUs visible")
+
+
+def test_secure_boot_on_without_signed_modules_fails_once_phase3_ran(tmp_path):
+    env = {**os.environ, "OMNI_REPORTS_DIR": str(tmp_path), "OMNI_BACKUP_DIR": str(tmp_path / "b")}
+    name, data = h200_host(**H200_DATA)
+    responses = data["fake_responses"]
+    del responses["dpkg-query -W -f='${Status}' linux-modules-nvidia-580-open"]
+    responses["systemctl is-active nvidia-persistenced"] = ["inactive"]
+    data["fake_responses"] = {"cat /var/lib/omni/phase3.json": ['{"phase": 3}'], **responses}
+    plan(VERIFY, [(name, data)], env=env)
+    rows = rows_by_name(report(tmp_path))
+    assert rows["Secure Boot"]["status"] == "FAIL" and rows["Secure Boot"]["weight"] == "HIGH"
+    assert "install the signed prebuilt modules" in rows["Secure Boot"]["reason"]
+    persistenced = rows["nvidia-persistenced"]
+    assert persistenced["status"] == "FAIL" and persistenced["measured"] == "inactive"
 
 
 def test_a_crashing_check_module_becomes_one_unknown_row(monkeypatch):
