@@ -30,7 +30,7 @@ def test_unreadable_output_is_a_parse_error_and_the_fact_falls_back_to_the_efi_v
         "secure_boot": True, "detail": "SecureBoot EFI variable = 1"
     }
     fact = SecureBoot()
-    value = fact.process(["##omni:mokutil", "mokutil: command failed", "##omni:efivar", "   6   0   0   0   0"])
+    value = fact.process(["##omni:mokutil", "mokutil: failed", "##omni:efivar", "   6   0   0   0   0"])
     assert value["available"] and value["secure_boot"] is False and value["source"] == "efivar"
     assert fact.process(["##omni:missing mokutil", "##omni:legacy"])["secure_boot"] is False
     assert fact.process(["##omni:missing mokutil"])["available"] is False
