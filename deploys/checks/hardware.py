@@ -1,9 +1,12 @@
 """Hardware rows of the Verification Matrix: GPUs and their PCIe links, DIMMs, NUMA, CPU, RAM.
 
-Everything is read from ``facts.hardware`` against the host data (``deploys/hostdata.py``). PCIe
-generation is judged on nvidia-smi's ``pcie.link.gen.max`` (the best generation this GPU *and* its
-slot/BIOS allow): the current generation drops to Gen1 at idle to save power, so judging it would
-fail a healthy box; a BIOS forcing Gen4 lowers the max and fails the row as it should.
+Everything is read from ``facts.hardware`` against the host data (``deploys/hostdata.py``). A PCIe
+link is judged on its *current* generation and width while data moves: a link trains down to Gen1
+at idle (normal), and the runbook's CRITICAL fault — a Gen5 card that runs at Gen3 under load —
+does not show in ``pcie.link.gen.max``. When a link is below target at idle, verify starts a short
+real load (``_gpu_load.py``: host-to-GPU copies through the driver's own libcuda for
+``verify.pcie_load_seconds``, default 5; 0 disables) and judges the highest speed/width sampled
+meanwhile. Without a load the row is UNKNOWN rather than guessed from the idle or maximum link.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from deploys.checks import Row, Weight
+from deploys.checks._gpu_load import load_failed, sample_links_under_load
 from deploys.checks.context import CheckContext, judge, unknown
 
 ORDER = 10
@@ -52,25 +56,49 @@ def gpu_rows(ctx: CheckContext) -> list[Row]:
     ok = len(found) == len(expected) and memory_ok
     reason = "" if ok else f"expected {len(expected)} GPU(s) with the inventory's names and memory (±1%)"
     rows = [judge("GPUs visible", target, measured, ok, Weight.CRITICAL, reason)]
+    rows += _link_rows(ctx, pairs)
+    return rows
+
+
+def _below(hit: dict[str, Any], want: dict[str, Any]) -> bool:
+    gen, width = hit.get("pcie_gen_current"), hit.get("pcie_width_current")
+    return gen is None or width is None or gen < want.get("pcie_gen", 5) or width < want.get("pcie_width", 16)
+
+
+def _link_rows(ctx: CheckContext, pairs: list[tuple[dict, dict | None]]) -> list[Row]:
+    """Current gen/width per expected GPU; a short load first when any link is below target idle."""
+    seconds = float((ctx.data.get("verify") or {}).get("pcie_load_seconds", 5))
+    found = [(want, hit) for want, hit in pairs if hit is not None]
+    loaded: dict[str, Any] | None = None
+    if seconds > 0 and any(_below(hit, want) for want, hit in found):
+        loaded = sample_links_under_load(ctx, seconds)
+    why_no_load = "load disabled (verify.pcie_load_seconds = 0)" if seconds <= 0 else \
+        (load_failed(loaded) if loaded is not None else None)
+    rows = []
     for want, hit in pairs:
         gen, width = want.get("pcie_gen", 5), want.get("pcie_width", 16)
-        name = f"PCIe link {want.get('name')}"
-        link_target = f"Gen{gen} x{width}"
+        name, target = f"PCIe link {want.get('name')}", f"Gen{gen} x{width} under load"
         if hit is None:
-            rows.append(unknown(name, link_target, Weight.CRITICAL, "GPU not found"))
+            rows.append(unknown(name, target, Weight.CRITICAL, "GPU not found"))
             continue
-        gmax, gcur = hit.get("pcie_gen_max"), hit.get("pcie_gen_current")
-        wcur, wmax = hit.get("pcie_width_current"), hit.get("pcie_width_max")
-        measured_link = f"Gen{gcur} (max Gen{gmax}) x{wcur} (max x{wmax}) at {hit.get('bus_id')}"
-        if gmax is None or wcur is None:
-            rows.append(unknown(name, link_target, Weight.CRITICAL, "nvidia-smi gave no link data",
-                                measured_link))
+        gcur, wcur = hit.get("pcie_gen_current"), hit.get("pcie_width_current")
+        idle = f"idle Gen{gcur} x{wcur}, max Gen{hit.get('pcie_gen_max')} x{hit.get('pcie_width_max')}"
+        where = f"at {hit.get('bus_id')}"
+        if not _below(hit, want):
+            rows.append(judge(name, target, f"Gen{gcur} x{wcur} ({idle}) {where}", True, Weight.CRITICAL,
+                              "already at target without load"))
             continue
-        link_ok = gmax >= gen and wcur >= width
-        note = "" if link_ok else "slot or BIOS limits the link: check the PCIe speed setting (phase 1)"
-        if link_ok and gcur is not None and gcur < gmax:
-            note = "current generation below max is idle power saving"
-        rows.append(judge(name, link_target, measured_link, link_ok, Weight.CRITICAL, note))
+        sample = ((loaded or {}).get("samples") or {}).get(str(hit.get("bus_id") or "").upper())
+        if why_no_load or not sample:
+            reason = f"no GPU load ran ({why_no_load or 'no sample for this GPU'}): a link below target " \
+                "at idle may be power saving"
+            rows.append(unknown(name, target, Weight.CRITICAL, reason, f"{idle} {where}"))
+            continue
+        ok = sample["gen"] >= gen and sample["width"] >= width
+        note = "" if ok else "the link stays below target while data moves: check the slot and the BIOS " \
+            "PCIe speed (phase 1: CbsCmnEarlyLinkSpeedSHP / CbsCmnPcieTargetLinkSpeedSHP = GEN5)"
+        rows.append(judge(name, target, f"Gen{sample['gen']} x{sample['width']} under load ({idle}) {where}",
+                          ok, Weight.CRITICAL, note))
     return rows
 
 

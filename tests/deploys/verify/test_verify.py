@@ -89,7 +89,8 @@ def test_h200_machine_passes_its_own_hardware_rows(tmp_path):
         and "NVIDIA H200 143771 MiB" in rows["GPUs visible"]["measured"]
     )
     link = rows["PCIe link NVIDIA H200"]
-    assert link["status"] == "PASS" and link["measured"].startswith("Gen5 (max Gen5) x16 (max x16)")
+    assert link["status"] == "PASS"
+    assert link["measured"] == "Gen5 x16 (idle Gen5 x16, max Gen5 x16) at 00000000:00:06.0"
     assert rows["NUMA nodes"]["status"] == "PASS"
     assert rows["OS"]["status"] == "PASS" and rows["OS"]["measured"] == "Ubuntu 24.04"
     assert rows["NVIDIA driver"]["status"] == "PASS"
@@ -141,6 +142,39 @@ def test_secure_boot_on_without_signed_modules_fails_once_phase3_ran(tmp_path):
     assert "install the signed prebuilt modules" in rows["Secure Boot"]["reason"]
     persistenced = rows["nvidia-persistenced"]
     assert persistenced["status"] == "FAIL" and persistenced["measured"] == "inactive"
+
+
+def idle_gen1_host(load: dict | None) -> tuple[str, dict]:
+    """The H200 capture with its link trained down to Gen1 (idle), and the load probe's answer."""
+    name, data = h200_host(**H200_DATA)
+    responses = data["fake_responses"]
+    csv = [line.replace(", 5, 5, 16, 16", ", 1, 5, 16, 16") for line in responses["nvidia-smi --query-gpu"]]
+    assert csv != responses["nvidia-smi --query-gpu"]
+    loaded = {re.compile("cuMemcpyHtoD"): [json.dumps(load)] if load else {"success": False}}
+    data["fake_responses"] = {**loaded, **responses, "nvidia-smi --query-gpu": csv}
+    return name, data
+
+
+def pcie_row(tmp_path: Path, load: dict | None) -> dict:
+    env = {**os.environ, "OMNI_REPORTS_DIR": str(tmp_path), "OMNI_BACKUP_DIR": str(tmp_path / "b")}
+    plan(VERIFY, [idle_gen1_host(load)], env=env)
+    return rows_by_name(report(tmp_path))["PCIe link NVIDIA H200"]
+
+
+def test_pcie_row_judges_the_current_link_under_load_not_the_maximum(tmp_path):
+    bus = "00000000:00:06.0"
+    gen3 = pcie_row(
+        tmp_path / "gen3", {"load": {"0": "40 GiB"}, "samples": {bus: {"gen": 3, "width": 16}}, "error": None}
+    )
+    assert gen3["status"] == "FAIL" and gen3["weight"] == "CRITICAL"  # max Gen5 would have passed it
+    assert gen3["measured"] == f"Gen3 x16 under load (idle Gen1 x16, max Gen5 x16) at {bus}"
+    assert "CbsCmnEarlyLinkSpeedSHP" in gen3["reason"]
+    gen5 = pcie_row(
+        tmp_path / "gen5", {"load": {"0": "80 GiB"}, "samples": {bus: {"gen": 5, "width": 16}}, "error": None}
+    )
+    assert gen5["status"] == "PASS" and gen5["measured"].startswith("Gen5 x16 under load (idle Gen1 x16")
+    none = pcie_row(tmp_path / "none", {"load": {}, "samples": {}, "error": "OSError: libcuda.so.1: gone"})
+    assert none["status"] == "UNKNOWN" and "no GPU load ran (OSError: libcuda.so.1" in none["reason"]
 
 
 def test_a_crashing_check_module_becomes_one_unknown_row(monkeypatch):
