@@ -1,7 +1,8 @@
 """Run ``deploys.checks.stack.rows`` against this machine (``@local``) through pyinfra; print JSON rows.
 
 A separate process because pyinfra's connectors need gevent's monkey-patching, which must not leak
-into the pytest process. ``argv[1]`` is the folder holding ``phase5.json`` (the marker).
+into the pytest process. ``argv[1]`` is the folder holding ``phase5.json`` (the marker); ``argv[2]``
+(optional) the host data's ``verify`` table as JSON.
 """
 
 from gevent import monkey
@@ -21,7 +22,8 @@ from deploys.checks import stack  # noqa: E402
 from deploys.checks.context import CheckContext  # noqa: E402
 
 context.MARKER_DIR = sys.argv[1]
-inventory = Inventory(([("@local", {})], {}))
+verify = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
+inventory = Inventory(([("@local", {"verify": verify})], {}))
 state = State(inventory=inventory, config=Config())
 with ctx_state.use(state):
     state.set_stage(StateStage.Connect)

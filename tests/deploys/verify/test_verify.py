@@ -100,6 +100,7 @@ def test_h200_machine_passes_its_own_hardware_rows(tmp_path):
         "SecureBoot enabled; linux-modules-nvidia-580-open-generic-hwe-24.04 installed"
     )
     assert rows["nvidia-persistenced"]["status"] == "PASS"
+    assert rows["SSH latency"]["target"] == "< 100.0 ms round trip"  # the runbook's, not 5 ms
     assert (
         rows["DIMM configured speed"]["status"] == "UNKNOWN"
         and "dmidecode" in rows["DIMM configured speed"]["reason"]
