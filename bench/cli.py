@@ -1,4 +1,4 @@
-"""`python -m bench`: sweep, report, genmodel. User errors are one line on stderr (exit 2)."""
+"""`python -m bench`: sweep, report, genmodel, plan. User errors are one line on stderr (exit 2)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from rich.console import Console
 
-from bench.genmodel import ModelShape, cache_dir, ensure_model
+from bench.genmodel import GenModelError, ModelShape, cache_dir, ensure_model, model_file
 from bench.plan import cells, count_runs
 from bench.spec import Spec, SpecError, load_spec, numa_prefix, parse_spec
 from bench.store import SweepStore, spec_hash
@@ -68,8 +68,7 @@ def model_path(spec: Spec, generate: bool) -> str:
     shape: ModelShape = spec.server.generate
     if generate:
         return str(ensure_model(shape))
-    kind = "moe" if shape.n_expert else "dense"
-    return str(cache_dir() / f"omni-{kind}-{shape.dtype}-{shape.key}.gguf")
+    return str(model_file(shape))
 
 
 def _latest(text: str) -> Path | None:
@@ -174,13 +173,88 @@ def cmd_genmodel(args: argparse.Namespace, console: Console) -> int:
         e = err.errors()[0]
         where = ".".join(map(str, e["loc"])) or "shape"
         raise SpecError(f"genmodel {where}: {e['msg'].removeprefix('Value error, ')}") from None
-    if args.out:
-        from bench.genmodel import write_model
+    from omni.gguf_files import shard_paths
 
-        path = write_model(shape, Path(args.out))
-    else:
-        path = ensure_model(shape)
-    console.print(f"{path} ({path.stat().st_size / 2**20:.1f} MiB)", highlight=False)
+    try:
+        if args.out:
+            from bench.genmodel import write_model
+
+            path = write_model(shape, Path(args.out))
+        else:
+            path = ensure_model(shape)
+    except GenModelError as err:
+        raise SpecError(f"genmodel: {err}") from None
+    shards = shard_paths(str(path))
+    size = sum(Path(p).stat().st_size for p in shards)
+    more = f" in {len(shards)} shards" if len(shards) > 1 else ""
+    console.print(f"{path} ({size / 2**20:.1f} MiB{more})", highlight=False)
+    return 0
+
+
+def _numbers(text: str | None, what: str, kind: type = float) -> tuple:
+    if not text:
+        return ()
+    try:
+        return tuple(kind(x) for x in text.split(","))
+    except ValueError:
+        raise SpecError(f"{what} {text!r}: give comma-separated numbers") from None
+
+
+def cmd_plan(args: argparse.Namespace, console: Console) -> int:
+    """Plan a placement for MODEL on a host, print it and optionally write a sweep spec."""
+    from bench import planner as pl
+
+    try:
+        mt = pl.model_table(args.model)
+        if args.host not in (None, "@local"):
+            raise pl.PlanError(f"--host {args.host}: only @local is read directly; for another host run "
+                               "`python -m facts collect --host NAME > FACTS.json` and give --facts")
+        host = pl.load_host(args.facts, args.host == "@local", args.membw, args.host_gbps,
+                            _numbers(args.gpu_gbps, "--gpu-gbps"))
+        gpus = _numbers(args.gpus, "--gpus", int) if args.gpus is not None else None
+        settings = pl.Settings(ctx=args.ctx, ubatch=args.ubatch, margin_mib=args.margin_mib,
+                               reserve_mib=args.reserve_mib,
+                               vram_budget=_numbers(args.vram_budget, "--vram-budget"),
+                               ram_headroom_gib=args.ram_headroom_gib, fixed_ms=args.fixed_ms, gpus=gpus)
+        if args.ctx <= 0:
+            raise pl.PlanError(f"--ctx {args.ctx}: give a positive context size")
+        if not host.gpus and args.facts and not args.allow_cpu_only:
+            raise pl.PlanError(f"--facts {args.facts}: no GPUs in these facts (nvidia_gpus unavailable or "
+                               "empty); collect them on the GPU host, or pass --allow-cpu-only")
+        best, options = pl.plan(mt, host, settings)
+        near = pl.neighbours(mt, host, settings, best) if best.gpus else []
+    except pl.PlanError as err:
+        raise SpecError(f"plan: {err}") from None
+    m = mt.model
+    console.print(f"model {Path(m.path).name}: {m.file_bytes / pl.GIB:.1f} GiB, {m.n_layer} layers, "
+                  f"{m.expert_count} experts ({m.expert_used_count} used), routed experts "
+                  f"{sum(mt.experts.values()) / pl.GIB:.1f} GiB, "
+                  f"KV {mt.kv_per_token_layer * m.n_layer:.0f} B/token", highlight=False, markup=False)
+    console.print(f"host: {host.ram_bytes / pl.GIB:.0f} GiB RAM ({host.ram_source}), {host.cores} cores, "
+                  f"{host.numa_nodes} NUMA nodes, {len(host.gpus)} GPUs", highlight=False)
+    for p in [best, *near, *[o for o in options if o is not best]]:
+        pre = f"prefill ~{p.prefill_tps:.0f}" if p.prefill_tps else "prefill n/a"
+        console.print(f"[bold]{p.label}[/bold]: decode {p.decode_tps:.2f} tokens/s predicted, {pre} "
+                      f"(ub {settings.ubatch}, PCIe-bound)", highlight=False)
+    console.print("plan:", highlight=False)
+    for line in pl.describe(mt, host, best):
+        console.print(line, highlight=False, markup=False)
+    all_gpus = [g.index for g in host.gpus]
+    argv = pl.placement_argv(best, mt.n_layer, all_gpus)
+    threads = f"--threads {host.cores}" + (" --numa distribute" if host.numa_nodes > 1 else "")
+    console.print(f"  flags: {shlex.join(argv)} {threads}", highlight=False, soft_wrap=True)
+    for note in best.notes:
+        console.print(f"  note: {note}", highlight=False)
+    if args.out:
+        text = pl.spec_text(args.model, mt, host, settings, best, near, options, binary=args.binary)
+        import tomllib
+
+        from bench.spec import parse_spec
+
+        parse_spec(tomllib.loads(text))  # the file we write is a valid spec
+        Path(args.out).write_text(text)
+        console.print(f"wrote {args.out} (check it: python -m bench sweep {args.out} --dry-run)",
+                      highlight=False, markup=False)
     return 0
 
 
@@ -200,10 +274,34 @@ def parser() -> argparse.ArgumentParser:
     # `report ...` is dispatched to bench.report.main before parsing (see main): listed here for --help
     r = sub.add_parser("report", help="render reports/<sweep-id>/index.html (flags: report --help)")
     r.add_argument("sweep_dir")
-    g = sub.add_parser("genmodel", help="generate (and cache) a random-weight Llama GGUF")
+    g = sub.add_parser("genmodel", help="generate (and cache) a random-weight GGUF: Llama, or "
+                       "DeepSeek-R1-shaped (--arch deepseek2), quantized (--quantize Q4_K_M), "
+                       "split (--split-max-size 2G)")
     for name, field in ModelShape.model_fields.items():
-        g.add_argument("--" + name.replace("_", "-"), dest=name, type=type(field.default), default=None)
+        kind = str if field.default is None or isinstance(field.default, str) else type(field.default)
+        g.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None)
     g.add_argument("--out", help="write here instead of the cache")
+    pp = sub.add_parser("plan", help="plan GPU/CPU placement of a GGUF on a host: -ot rules, predicted "
+                        "tokens/s, a sweep spec of the plan and its neighbours")
+    pp.add_argument("model", help="GGUF model (any shard of a split one)")
+    pp.add_argument("--facts", help="`python -m facts collect` JSON of the host")
+    pp.add_argument("--host", help="@local: collect this machine's facts now")
+    pp.add_argument("--membw", help="`bench membw` JSON: measured host and GPU bandwidth")
+    pp.add_argument("--host-gbps", type=float, help="host memory read bandwidth, GB/s")
+    pp.add_argument("--gpu-gbps", help="GPU memory bandwidth per GPU, GB/s (comma-separated)")
+    pp.add_argument("--ctx", type=int, default=16384, help="context size (KV cache), default 16384")
+    pp.add_argument("--ubatch", type=int, default=512, help="-ub, default 512")
+    pp.add_argument("--gpus", help="only these GPU indices (comma-separated); default: best subset")
+    pp.add_argument("--vram-budget", help="GiB each GPU may use (instead of free - margin)")
+    pp.add_argument("--margin-mib", type=int, default=1024,
+                    help="left free per GPU (--fit's -fitt), default 1024")
+    pp.add_argument("--reserve-mib", type=int, help="compute buffer per GPU (default: estimated)")
+    pp.add_argument("--ram-headroom-gib", type=float, default=8.0, help="host RAM kept free, default 8")
+    pp.add_argument("--fixed-ms", type=float, default=0.0,
+                    help="per-token cost besides memory traffic (calibrated from one launch)")
+    pp.add_argument("--allow-cpu-only", action="store_true", help="plan even when the facts list no GPU")
+    pp.add_argument("--binary", default="llama-server", help="llama-server path for the spec")
+    pp.add_argument("--out", help="write a sweep spec TOML of the plan, neighbours, --fit and the template")
     return p
 
 
@@ -219,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     console = Console(highlight=False, soft_wrap=True)
     try:
-        command = {"sweep": cmd_sweep, "genmodel": cmd_genmodel}[args.command]
+        command = {"sweep": cmd_sweep, "genmodel": cmd_genmodel, "plan": cmd_plan}[args.command]
         return command(args, console)
     except SpecError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -69,7 +69,7 @@ def config_id(spec: Spec, axes: dict[str, AxisValue]) -> str:
     s = spec.server
     ident = {
         "engine": spec.engine, "args": s.args, "env": s.env, "numa": s.numa, "axes": axes,
-        "model": s.generate.model_dump() if s.generate else s.model, "extra": s.extra,
+        "model": s.generate.ident() if s.generate else s.model, "extra": s.extra,
     }
     return "c" + hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:8]
 

@@ -17,6 +17,7 @@ from bench.plan import Cell, ServerConfig
 from bench.schema import AXIS_PREFIX, GPU_PEAK, GPU_TOTAL, VERSION_PREFIX, MemSample, RequestRecord, Row
 
 _ROW_FIELDS = set(Row.model_fields)
+_PLACEMENT_READBACK = ("log.offloaded_layers", "log.total_layers", "log.buffers_mib")
 
 
 @dataclass
@@ -38,6 +39,7 @@ class LaunchInfo:
     readback: Readback = field(default_factory=Readback)
     versions: dict[str, str] = field(default_factory=dict)
     facts_source: str = ""
+    placement: tuple[str, float | None] = ("manual", None)  # (source, predicted decode tokens/s)
 
 
 def memory_fields(samples: list[MemSample], mem_total: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -86,6 +88,9 @@ def build_row(info: LaunchInfo, cell: Cell, status: str, reason: str, records: l
         config_mismatches="; ".join(info.readback.mismatches), started_at=started, finished_at=finished,
         run_json=run_rel, log_path=info.log_rel, log_tail_path=tail_rel, client_cpu_s=cpu_s,
         hostname=socket.gethostname(), facts_source=info.facts_source,
+        placement_source=info.placement[0], predicted_decode_tps=info.placement[1],
+        placement_readback=json.dumps({k.removeprefix("log."): v for k, v in info.readback.applied.items()
+                                       if k in _PLACEMENT_READBACK}),
     )
     cols: dict[str, Any] = {AXIS_PREFIX + k: _axis_value(v) for k, v in info.config.axes.items()}
     cols |= gpu_cols

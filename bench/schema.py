@@ -186,6 +186,10 @@ class Row(BaseModel):
     client_cpu_s: float | None = None  # our process's CPU seconds during the cell
     hostname: str = ""
     facts_source: str = ""
+    # placement: where the launch's placement came from and what the planner predicted for it
+    placement_source: str = ""  # planner | fit | template | grid | manual
+    predicted_decode_tps: float | None = None
+    placement_readback: str = ""  # JSON: model buffer MiB per device and layers offloaded (server log)
 
 
 FIXED_COLUMNS: tuple[str, ...] = tuple(Row.model_fields)

@@ -106,6 +106,15 @@ class ReportSpec(_Strict):
         return [value] if isinstance(value, int | float) and not isinstance(value, bool) else value
 
 
+class PlacementSpec(_Strict):
+    """Where one `args.placement` axis value came from (written by `python -m bench plan`)."""
+
+    label: str = ""
+    args: list[str]  # the axis value it describes
+    source: Literal["planner", "fit", "template", "grid", "manual"]
+    predicted_decode_tps: float | None = Field(None, gt=0)
+
+
 class Spec(_Strict):
     name: str = Field("sweep", pattern=r"^[A-Za-z0-9_.-]+$")
     engine: Literal[ENGINES]  # type: ignore[valid-type]
@@ -118,6 +127,7 @@ class Spec(_Strict):
     memory: MemorySpec = Field(default_factory=MemorySpec)
     strategy_options: dict[str, Any] = Field(default_factory=dict)
     report: ReportSpec = Field(default_factory=ReportSpec)  # thresholds for the HTML report
+    placement: list[PlacementSpec] = Field(default_factory=list)  # source + prediction per placement
 
     @field_validator("axes")
     @classmethod

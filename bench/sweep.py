@@ -9,6 +9,7 @@ exactly the launches that are missing and runs only the cells without a run file
 from __future__ import annotations
 
 import random
+import shlex
 import threading
 import time
 from dataclasses import dataclass
@@ -48,6 +49,19 @@ class Sweep:
     retry_failed: bool = False
     progress: Progress | None = None
     cells_task: Any = None
+
+
+def placement_of(spec: Spec, config: ServerConfig) -> tuple[str, float | None]:
+    """(placement_source, predicted_decode_tps) of a configuration: from the spec's [[placement]]
+    entry for its `args.placement` value; "grid" for other values of that axis, else "manual"."""
+    value = config.axes.get("args.placement")
+    if value is None:
+        return "manual", None
+    argv = list(value) if isinstance(value, list) else shlex.split(str(value))
+    for entry in spec.placement:
+        if entry.args == argv:
+            return entry.source, entry.predicted_decode_tps
+    return "grid", None
 
 
 def preflight(spec: Spec, model: str, check_model: bool = True) -> tuple[Engine, list[ServerConfig]]:
@@ -149,7 +163,8 @@ def run_launch(sw: Sweep, config: ServerConfig, repeat: int, todo: list[Cell],
     info = LaunchInfo(sweep_id=store.path.name, engine=spec.engine, config=config, repeat=repeat,
                       n_repeats=spec.workload.repeats, endpoint=spec.workload.endpoint, launch=launch,
                       log_rel=store.rel(log), mem_total=sw.mem_total, floor_bytes=sw.floor_bytes,
-                      gpu_totals=sw.gpus.total() if sw.gpus.handles else [], facts_source=sw.facts_source)
+                      gpu_totals=sw.gpus.total() if sw.gpus.handles else [], facts_source=sw.facts_source,
+                      placement=placement_of(spec, config))
     rows: list[dict[str, Any]] = []
     sampler: Sampler | None = None
     closers: list[Any] = []

@@ -56,3 +56,28 @@ def total_bytes(path: str) -> int:
 def present_bytes(path: str) -> int:
     """Bytes of the shards already there (an interrupted download), 0 when none is."""
     return sum(os.path.getsize(p) for p in present_shards(path)[0])
+
+
+def kv_bytes_per_token(meta: dict, arch: str) -> int:
+    """KV-cache bytes per token (all layers, f16) from a GGUF's ``{arch}.*`` metadata values.
+
+    MLA models (DeepSeek: ``attention.kv_lora_rank`` set) cache one compressed latent plus the RoPE
+    part per layer; others cache K and V per KV head. ``meta`` maps full key names to values.
+    """
+    def value(key: str) -> int | list | None:
+        return meta.get(f"{arch}.{key}")
+
+    n_layer = value("block_count")
+    if n_layer is None:
+        raise ValueError(f"{arch}.block_count is missing: not a llama.cpp model GGUF")
+    kv_lora = value("attention.kv_lora_rank")
+    if kv_lora:
+        return int(n_layer) * (int(kv_lora) + int(value("rope.dimension_count") or 0)) * 2
+    n_head = value("attention.head_count")
+    n_head_kv = value("attention.head_count_kv") or n_head
+    n_embd = int(value("embedding_length") or 0)
+    heads = n_head[0] if isinstance(n_head, list) else int(n_head or 1)
+    k_len = int(value("attention.key_length") or n_embd // heads)
+    v_len = int(value("attention.value_length") or n_embd // heads)
+    per_layer = n_head_kv if isinstance(n_head_kv, list) else [int(n_head_kv)] * int(n_layer)
+    return sum(int(h) * (k_len + v_len) * 2 for h in per_layer)

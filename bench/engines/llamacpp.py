@@ -71,6 +71,19 @@ def parse_log(text: str) -> dict[str, Any]:
     return found
 
 
+_BUFFER = re.compile(r"\b([A-Za-z0-9_]+) (model|KV|compute|RS) buffer size\s*=\s*([\d.]+) MiB")
+
+
+def log_buffers(text: str) -> dict[str, float]:
+    """MiB per "DEVICE kind" buffer llama.cpp allocated (model weights, KV cache, compute): where
+    a placement -- one we wrote or the one `--fit` chose -- really put the bytes."""
+    out: dict[str, float] = {}
+    for dev, kind, mib in _BUFFER.findall(text):
+        key = f"{dev} {kind}"
+        out[key] = round(out.get(key, 0.0) + float(mib), 2)
+    return out
+
+
 def _int(text: Any) -> int | None:
     try:
         return int(text)
@@ -133,6 +146,9 @@ class LlamaCppFamily(Engine):
         if props and "default_generation_settings" in props:
             applied["n_ctx_slot"] = props["default_generation_settings"].get("n_ctx")
         applied |= {f"log.{k}": v for k, v in log.items()}
+        buffers = log_buffers(log_text)
+        if buffers:
+            applied["log.buffers_mib"] = buffers
         return Readback(applied=applied, mismatches=compare(asked_values(launch.argv), props, log))
 
 

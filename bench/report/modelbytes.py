@@ -85,7 +85,7 @@ def _open(path: Path) -> GGUFReader:
         raise ModelFileError(f"{path}: model file not found; point the spec's model path at the GGUF")
     try:
         return GGUFReader(path)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, IndexError, KeyError) as exc:  # a truncated file fails as any of these
         raise ModelFileError(f"{path}: not a readable GGUF ({exc}); check the file is complete") from None
 
 

@@ -143,30 +143,16 @@ def kv_bytes_per_token_from_gguf(path: str) -> int:
     """KV bytes per token at f16, from a GGUF's metadata (reads the header only)."""
     from gguf import GGUFReader
 
+    from omni.gguf_files import kv_bytes_per_token
+
     reader = GGUFReader(path)
-
-    def value(key: str) -> int | list[int] | None:
-        field = reader.get_field(key)
-        if field is None:
-            return None
-        items = field.contents()
-        return items if isinstance(items, list) else int(items)
-
+    meta = {}
+    for key, field in reader.fields.items():
+        if key.startswith("general.") or key.startswith("tokenizer."):
+            continue
+        meta[key] = field.contents()
     arch = reader.get_field("general.architecture").contents()
-    n_layer = value(f"{arch}.block_count")
-    if n_layer is None:
-        raise ValueError(f"{path}: {arch}.block_count is missing: not a llama.cpp model GGUF")
-    kv_lora = value(f"{arch}.attention.kv_lora_rank")
-    if kv_lora:  # MLA (DeepSeek): the compressed latent plus the RoPE part, one "K" row per layer
-        return int(n_layer) * (int(kv_lora) + int(value(f"{arch}.rope.dimension_count") or 0)) * 2
-    n_head = value(f"{arch}.attention.head_count")
-    n_head_kv = value(f"{arch}.attention.head_count_kv") or n_head
-    n_embd = int(value(f"{arch}.embedding_length") or 0)
-    heads = n_head[0] if isinstance(n_head, list) else int(n_head or 1)
-    k_len = int(value(f"{arch}.attention.key_length") or n_embd // heads)
-    v_len = int(value(f"{arch}.attention.value_length") or n_embd // heads)
-    per_layer = n_head_kv if isinstance(n_head_kv, list) else [int(n_head_kv)] * int(n_layer)
-    return sum(int(h) * (k_len + v_len) * 2 for h in per_layer)
+    return kv_bytes_per_token(meta, arch)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -106,7 +106,8 @@ def llama_server_binary() -> Path:
             for binary, package in (("cmake", "cmake"), ("ninja", "ninja-build"), ("c++", "g++")):
                 ensure_binary(binary, package)
         tarball = build / "llama.cpp.tar.gz"
-        env = {**os.environ, "PYTHON": sys.executable, "OMNI_LLAMA_CPU_ONLY": "1", "TARGETS": "llama-server"}
+        env = {**os.environ, "PYTHON": sys.executable, "OMNI_LLAMA_CPU_ONLY": "1",
+               "TARGETS": "llama-server llama-quantize llama-gguf-split"}  # the tools genmodel needs
         if not tarball.is_file():
             _script("prepare_llama_cpp.sh", str(tarball), LLAMA_CPP_PYTHON, env=env)
         _script("build_llama_cpp.sh", str(tarball), str(build), env=env)  # returns at once when built

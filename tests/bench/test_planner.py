@@ -1,0 +1,148 @@
+"""The placement planner on DeepSeek-R1's real tensor table (a sparse GGUF) and the reference box."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from r1_table import UNSLOTH_Q4_K_M_BYTES, write_r1
+
+from bench import planner as pl
+
+MIB = 1024**2
+REF_FACTS = {"host": "reference", "facts": {
+    "cpu": {"available": True, "cores": 96, "threads": 192, "sockets": 1, "numa_nodes": 4},
+    "numa": {"available": True, "count": 4, "nodes": [{"id": i, "size_mib": 98304} for i in range(4)]},
+    "memory_modules": {"available": True, "total_mib": 393216,
+                       "modules": [{"size_mib": 49152, "configured_speed_mts": 6400}] * 8},
+    "nvidia_gpus": {"available": True, "gpus": [
+        {"index": 0, "name": "NVIDIA RTX PRO 6000 Blackwell Workstation Edition", "memory_total_mib": 97887,
+         "memory_free_mib": 97250, "pcie_gen_current": 5, "pcie_width_current": 16},
+        {"index": 1, "name": "NVIDIA GeForce RTX 5090", "memory_total_mib": 32607, "memory_free_mib": 32120,
+         "pcie_gen_current": 5, "pcie_width_current": 16}]}}}
+
+
+@pytest.fixture(scope="module")
+def r1(tmp_path_factory) -> Path:
+    return write_r1(tmp_path_factory.mktemp("r1") / "DeepSeek-R1-Q4_K_M.gguf")
+
+
+@pytest.fixture(scope="module")
+def table(r1) -> pl.ModelTable:
+    return pl.model_table(r1)
+
+
+def test_r1_table_matches_the_published_quant(table):
+    m = table.model
+    assert abs(m.file_bytes / UNSLOTH_Q4_K_M_BYTES - 1) < 0.01  # 404.49 GB vs unsloth's 404.43 GB
+    assert m.n_layer == 61 and m.expert_count == 256 and m.expert_used_count == 8
+    assert len(table.experts) == 58 * 3  # 3 dense layers, then routed experts on every layer
+    assert table.kv_per_token_layer == (512 + 64) * 2  # MLA: compressed latent + RoPE part, f16
+
+
+def test_reference_box_plan_fits_and_rules_hit_only_their_tensors(table):
+    host = pl.host_from_facts(REF_FACTS)
+    s = pl.Settings(ctx=16384)
+    best, options = pl.plan(table, host, s)
+    assert best.gpus == (0, 1)  # unequal GPUs: both used
+    for g in host.gpus:
+        assert best.vram_bytes[g.index] <= g.free_bytes - s.margin_mib * MIB
+    # the 96 GB card holds more expert layers than the 32 GB one, both hold some
+    assert best.expert_layers(0) > best.expert_layers(1) >= 2
+    compiled = [(re.compile(p), b) for p, b in best.rules]
+    names = [t.name for t in table.model.tensors]
+    for rx, buf in compiled[:-1]:
+        hit = [n for n in names if rx.search(n)]
+        g = int(buf.removeprefix("CUDA"))
+        assert hit and set(hit) <= set(best.experts[g]), (rx.pattern, hit)
+    assert all(rx.search(n) for n in table.experts for rx, _ in compiled[-1:])
+    assert not any(rx.search(n) for n in names if n not in table.experts for rx, _ in compiled)
+    # decode lies between all-in-RAM and all-in-the-fastest-memory rooflines
+    slowest = 1 / (table.model.bytes_per_token / (host.bw_gbps * 1e9))
+    fastest = 1 / (table.model.bytes_per_token / (max(g.bw_gbps for g in host.gpus) * 1e9))
+    assert slowest < best.decode_tps < fastest
+    # -ngl 99 -ot exps=CPU: the same dense placement with no expert on a GPU
+    template = pl._fill(table, host, s, best.gpus, best.layer_counts, 0, whole_layers={0: 0, 1: 0})
+    template = pl.predict(table, host, template, s)
+    assert best.decode_tps > 1.2 * template.decode_tps
+    # every GPU subset was considered (leave-a-GPU-out); all-CPU is refused: 377 GiB > 384 GiB - headroom - KV
+    assert {o.gpus for o in options} == {(0, 1), (0,), (1,)}
+    near = pl.neighbours(table, host, s, best)
+    assert near and all(p.decode_tps < best.decode_tps for p in near)
+    for p in near:
+        for g in host.gpus:
+            assert p.vram_bytes[g.index] <= g.free_bytes
+
+
+def test_vram_budget_and_gpu_choice(table):
+    host = pl.host_from_facts(REF_FACTS)
+    small, _ = pl.plan(table, host, pl.Settings(vram_budget=(40, 20)))
+    assert small.vram_bytes[0] <= 40 * 1024**3 and small.vram_bytes[1] <= 20 * 1024**3
+    only0, _ = pl.plan(table, host, pl.Settings(gpus=(0,)))
+    assert only0.gpus == (0,)
+    argv = pl.placement_argv(only0, table.n_layer, [0, 1])
+    assert argv[argv.index("--device") + 1] == "CUDA0" and "-ts" not in argv
+
+
+def test_refuses_with_numbers_when_the_model_cannot_fit(table):
+    facts = copy.deepcopy(REF_FACTS)
+    facts["facts"]["numa"]["nodes"] = [{"id": 0, "size_mib": 128 * 1024}]
+    with pytest.raises(pl.PlanError) as err:
+        pl.plan(table, pl.host_from_facts(facts), pl.Settings())
+    msg = str(err.value)
+    assert "\n" not in msg and "cannot fit: 376.7 GiB of weights" in msg and "120.0 GiB RAM" in msg
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bench", "plan", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_cli_writes_a_spec_the_sweep_accepts(r1, tmp_path):
+    facts = tmp_path / "facts.json"
+    facts.write_text(json.dumps(REF_FACTS))
+    out = tmp_path / "plan.toml"
+    proc = _cli(str(r1), "--facts", str(facts), "--ctx", "8192", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "-ot" in proc.stdout and "--threads 96 --numa distribute" in proc.stdout
+    import tomllib
+
+    from bench.spec import parse_spec
+
+    spec = parse_spec(tomllib.loads(out.read_text()))
+    sources = [p.source for p in spec.placement]
+    assert sources[0] == "planner" and "fit" in sources and "template" in sources
+    assert [p.args for p in spec.placement] == spec.axes["args.placement"]
+    assert all(p.predicted_decode_tps for p in spec.placement if p.source == "planner")
+
+
+@pytest.mark.parametrize("setup, args, message", [
+    ("notgguf", [], "not a readable GGUF"),
+    ("truncated", [], "not a readable GGUF"),
+    ("nogpus", [], "no GPUs in these facts"),
+    ("ok", ["--vram-budget", "-4"], "every budget must be a positive GiB figure"),
+    ("ok", ["--gpus", "3"], "no GPU 3 in the facts"),
+    ("badjson", [], "not readable JSON"),
+])
+def test_bad_inputs_are_one_line_errors(r1, tmp_path, setup, args, message):
+    model, facts = r1, tmp_path / "facts.json"
+    doc = copy.deepcopy(REF_FACTS)
+    if setup == "notgguf":
+        model = tmp_path / "x.gguf"
+        model.write_text("hello")
+    elif setup == "truncated":
+        model = tmp_path / "t.gguf"
+        with Path(r1).open("rb") as f:  # the header cut mid-way through the tensor table
+            model.write_bytes(f.read(4096))
+    elif setup == "nogpus":
+        doc["facts"]["nvidia_gpus"] = {"available": False, "gpus": None}
+    facts.write_text("{" if setup == "badjson" else json.dumps(doc))
+    proc = _cli(str(model), "--facts", str(facts), *args)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr, proc.stderr
