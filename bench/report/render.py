@@ -149,9 +149,10 @@ def context(sweep: Sweep) -> dict[str, Any]:
     series = launch_series(sweep, rec.config.run_json) if rec.config else []
     label = rec.config.label if rec.config else "none"
     figures = [
-        plots.rates(summaries, opts), plots.latency(sweep.ok_rows, summaries),
-        plots.throughput(sweep.ok_rows, summaries), plots.memory(summaries, opts, sweep.gpu_indices()),
-        plots.pareto(summaries),
+        plots.rates(summaries, opts), plots.latency(sweep.ok_rows, summaries, "ttft"),
+        plots.latency(sweep.ok_rows, summaries, "itl"), plots.throughput(sweep.ok_rows, summaries),
+        plots.user_vs_aggregate(sweep.ok_rows, summaries),
+        plots.memory(summaries, opts, sweep.gpu_indices()), plots.pareto(summaries),
         plots.timeseries(series, label, rec.config.host_total if rec.config else None, opts),
     ]
     headers, values = _rows_table(rows)

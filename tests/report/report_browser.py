@@ -37,6 +37,8 @@ class PageResult:
     requests: list[str]
     console_errors: list[str] = field(default_factory=list)
     text: str = ""
+    scroll_width: int = 0  # document width: wider than the viewport means the page scrolls sideways
+    width: int = 0
 
 
 class _Cdp:
@@ -81,8 +83,12 @@ def _devtools_port(profile: Path, proc: subprocess.Popen, timeout: float = 60) -
     raise RuntimeError("chromium did not open its DevTools port within 60 s")
 
 
-def open_page(chromium: str, page: Path, profile: Path, width: int = 1200) -> PageResult:
-    """Load `page` (a file), wait for load, and collect what a reviewer would check."""
+def open_page(chromium: str, page: Path, profile: Path, width: int = 1200, mobile: bool = False,
+              pdf: bool = True) -> PageResult:
+    """Load `page` (a file), wait for load, and collect what a reviewer would check.
+
+    `mobile` emulates a phone (viewport meta honoured, device scale 3 like an iPhone): pass width 390.
+    """
     profile.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
         [chromium, *FLAGS, f"--user-data-dir={profile}", f"--window-size={width},900", "about:blank"],
@@ -97,8 +103,8 @@ def open_page(chromium: str, page: Path, profile: Path, width: int = 1200) -> Pa
             cdp = _Cdp(ws)
             for domain in ("Network.enable", "Page.enable", "Runtime.enable"):
                 cdp.call(domain)
-            cdp.call("Emulation.setDeviceMetricsOverride", width=width, height=900, deviceScaleFactor=1,
-                     mobile=False)
+            cdp.call("Emulation.setDeviceMetricsOverride", width=width, height=900 if not mobile else 844,
+                     deviceScaleFactor=1, mobile=mobile)
             cdp.call("Page.navigate", url=page.resolve().as_uri())
             cdp.wait_event("Page.loadEventFired")
             images = json.loads(cdp.call("Runtime.evaluate", expression=IMAGES_JS,
@@ -108,13 +114,15 @@ def open_page(chromium: str, page: Path, profile: Path, width: int = 1200) -> Pa
             size = cdp.call("Page.getLayoutMetrics")["cssContentSize"]
             shot = cdp.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
                             clip={"x": 0, "y": 0, "width": width, "height": size["height"], "scale": 1})
-            pdf = cdp.call("Page.printToPDF", printBackground=True, timeout=120)
+            scroll = cdp.call("Runtime.evaluate", expression="document.documentElement.scrollWidth",
+                              returnByValue=True)["result"]["value"]
+            printed = cdp.call("Page.printToPDF", printBackground=True, timeout=120) if pdf else {"data": ""}
             requests = [ev["params"]["request"]["url"] for ev in cdp.events
                         if ev.get("method") == "Network.requestWillBeSent"]
             errors = [json.dumps(ev["params"])[:300] for ev in cdp.events
                       if ev.get("method") in ("Runtime.exceptionThrown", "Network.loadingFailed")]
-            return PageResult(base64.b64decode(shot["data"]), base64.b64decode(pdf["data"]), images,
-                              requests, errors, text)
+            return PageResult(base64.b64decode(shot["data"]), base64.b64decode(printed["data"]), images,
+                              requests, errors, text, int(scroll), width)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

@@ -43,19 +43,33 @@ def sweep(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def page(sweep, tmp_path_factory):
-    """The page as Chromium shows it (its screenshot is kept next to it: report-screenshot.png)."""
+def _shoot(sweep: Path, tmp_path_factory, name: str, **kw):
     chromium = ensure_binary("chromium", "chromium")
-    result = open_page(chromium, sweep / "index.html", tmp_path_factory.mktemp("chromium-profile"))
-    (sweep / "report-screenshot.png").write_bytes(result.screenshot)
-    if os.environ.get("OMNI_REPORT_SHOTS"):  # a person's copy to look at
-        shutil.copy(sweep / "report-screenshot.png", os.environ["OMNI_REPORT_SHOTS"])
+    result = open_page(chromium, sweep / "index.html", tmp_path_factory.mktemp("chromium-profile"), **kw)
+    (sweep / f"report-screenshot-{name}.png").write_bytes(result.screenshot)
+    shots = os.environ.get("OMNI_REPORT_SHOTS")
+    if shots:  # a person's copy to look at: a directory gets desktop.png and phone.png
+        target = Path(shots) / f"{name}.png" if Path(shots).is_dir() else Path(shots).with_stem(
+            f"{Path(shots).stem}-{name}")
+        shutil.copy(sweep / f"report-screenshot-{name}.png", target)
     return result
 
 
+@pytest.fixture(scope="module")
+def page(sweep, tmp_path_factory):
+    """The page as Chromium shows it on a desktop (screenshot kept: report-screenshot-desktop.png)."""
+    return _shoot(sweep, tmp_path_factory, "desktop")
+
+
+@pytest.fixture(scope="module")
+def phone(sweep, tmp_path_factory):
+    """The page on a 390 px wide phone (mobile emulation; report-screenshot-phone.png)."""
+    return _shoot(sweep, tmp_path_factory, "phone", width=390, mobile=True, pdf=False)
+
+
 def test_page_opens_offline_every_image_decodes_and_nothing_is_fetched(sweep, page):
-    assert len(page.images) == 6, page.images  # rates, latency, throughput, memory, pareto, time series
+    # rates, TTFT, ITL, throughput, per-user vs aggregate, memory, decode vs memory, time series
+    assert len(page.images) == 8, page.images
     for img in page.images:
         assert img["complete"] and img["naturalWidth"] > 0 and img["naturalHeight"] > 0, img
         assert img["width"] > 300, f"image drawn too small to read: {img}"
@@ -222,3 +236,30 @@ def test_memory_counts_the_servers_mapped_model(sweep, page):
     configs = page.text.split("Configurations")[1].split("All result rows")[0]
     assert "server mem GB" in configs and "of it: mapped model GB" in configs and "page cache GB" in configs
     assert "less the mapped model" in page.text  # the headroom criterion says what it measured
+
+
+def test_page_reads_on_a_390_px_phone(phone, page):
+    """No sideways scrolling of the page itself (wide tables scroll inside their box), every plot
+    fills the screen width and is shrunk by at most ~0.6, so its 12 pt text stays >= 9 px."""
+    assert phone.scroll_width <= 390, phone.scroll_width
+    for img in phone.images:
+        assert 340 <= img["width"] <= 390, img
+        assert img["width"] / img["naturalWidth"] >= 0.55, f"plot shrunk too far to read on a phone: {img}"
+    for img in page.images:  # desktop: drawn at least at natural size, capped for a readable line length
+        assert img["naturalWidth"] <= img["width"] <= 780, img
+
+
+def test_plots_use_a_log_axis_when_rates_span_ten_times_and_keep_reference_lines_inside():
+    """Real matplotlib axes from the plot helpers: CPU and GPU rates on one axis go log; a ceiling
+    far right of every bar stays inside the limits (it used to be clipped by set_xlim(left=0))."""
+    import matplotlib.pyplot as plt
+
+    from bench.report.plots import fit_limits, wants_log
+
+    assert wants_log([24.2, 510.0]) and not wants_log([24.2, 55.8, 29.9]) and not wants_log([5.0, None])
+    fig, ax = plt.subplots()
+    lo, hi = fit_limits(ax, [24.2, 510.0, 4260.0], "x", log=True)
+    assert ax.get_xscale() == "log" and lo < 24.2 and hi > 4260.0
+    lo, hi = fit_limits(ax, [20.0, 30.0, 79.0], "x", log=False)
+    assert ax.get_xscale() == "linear" and lo == 0 and hi > 79.0
+    plt.close(fig)
