@@ -27,12 +27,13 @@ from bmc.connection import Bmc, settings_from_data
 from bmc.errors import BmcError
 from bmc.rollback import default_dir
 from bmc.targets import DEFAULTS as TARGET_DEFAULTS
-from bmc.targets import targets_from, wanted_attributes
+from bmc.targets import attribute_map_from, resolve_against_registry, targets_from, wanted_attributes
 
 DEFAULTS: dict[str, Any] = {
     **TARGET_DEFAULTS,
     "confirm_reboot": "no",
-    "bmc_reboot_timeout": 900,  # seconds from the reset until the BMC reports On
+    "bmc_shutdown_timeout": 300,  # seconds the OS gets to shut down before ForceOff (0: ForceOff at once)
+    "bmc_reboot_timeout": 900,  # seconds from the power-on until the BMC reports On
     "bmc_answer_timeout": 300,  # seconds the BMC may take to answer again after the reboot
     "host_reconnect_timeout": 900,  # seconds until the host's SSH answers after the reboot
     "bmc_poll_s": 5,
@@ -122,14 +123,39 @@ def report_hardware(host: Any) -> list[Any]:
     return rows
 
 
+def cold_cycle(bmc: Bmc, data: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """Power off fully, then on: the runbook's cold reboot for BIOS changes (a warm restart can hang).
+
+    The OS first gets ``bmc_shutdown_timeout`` seconds of GracefulShutdown; a box still On after
+    that is switched off with ForceOff. Returns the reset types sent and the power-on result.
+    """
+    poll, steps = float(data["bmc_poll_s"]), []
+    if power.power_state(bmc) != "Off":
+        grace = float(data["bmc_shutdown_timeout"])
+        forced = grace <= 0
+        if not forced:
+            steps.append("GracefulShutdown")
+            try:
+                power.power(bmc, "off", wait=True, timeout=grace, poll=poll)
+            except BmcError as exc:
+                if exc.kind != "timeout":
+                    raise
+                forced = True
+        if forced:
+            steps.append("ForceOff")
+            power.power(bmc, "force-off", wait=True, timeout=float(data["bmc_reboot_timeout"]), poll=poll)
+    steps.append("On")
+    return steps, power.power(bmc, "on", wait=True, timeout=float(data["bmc_reboot_timeout"]), poll=poll)
+
+
 def _reboot_and_verify(state: Any, host: Any, data: dict[str, Any], wanted: dict[str, Any]) -> bool:
-    """pyinfra callback: reboot through the BMC, make sure the BMC answers, then check BIOS and hardware."""
+    """pyinfra callback: cold-cycle through the BMC; once it answers, check BIOS and hardware."""
     poll = float(data["bmc_poll_s"])
     try:
         with _connect(data) as bmc:
-            verb = "restart" if power.power_state(bmc) == "On" else "on"
-            result = power.power(bmc, verb, wait=True, timeout=float(data["bmc_reboot_timeout"]), poll=poll)
-        host.log(f"rebooted through the BMC ({verb}): {result['message']}", log_func=logger.info)
+            steps, result = cold_cycle(bmc, data)
+        host.log(f"cold power cycle through the BMC ({', '.join(steps)}): {result['message']}",
+                 log_func=logger.info)
         now = _bmc_answers(data, float(data["bmc_answer_timeout"]), poll)
     except BmcError as exc:
         return _fail(host, exc)
@@ -158,8 +184,9 @@ def apply_bios_targets() -> None:
     for key, value in DEFAULTS.items():
         data.setdefault(key, value)
     try:
-        wanted = wanted_attributes(targets_from(data), data.get("bios_attribute_map") or {})
+        wanted = wanted_attributes(targets_from(data), attribute_map_from(data))
         with _connect(data) as bmc:  # the BMC must answer before anything is changed
+            wanted = resolve_against_registry(wanted, bios.registry(bmc))
             plan = bios.plan_changes(bmc, wanted)
     except BmcError as exc:
         raise DeployError(f"{host.name}: {exc}") from None
@@ -175,7 +202,7 @@ def apply_bios_targets() -> None:
         report_hardware(host)
     elif confirmed(data.get("confirm_reboot")):
         python.call(
-            name="Reboot through the BMC so the pending BIOS settings apply",
+            name="Cold power cycle through the BMC so the pending BIOS settings apply",
             function=_reboot_and_verify,
             data=data,
             wanted=plan["typed"],

@@ -36,6 +36,7 @@ REGISTRY_PATH = "/redfish/v1/Systems/Bios/BiosRegistry"
 REGISTRY_ID = "BiosAttributeRegistryOmniWRX90.1.0.0"
 BOOTING_RESETS = {"On", "ForceOn", "GracefulRestart", "ForceRestart", "PowerCycle"}
 GEN = ["Auto", "Gen1", "Gen2", "Gen3", "Gen4", "Gen5"]
+SHP_GEN = ["Auto", "GEN1", "GEN2", "GEN3", "GEN4", "GEN5"]
 
 #: AMI-style attributes of a WRX90 board as the tests imagine it: name -> (registry entry, current).
 ATTRIBUTES: dict[str, tuple[dict[str, Any], Any]] = {
@@ -53,6 +54,20 @@ ATTRIBUTES: dict[str, tuple[dict[str, Any], Any]] = {
             "DisplayName": "NUMA nodes per socket",
             "values": ["Auto", "NPS0", "NPS1", "NPS2", "NPS4"],
         },
+        "NPS1",
+    ),
+    # the reference board's names (the runbook; the owner's Redfish dumps of the ASMB11-iKVM)
+    "CbsCmnEarlyLinkSpeedSHP": (
+        {"Type": "Enumeration", "DisplayName": "Early Link Speed", "values": SHP_GEN},
+        "Auto",
+    ),
+    "CbsCmnPcieTargetLinkSpeedSHP": (
+        {"Type": "Enumeration", "DisplayName": "Target Link Speed", "values": SHP_GEN},
+        "Auto",
+    ),
+    "CbsDfCmnDramNpsSHP": (
+        {"Type": "Enumeration", "DisplayName": "Nodes Per Socket (NPS)",
+         "values": ["Auto", "NPS0", "NPS1", "NPS2", "NPS4"]},
         "NPS1",
     ),
     "AiOverclockTuner": (

@@ -43,3 +43,27 @@ def test_contradicting_mappings_are_refused():
     clash = MAP | {"memory_profile": {"expo2": {"CbsDfCmnDramNps": "NPS1"}}}
     with pytest.raises(BmcError, match="mapped to 'NPS4' by nps and to 'NPS1' by memory_profile"):
         wanted_attributes({"nps": 4, "memory_profile": "expo2"}, clash)
+
+
+def test_display_labels_and_value_spelling_resolve_against_the_registry():
+    from bmc.targets import REFERENCE_MAP, attribute_map_from, resolve_against_registry
+
+    reg = {
+        "AiOverclockTuner": {"display_name": "Ai Overclock Tuner", "allowed": ["Auto", "EXPO I", "EXPO II"]},
+        "CbsCmnEarlyLinkSpeedSHP": {"display_name": "Early Link Speed", "allowed": ["Auto", "Gen5"]},
+    }
+    wanted = {"display:ai overclock tuner": "EXPO II", "CbsCmnEarlyLinkSpeedSHP": "GEN5", "Other": "x"}
+    assert resolve_against_registry(wanted, reg) == {
+        "AiOverclockTuner": "EXPO II",
+        "CbsCmnEarlyLinkSpeedSHP": "Gen5",  # the registry's spelling of the same value
+        "Other": "x",  # unknown plain names are left to bios.validate (near matches there)
+    }
+    with pytest.raises(BmcError, match=r"no attribute labelled 'Ai Overclock Tunr' \(near: Ai Overclock Tun"):
+        resolve_against_registry({"display:Ai Overclock Tunr": "EXPO II"}, reg)
+    twice = {**reg, "Dup": {"display_name": "Ai Overclock Tuner"}}
+    with pytest.raises(BmcError, match=r"2 attributes \(AiOverclockTuner, Dup\)"):
+        resolve_against_registry({"display:Ai Overclock Tuner": "EXPO II"}, twice)
+    # a host's map replaces the reference map per target, keeping the others
+    merged = attribute_map_from({"bios_attribute_map": {"nps": {"4": {"X": "NPS4"}}}})
+    assert merged["nps"] == {"4": {"X": "NPS4"}}
+    assert merged["pcie_link_speed"] == REFERENCE_MAP["pcie_link_speed"]

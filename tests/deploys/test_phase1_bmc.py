@@ -7,9 +7,12 @@ import json
 import os
 import subprocess
 import sys
+import time
+import warnings
 from pathlib import Path
 
 import pytest
+import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 PYINFRA = str(Path(sys.executable).parent / "pyinfra")
@@ -103,9 +106,9 @@ def test_phase1_stages_targets_but_refuses_to_reboot_without_confirmation(ami, t
 def test_phase1_confirmed_reboot_applies_targets_and_checks_hardware(ami, tmp_path):
     rc, out = run_phase(tmp_path, ami, "phase1.py", "--data", "confirm_reboot=yes")
     assert rc == 0, out
-    assert ami.count("POST", RESET) == 1
+    assert ami.count("POST", RESET) == 1  # the box was Off: the cold cycle is a power-on
     assert {k: _current(ami)[k] for k in WANTED} == WANTED and _pending(ami) == {}
-    assert "rebooted through the BMC (on): On after" in out
+    assert "cold power cycle through the BMC (On): On after" in out
     assert "the BMC answers after the reboot" in out
     assert "NUMA nodes" in out and "DIMM configured speed" in out  # the hardware rows are reported
 
@@ -116,10 +119,52 @@ def test_phase1_confirmed_reboot_applies_targets_and_checks_hardware(ami, tmp_pa
 
 
 def test_phase1_without_attribute_mapping_stops_with_one_line(ami, tmp_path):
-    rc, out = run_phase(tmp_path, ami, "phase1.py", hosts='[hosts."@local"]\n')
+    hosts = '[hosts."@local"]\n[hosts."@local".bios_targets]\npcie_link_speed = "gen4"\n'
+    rc, out = run_phase(tmp_path, ami, "phase1.py", hosts=hosts)
     assert rc != 0
-    assert "no BIOS attribute is mapped for pcie_link_speed=gen5" in out
+    assert "no BIOS attribute is mapped for pcie_link_speed=gen4" in out
     assert "python -m bmc bios get --grep 'link speed'" in out and "Traceback" not in out
+    assert ami.count("PATCH", SD) == 0
+
+
+REFERENCE = {
+    "CbsCmnEarlyLinkSpeedSHP": "GEN5",
+    "CbsCmnPcieTargetLinkSpeedSHP": "GEN5",
+    "CbsDfCmnDramNpsSHP": "NPS4",
+    "AiOverclockTuner": "EXPO II",  # found by its setup label "Ai Overclock Tuner" in the registry
+}
+BARE = '[hosts."@local"]\nbmc_poll_s = 0.2\nhost_reconnect_timeout = 20\n'
+
+
+def _power_on(emu) -> None:
+    """Test-side setup on the loopback emulator: the box is running before phase 1."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        requests.post(emu.url + emu.system_path() + RESET, json={"ResetType": "On"},
+                      auth=(emu.username, emu.password), verify=False, timeout=10).raise_for_status()
+    deadline = time.monotonic() + 20
+    while emu.get(emu.system_path())["PowerState"] != "On":
+        assert time.monotonic() < deadline, "the emulator never powered on"
+        time.sleep(0.1)
+
+
+def test_phase1_reference_board_map_and_a_cold_power_cycle(ami, tmp_path):
+    """No map in the hosts file: the runbook's attribute names; a running box is powered off, then on."""
+    _power_on(ami)
+    before = ami.count("POST", RESET)
+    rc, out = run_phase(tmp_path, ami, "phase1.py", "--data", "confirm_reboot=yes", hosts=BARE)
+    assert rc == 0, out
+    assert "cold power cycle through the BMC (GracefulShutdown, On): On after" in out
+    assert ami.count("POST", RESET) - before == 2  # off, then on: never a warm GracefulRestart
+    assert {k: _current(ami)[k] for k in REFERENCE} == REFERENCE and _pending(ami) == {}
+
+
+def test_phase1_refuses_a_name_the_registry_does_not_know_listing_near_matches(ami, tmp_path):
+    table = '[hosts."@local".bios_attribute_map.pcie_link_speed.gen5]\n'
+    hosts = BARE + table + 'CbsCmnEarlyLinkSpeedSPH = "GEN5"\n'
+    rc, out = run_phase(tmp_path, ami, "phase1.py", hosts=hosts)
+    assert rc != 0 and "Traceback" not in out
+    assert "unknown BIOS attribute 'CbsCmnEarlyLinkSpeedSPH' (did you mean CbsCmnEarlyLinkSpeedSHP" in out
     assert ami.count("PATCH", SD) == 0
 
 
