@@ -97,9 +97,9 @@ def dry_run(spec: Spec, model: str, console: Console) -> None:
         launch.prefix = numa_prefix(cfg.numa, strict=False)
         console.print(f"[bold]launch {i}/{len(configs)}[/bold] {cfg.config_id}  {cfg.label}", highlight=False)
         console.print(f"  prefix: {shlex.join(launch.prefix) or '(none)'}", highlight=False, soft_wrap=True)
-        console.print(f"  env:    {' '.join(f'{k}={v}' for k, v in launch.env.items()) or '(none)'}",
+        console.print(f"  env:    {' '.join(f'{k}={v}' for k, v in launch.shown_env.items()) or '(none)'}",
                       highlight=False, soft_wrap=True)
-        console.print(f"  argv:   {shlex.join(launch.argv)}", highlight=False, soft_wrap=True)
+        console.print(f"  argv:   {shlex.join(launch.shown_argv)}", highlight=False, soft_wrap=True)
         console.print(f"  cells:  {', '.join(c.cell_id for c in cells(spec, cfg))}", highlight=False)
     n_cells, n_runs = count_runs(spec, configs)
     r = spec.workload.repeats

@@ -175,6 +175,7 @@ class Sampler(threading.Thread):
         self.samples: list[MemSample] = []
         self.breached_at: float | None = None
         self.breach_available: int | None = None
+        self.failed = ""  # why the sampler stopped on its own (then the server was killed too)
         self._halt = threading.Event()
         self.t0 = time.monotonic()
         self._model_at = -1e9
@@ -206,14 +207,21 @@ class Sampler(threading.Thread):
         return s
 
     def run(self) -> None:
-        while not self._halt.is_set():
-            s = self.sample(force=False)
-            if self.breached_at is None and s.host_available < self.floor_bytes:
-                self.breached_at, self.breach_available = s.t, s.host_available
-                kill_group(self.pgid, signal.SIGKILL)
-                if self.on_breach:
-                    self.on_breach(s.host_available)
-            self._halt.wait(self.interval_s)
+        try:
+            while not self._halt.is_set():
+                s = self.sample(force=False)
+                if self.breached_at is None and s.host_available < self.floor_bytes:
+                    self.breached_at, self.breach_available = s.t, s.host_available
+                    kill_group(self.pgid, signal.SIGKILL)
+                    if self.on_breach:
+                        self.on_breach(s.host_available)
+                self._halt.wait(self.interval_s)
+        except Exception as err:  # a guard that stops watching must not let the server run on
+            self.failed = f"{type(err).__name__}: {err}"
+            self.breached_at = time.monotonic() - self.t0
+            kill_group(self.pgid, signal.SIGKILL)
+            if self.on_breach:
+                self.on_breach(-1)
 
     def mark(self) -> int:
         return len(self.samples)

@@ -82,7 +82,8 @@ def build_row(info: LaunchInfo, cell: Cell, status: str, reason: str, records: l
         output_tokens=cell.output_tokens, requests=cell.requests, warmup_requests=cell.warmup,
         endpoint=info.endpoint, **{k: v for k, v in metrics.items() if k in _ROW_FIELDS}, **mem,
         host_mem_total_bytes=info.mem_total, oom_floor_bytes=info.floor_bytes,
-        launch_command=launch.command, launch_argv=json.dumps(launch.argv), launch_env=json.dumps(launch.env),
+        launch_command=launch.command, launch_argv=json.dumps(launch.shown_argv),
+        launch_env=json.dumps(launch.shown_env),
         launch_prefix=json.dumps(launch.prefix), numa=info.config.numa, load_s=info.load_s,
         applied_config=json.dumps(info.readback.applied, default=str),
         config_mismatches="; ".join(info.readback.mismatches), started_at=started, finished_at=finished,
@@ -104,10 +105,13 @@ def _axis_value(v: Any) -> Any:
 
 
 def run_status(records: list[RequestRecord], breached: bool, exit_code: int | None,
-               floor_bytes: int, breach_available: int | None) -> tuple[str, str]:
+               floor_bytes: int, breach_available: int | None, guard_failed: str = "") -> tuple[str, str]:
     """(status, reason) of a cell from what happened to the server and to the requests."""
     measured = [r for r in records if not r.warmup]
     errors = [r for r in measured if not r.ok]
+    if guard_failed:
+        return "oom-guard", (f"the OOM guard's memory sampler stopped ({guard_failed}): "
+                             "server killed, not measured")
     if breached:
         return "oom-guard", (
             f"MemAvailable {(breach_available or 0) >> 20} MiB fell below the floor "

@@ -6,6 +6,7 @@ exec'd child); SIGTERM then SIGKILL to the group is the only stop that leaves no
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,9 +14,12 @@ import socket
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from bench.engines.base import Launch
 from bench.memory import kill_group
@@ -25,6 +29,29 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def port_taken(host: str, port: int) -> bool:
+    """Something already listens on (host, port): binding it fails."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def listeners(port: int) -> set[int | None]:
+    """Pids listening on TCP ``port`` (None: a socket whose owner we may not see, another user's)."""
+    try:
+        conns = psutil.net_connections(kind="tcp")
+    except psutil.Error:
+        return {None}
+    return {c.pid for c in conns if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port}
+
+
+class PortBusy(OSError):
+    """The launch's port answers for another process; strerror is the one-line reason."""
 
 
 def http_json(url: str, body: dict[str, Any] | None = None, timeout: float = 10) -> tuple[int, Any]:
@@ -55,7 +82,17 @@ class ServerProcess:
         self.pgid = 0
         self.started = 0.0
 
+    @property
+    def address(self) -> tuple[str, int]:
+        url = urllib.parse.urlsplit(self.launch.base_url)
+        return url.hostname or "127.0.0.1", url.port or 80
+
     def start(self) -> None:
+        """Start the server; PortBusy when its port is already taken (we would measure someone else)."""
+        host, port = self.address
+        if port_taken(host, port):
+            raise PortBusy(0, f"port {port} on {host} is already in use by another process: stop it, or "
+                              "leave server.port unset so each launch gets a free port")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         log.write(f"# omni: {self.launch.command}\n".encode())
@@ -90,9 +127,22 @@ class ServerProcess:
                 return False, "stopped by the OOM guard while loading"
             status, _ = http_json(url, timeout=2)
             if status == 200:
-                return True, ""
+                return self._answered_by_us()
             time.sleep(0.1)
         return False, f"not healthy at {url} within {timeout_s:.0f} s (see the log)"
+
+    def _answered_by_us(self) -> tuple[bool, str]:
+        """The process listening on our port is our server (or its child), not one that took it."""
+        host, port = self.address
+        pids = listeners(port)
+        ours = {self.pid}
+        with contextlib.suppress(psutil.Error):
+            ours |= {child.pid for child in psutil.Process(self.pid).children(recursive=True)}
+        if pids and pids <= ours:
+            return True, ""
+        others = ", ".join(sorted(str(pid) if pid else "a process we cannot see" for pid in pids - ours))
+        return False, (f"port {port} on {host} answers for {others or 'no listener we can see'}, not our "
+                       f"server (pid {self.pid}): stop the other server or leave server.port unset")
 
     def stop(self, timeout_s: float) -> str:
         """SIGTERM the group, then SIGKILL after `timeout_s`. Returns how it ended."""

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bench.genmodel import ModelShape
+from omni.secrets import is_secret_name, redact_text
 
 ENGINES = ("llama-server", "xllamacpp", "ktransformers", "ktransformers-sglang", "sglang", "vllm")
 WORKLOAD_AXES = ("input_tokens", "output_tokens", "concurrency")
@@ -74,7 +75,8 @@ class WorkloadSpec(_Strict):
 
 
 class MemorySpec(_Strict):
-    interval_s: float = Field(0.25, gt=0)
+    # The guard must look often enough to catch a loading model (GB/s): at most every 5 s, never inf.
+    interval_s: float = Field(0.25, gt=0, le=5, allow_inf_nan=False)
     oom_floor: str = "5%"  # MemAvailable floor: "5%" of MemTotal or a size such as "8GiB"
     release_timeout_s: float = Field(60, gt=0)
     gpu: bool = True  # sample per-GPU memory through NVML when a driver is present
@@ -82,7 +84,10 @@ class MemorySpec(_Strict):
     @field_validator("oom_floor")
     @classmethod
     def _floor(cls, v: str) -> str:
-        parse_size(v, total=1)
+        floor = parse_size(v, total=2**40)
+        if floor <= 0 or (floor >= 2**40 and str(v).strip().endswith("%")):
+            raise ValueError(f"oom_floor {v!r} turns the OOM guard off: give a floor above 0 and below 100%, "
+                             "such as \"5%\" or \"16GiB\"")
         return v
 
 
@@ -169,6 +174,8 @@ def check_axis_key(key: str) -> None:
     if key == "numa" or key.startswith("-"):
         return
     if key.startswith("env.") and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key[4:]):
+        if is_secret_name(key[4:]):  # its values would be the configuration's label and axis column
+            raise ValueError(f"axis {key!r} is a secret: set it once in [server] env, never sweep over it")
         return
     if key.startswith("args.") and key[5:]:
         return
@@ -247,6 +254,22 @@ def _one_line(err: ValidationError) -> str:
     return f"{where}{msg} (got {e.get('input')!r})" if kind != "value_error" else f"{where}{msg}"
 
 
+def secret_values(spec_text: str) -> tuple[str, ...]:
+    """The values of the spec's secret ``[server] env`` variables (HF_TOKEN...), to keep them out of files."""
+    try:
+        env = tomllib.loads(spec_text).get("server", {}).get("env", {})
+    except (tomllib.TOMLDecodeError, AttributeError):
+        return ()
+    if not isinstance(env, dict):
+        return ()
+    return tuple(str(value) for name, value in env.items() if is_secret_name(str(name)) and value)
+
+
+def redact_spec(spec_text: str) -> str:
+    """The spec text as shown in a report or log: secret env values as ``***``."""
+    return redact_text(spec_text, secret_values(spec_text))
+
+
 def parse_spec(data: dict[str, Any]) -> Spec:
     try:
         return Spec.model_validate(data)
@@ -257,9 +280,12 @@ def parse_spec(data: dict[str, Any]) -> Spec:
 def load_spec(path: Path) -> Spec:
     """Read and validate a spec file; model paths are resolved relative to the spec file."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise SpecError(f"cannot read spec {path}: {err.strerror}; check the path") from None
+    except UnicodeDecodeError as err:
+        raise SpecError(f"spec {path} is not UTF-8 text (byte {err.start}): give a TOML sweep spec "
+                        "(see bench/specs/)") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
 import hashlib
 import json
 import os
@@ -30,6 +31,7 @@ import psutil
 
 from bench.metrics import ci95
 from bench.schema import AXIS_PREFIX, FIXED_COLUMNS, HOST_PREFIX, OK_STATUSES, LaunchRecord, Row, RunRecord
+from bench.spec import SpecError, secret_values
 
 CI_METRICS = ("decode_tps", "server_decode_tps", "prefill_tps", "throughput_tps")
 
@@ -59,17 +61,61 @@ def spec_hash(text: str) -> str:
     return hashlib.sha256(canon.encode()).hexdigest()[:16]
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)  # born with its mode: never readable
+    with os.fdopen(fd, "w") as handle:
+        os.fchmod(fd, mode)  # a leftover tmp of another mode
+        handle.write(text)
     os.replace(tmp, path)
+
+
+def spec_mode(spec_text: str) -> int:
+    """spec.toml keeps secret env values (a resume needs them): then it is 0600, else 0644."""
+    return 0o600 if secret_values(spec_text) else 0o644
+
+
+class SweepBusy(SpecError):
+    """Another live sweep holds the directory's lock; the message is one line."""
 
 
 class SweepStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._runs: dict[Path, RunRecord] | None = None  # rows without requests/memory, by file
+        self._lock_fd: int | None = None
+
+    # -- the lock: one sweep writes a directory at a time ------------------------------------
+    @property
+    def lock_path(self) -> Path:
+        return self.path / ".sweep.lock"
+
+    @contextlib.contextmanager
+    def locked(self):
+        """Hold an advisory lock (flock) on the directory for the whole run.
+
+        Why: two sweeps into one directory interleave their rows, and the second one's orphan reaper
+        would SIGKILL the first one's live server. The kernel drops the lock when the holder exits,
+        even by ``kill -9``, so a stale lock never blocks a resume. The file holds the holder's pid.
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise SweepBusy(f"{self.path} is being written by another sweep (pid {holder}): wait for it "
+                            "to finish, stop it, or give another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+        try:
+            yield self
+        finally:
+            self._lock_fd = None
+            os.close(fd)  # releases the flock
 
     # -- sweep level -------------------------------------------------------------------------
     @property
@@ -95,7 +141,7 @@ class SweepStore:
         return doc
 
     def create(self, sweep_id: str, spec_text: str, facts: dict[str, Any], meta: dict[str, Any]) -> None:
-        write_atomic(self.path / "spec.toml", spec_text)
+        write_atomic(self.path / "spec.toml", spec_text, spec_mode(spec_text))
         write_atomic(self.path / "facts.json", json.dumps(facts, indent=1, default=str))
         doc = {"sweep_id": sweep_id, "spec_hash": spec_hash(spec_text), "spec_hash_basis": HASH_BASIS,
                "status": "running", "started_at": now(), "finished_at": "", **meta}
@@ -110,7 +156,7 @@ class SweepStore:
                 return False
         except OSError:
             pass
-        write_atomic(path, spec_text)
+        write_atomic(path, spec_text, spec_mode(spec_text))
         self.update_meta(spec_updated_at=now())
         return True
 

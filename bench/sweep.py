@@ -78,9 +78,14 @@ def preflight(spec: Spec, model: str, check_model: bool = True) -> tuple[Engine,
 
 def run_sweep(spec: Spec, spec_text: str, out: Path, model: str, console: Console,
               retry_failed: bool = False) -> Path:
-    """Run (or resume) the sweep into `out`; returns the sweep dir."""
+    """Run (or resume) the sweep into `out` under its lock; returns the sweep dir."""
     engine, configs = preflight(spec, model)
-    store = SweepStore(out)
+    with SweepStore(out).locked() as store:  # a second sweep into `out` stops here (SweepBusy)
+        return _run_locked(spec, spec_text, out, model, console, retry_failed, engine, configs, store)
+
+
+def _run_locked(spec: Spec, spec_text: str, out: Path, model: str, console: Console, retry_failed: bool,
+                engine: Engine, configs: list[ServerConfig], store: SweepStore) -> Path:
     resumed = store.exists()
     facts, source = collect_facts()
     host_cols = flatten_facts(facts)
@@ -157,7 +162,7 @@ def run_launch(sw: Sweep, config: ServerConfig, repeat: int, todo: list[Cell],
     srv = ServerProcess(launch, log)
     abort = threading.Event()
     rec = LaunchRecord(seq=seq, config_id=config.config_id, repeat=repeat, config_label=config.label,
-                       engine=spec.engine, axes=config.axes, argv=launch.argv, env=launch.env,
+                       engine=spec.engine, axes=config.axes, argv=launch.shown_argv, env=launch.shown_env,
                        prefix=launch.prefix, base_url=launch.base_url, log_path=store.rel(log),
                        started_at=now())
     info = LaunchInfo(sweep_id=store.path.name, engine=spec.engine, config=config, repeat=repeat,
@@ -184,7 +189,8 @@ def run_launch(sw: Sweep, config: ServerConfig, repeat: int, todo: list[Cell],
         if not ok or sampler is None:
             status = "oom-guard" if sampler and sampler.breached_at is not None else "launch-failed"
             if status == "oom-guard":
-                reason = run_status([], True, None, sw.floor_bytes, sampler.breach_available)[1]  # type: ignore[union-attr]
+                reason = run_status([], True, None, sw.floor_bytes, sampler.breach_available,
+                                    sampler.failed)[1]  # type: ignore[union-attr]
             rec.status, rec.error_reason = status, reason
             tail = _write_tail(store, srv, log)
             sw.console.print(f"[red]{config.config_id} {config.label} r{repeat}: {status}: {reason}[/red]")
@@ -255,10 +261,12 @@ def _run_one(sw: Sweep, info: LaunchInfo, srv: ServerProcess, sampler: Sampler, 
         records, wall = run_cell(load, prompts, cell.warmup, client)
         cpu = time.process_time() - cpu0
         status, reason = run_status(records, sampler.breached_at is not None, srv.exit_code(),
-                                    sw.floor_bytes, sampler.breach_available)
+                                    sw.floor_bytes, sampler.breach_available,
+                                    sampler.failed)
     except (OSError, RuntimeError, ValueError) as err:  # prompt building against a dying server
         status, reason = run_status([], sampler.breached_at is not None, srv.exit_code(),
-                                    sw.floor_bytes, sampler.breach_available)
+                                    sw.floor_bytes, sampler.breach_available,
+                                    sampler.failed)
         if status == "ok":
             status, reason = "failed", f"{type(err).__name__}: {err}"
     sampler.sample()

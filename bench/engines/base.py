@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from bench.plan import ServerConfig
 from bench.spec import ServerSpec, numa_prefix
+from omni.secrets import MASK, is_secret_name, redact_env
 
 
 @dataclass
@@ -25,9 +26,31 @@ class Launch:
     health_path: str = "/health"
 
     @property
+    def shown_env(self) -> dict[str, str]:
+        """``env`` as written anywhere (rows, launch.json, logs, report): secrets as ``***``."""
+        return redact_env(self.env)
+
+    @property
+    def shown_argv(self) -> list[str]:
+        """``argv`` as written anywhere: the value after a secret flag (``--api-key``) as ``***``."""
+        shown = list(self.argv)
+        for i, arg in enumerate(shown):
+            flag, eq, _ = arg.partition("=")
+            if flag.startswith("-") and is_secret_name(flag.lstrip("-").replace("-", "_")):
+                if eq:
+                    shown[i] = f"{flag}={MASK}"
+                elif i + 1 < len(shown):
+                    shown[i + 1] = MASK
+        return shown
+
+    @property
     def command(self) -> str:
-        envs = [f"{k}={shlex.quote(v)}" for k, v in self.env.items()]
-        return " ".join([*envs, shlex.join(self.prefix + self.argv)]).strip()
+        """The command line as recorded (secrets masked); the process gets the real ``env``/``argv``."""
+        def quote(word: str) -> str:
+            return word if word == MASK else shlex.quote(word)
+
+        envs = [f"{k}={quote(v)}" for k, v in self.shown_env.items()]
+        return " ".join([*envs, *map(quote, self.prefix + self.shown_argv)]).strip()
 
 
 @dataclass

@@ -18,6 +18,7 @@ import pandas as pd
 
 from bench.report.hostfacts import HostFacts, from_facts, unflatten
 from bench.report.options import ReportError, ReportOptions, load_options
+from bench.spec import redact_spec
 
 try:  # the names the bench writes; the report must still read a sweep if they move
     from bench.schema import AXIS_PREFIX, HOST_PREFIX, OK_STATUSES, VERSION_PREFIX
@@ -92,7 +93,7 @@ def _read_spec(path: Path) -> tuple[dict[str, Any], str]:
                       and p.name != "report.toml"), None)
     if spec_file is None:
         return {}, ""
-    text = spec_file.read_text(errors="replace")
+    text = redact_spec(spec_file.read_text(errors="replace"))  # the page shows it: no secret values
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError:
