@@ -19,6 +19,7 @@ from bmc import bios, boot, media, power, status
 from bmc.connection import Bmc, settings_from_data
 from bmc.errors import BmcError
 from bmc.rollback import default_dir
+from omni.secrets import is_secret_name, redact_text
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
@@ -196,6 +197,13 @@ def _status_text(s: dict[str, Any]) -> str:
     return "\n".join(f"{k:<7} {v}" for k, v in rows)
 
 
+def _emit(text: str, stream=None) -> None:
+    """The one output boundary: whatever reaches the terminal or a --json reader has URL
+    credentials and the BMC password blanked, even if a message or a BMC answer carried them."""
+    secrets = tuple(value for name, value in os.environ.items() if is_secret_name(name) and value)
+    print(redact_text(text, secrets), file=stream or sys.stdout)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.getLogger("sushy").setLevel(logging.CRITICAL)  # its warnings would repeat our one line
     args = build_parser().parse_args(argv)
@@ -204,8 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         result = _run(args, data)
     except BmcError as exc:
         if args.json:
-            print(json.dumps({"ok": False, **exc.as_dict()}))
-        print(f"bmc: {exc}", file=sys.stderr)
+            _emit(json.dumps({"ok": False, **exc.as_dict()}))
+        _emit(f"bmc: {exc}", sys.stderr)
         return EXIT_CONFIG if exc.kind == "config" else EXIT_FAILED
     except KeyboardInterrupt:
         print(
@@ -214,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 130
     if args.json:
-        print(json.dumps({"ok": True, **result}, default=str))
+        _emit(json.dumps({"ok": True, **result}, default=str))
     else:
-        print(_text(args, result))
+        _emit(_text(args, result))
     return 0

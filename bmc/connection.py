@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -22,6 +23,7 @@ from sushy.connector import Connector
 from urllib3.util.retry import Retry
 
 from bmc.errors import BmcError, ErrorContext, bmc_errors
+from omni.secrets import url_has_credentials
 
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 30.0
@@ -80,18 +82,39 @@ def settings_from_data(
             "write it as https://<bmc address>",
             "config",
         )
+    if url_has_credentials(url):  # never echoed: the URL holds the password
+        raise BmcError(
+            "the BMC URL contains a user name or password (user:pass@host)",
+            "remove them from the URL; put the user in OMNI_BMC_USERNAME and the password in a 0600 file "
+            "named by OMNI_BMC_PASSWORD_FILE (or in OMNI_BMC_PASSWORD)",
+            "config",
+        )
     if ca_file and insecure:
         raise BmcError("--ca-file and --insecure contradict each other", "pass only one of them", "config")
+    timeouts = {"connect timeout": connect_timeout, "read timeout": read_timeout,
+                "bmc_connect_timeout": data.get("bmc_connect_timeout"),
+                "bmc_read_timeout": data.get("bmc_read_timeout")}
+    for name, value in timeouts.items():
+        try:
+            seconds = None if value is None else float(value)
+        except (TypeError, ValueError):
+            seconds = -1.0
+        if seconds is not None and not 0 < seconds <= 600:
+            raise BmcError(f"{name} {value!r} is not a number of seconds in (0, 600]",
+                           "give a positive timeout such as 5 (connect) or 30 (read)", "config")
     try:
         username, password = bmc_credentials(data, env)
     except InventoryError as exc:
         raise BmcError(str(exc).split(": ", 1)[0], str(exc).split(": ", 1)[-1], "config") from None
     ca = ca_file or data.get("bmc_ca_file")
+    if ca and not Path(str(ca)).expanduser().is_file():
+        raise BmcError(f"CA file {ca} does not exist or is not a file",
+                       "pass --ca-file with the PEM bundle that signed the BMC's certificate", "config")
     verify: bool | str
     if insecure:
         verify = False
     elif ca:
-        verify = str(ca)
+        verify = str(Path(str(ca)).expanduser())
     else:
         verify = bool(data.get("bmc_verify_tls", True))
     return BmcSettings(
@@ -108,11 +131,15 @@ def settings_from_data(
 
 
 def safe_retry() -> Retry:
-    """One retry for requests that never reached the BMC; one for GETs that timed out; none else."""
+    """One retry for requests that never reached the BMC (refused, connect timeout); none else.
+
+    A read timeout is not retried, GET included: the BMC took the request and did not answer, and
+    asking again only doubles the wait (2 x 30 s) without saying so.
+    """
     return Retry(
-        total=2,
+        total=1,
         connect=1,
-        read=1,
+        read=0,
         status=0,
         other=0,
         redirect=0,

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bmc.errors import BmcError
+from omni.secrets import redact_url
 
 KIND = "omni-bios-rollback"
 VERSION = 1
@@ -35,7 +36,8 @@ def default_dir() -> Path:
 
 
 def _stem(bmc_url: str) -> str:
-    host = urlsplit(bmc_url).netloc or "bmc"
+    parts = urlsplit(bmc_url)
+    host = (parts.hostname or "bmc") + (f"_{parts.port}" if parts.port else "")  # never user:pass@
     return re.sub(r"[^A-Za-z0-9.-]+", "_", host)
 
 
@@ -69,7 +71,7 @@ def save(
         "kind": KIND,
         "version": VERSION,
         "saved_at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "bmc_url": bmc_url,
+        "bmc_url": redact_url(bmc_url),
         "system_id": system_id,
         "reason": reason,
         "attributes": attributes,

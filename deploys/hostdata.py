@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from deploys.settings import deep_merge
+from omni.secrets import remember
 
 GIB = 1024**3
 
@@ -196,9 +197,17 @@ def bmc_credentials(data: Mapping[str, Any], env: Mapping[str, str] | None = Non
         path = Path(data["bmc_password_file"]).expanduser()
         if not path.is_file():
             raise InventoryError(f"BMC password file {path} does not exist: create it (mode 0600)")
-        password = path.read_text().strip()
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:  # like ssh with a private key: a password others can read is refused
+            raise InventoryError(f"BMC password file {path} is readable by group or others (mode "
+                                 f"{mode:04o}): chmod 600 {path}")
+        try:
+            password = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InventoryError(f"BMC password file {path} cannot be read as text ({exc}): "
+                                 "write only the password in it, UTF-8, mode 0600") from None
     if not password:
         raise InventoryError(
             f"BMC password missing: export {pass_var}=... or set OMNI_BMC_PASSWORD_FILE to a file holding it"
         )
-    return username, password
+    return username, remember(password)

@@ -61,6 +61,7 @@ def test_bmc_credentials_from_env_or_file(tmp_path):
         bmc_credentials(data, env={})
     secret = tmp_path / "pw"
     secret.write_text("s3cret\n")
+    secret.chmod(0o600)
     data["bmc_password_file"] = str(secret)
     assert bmc_credentials(data, env={"OMNI_BMC_USERNAME": "admin"}) == ("admin", "s3cret")
 
