@@ -49,6 +49,17 @@ def demo_text() -> str:
 
 
 def _load(spec_path: str | None, resume_dir: Path | None) -> tuple[Spec, str]:
+    """The spec and its text; SpecError when it leaves nothing to run."""
+    spec, text = _read(spec_path, resume_dir)
+    from bench.plan import server_configs
+
+    if not server_configs(spec):
+        raise SpecError("every server configuration is excluded by the spec's [[exclude]] rules: "
+                        "remove or narrow a rule so at least one remains (check with --dry-run)")
+    return spec, text
+
+
+def _read(spec_path: str | None, resume_dir: Path | None) -> tuple[Spec, str]:
     if spec_path:
         path = Path(spec_path)
         spec = load_spec(path)
@@ -133,6 +144,8 @@ def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
                         f"{out}/spec.toml")
     if out is None:
         out = REPORTS / f"{spec.name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    if out.exists() and not out.is_dir():
+        raise SpecError(f"--out {out} is a file, not a directory: give a new or existing sweep directory")
     from bench.sweep import preflight, run_sweep
 
     preflight(spec, model_path(spec, generate=False), check_model=spec.server.generate is None)

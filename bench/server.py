@@ -31,6 +31,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def check_bind_host(host: str) -> None:
+    """The server can listen on ``host`` here (a local address); else SpecError before any launch."""
+    from bench.spec import SpecError
+
+    try:
+        free_port(host)
+    except OSError as err:  # gaierror: no such name; EADDRNOTAVAIL: another machine's address
+        raise SpecError(f"server.host {host!r} is not an address of this machine "
+                        f"({err.strerror or err}): use 127.0.0.1 (the server runs here)") from None
+
+
 def port_taken(host: str, port: int) -> bool:
     """Something already listens on (host, port): binding it fails."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:

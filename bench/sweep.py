@@ -27,7 +27,7 @@ from bench.memory import Gpus, Sampler, host_sample, wait_released
 from bench.plan import Cell, ServerConfig, cells, server_configs
 from bench.runrow import LaunchInfo, build_row, run_status
 from bench.schema import OK_STATUSES, LaunchRecord, RunRecord
-from bench.server import ServerProcess, free_port, http_json
+from bench.server import ServerProcess, check_bind_host, free_port, http_json
 from bench.spec import Spec, numa_prefix, parse_size
 from bench.store import SweepStore, now, write_atomic
 from bench.strategies import launch_score, make_strategy, parse_strategy
@@ -67,6 +67,7 @@ def placement_of(spec: Spec, config: ServerConfig) -> tuple[str, float | None]:
 def preflight(spec: Spec, model: str, check_model: bool = True) -> tuple[Engine, list[ServerConfig]]:
     """Everything that can be checked before a launch; raises SpecError with one line."""
     engine = get_engine(spec.engine)
+    check_bind_host(spec.server.host)
     if check_model:
         engine.preflight(spec.server, model)
     configs = server_configs(spec)
