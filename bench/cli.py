@@ -78,7 +78,10 @@ def model_path(spec: Spec, generate: bool) -> str:
         return spec.server.model
     shape: ModelShape = spec.server.generate
     if generate:
-        return str(ensure_model(shape))
+        try:
+            return str(ensure_model(shape))
+        except GenModelError as err:
+            raise SpecError(f"genmodel: {err}") from None
     return str(model_file(shape))
 
 

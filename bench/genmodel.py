@@ -19,6 +19,7 @@ expert groups). `quantize` runs the built `llama-quantize` (Q4_K_M, Q3_K_M, Q2_K
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -377,6 +378,25 @@ def glob_escape(text: str) -> str:
 def write_model(shape: ModelShape, path: Path) -> Path:
     """Write the model to `path` (the first shard's path when split), quantized when asked.
 
+    Every file is written to a temp name and renamed when whole, so a full disk or a kill leaves no
+    partial model that a later run would load; a write error is a GenModelError naming the folder.
+    """
+    try:
+        return _write_model(shape, path)
+    except OSError as err:
+        try:
+            free = f"{shutil.disk_usage(path.parent).free / 2**20:.0f} MiB free there"
+        except OSError:
+            free = "its folder is not writable"
+        reason = err.strerror or str(err)
+        raise GenModelError(f"cannot write {path} ({reason}; {free}; the model needs "
+                            f"{model_bytes(shape) / 2**20:.0f} MiB): nothing partial was kept; free space "
+                            "or point --out / OMNI_MODEL_CACHE at a larger disk") from None
+
+
+def _write_model(shape: ModelShape, path: Path) -> Path:
+    """:func:`write_model` without the error translation.
+
     The unquantized GGUF is written first (atomically), then `llama-quantize` and
     `llama-gguf-split` turn it into the final file(s); intermediates are removed.
     """
@@ -432,6 +452,9 @@ def _write_raw(shape: ModelShape, path: Path) -> Path:
         w.close()
         os.replace(tmp, path)
     finally:
+        for handle in w.fout or []:  # after a failure: an open deleted file would keep its space
+            with contextlib.suppress(OSError):
+                handle.close()
         tmp.unlink(missing_ok=True)
     return path
 

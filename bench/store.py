@@ -130,7 +130,14 @@ class SweepStore:
         hash recomputed from its own spec.toml, so it still resumes with the same spec."""
         if not self.exists():
             return {}
-        doc = json.loads(self.meta_path.read_text())
+        try:
+            doc = json.loads(self.meta_path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError, OSError) as err:
+            doc = err
+        if not isinstance(doc, dict):  # torn by hand or by a disk fault: never guess what it said
+            raise SpecError(f"{self.meta_path} is corrupt ({str(doc)[:80]}): move it away and rerun "
+                            f"`python -m bench sweep SPEC --out {self.path}` with the sweep's spec "
+                            f"({self.path / 'spec.toml'}); finished runs in {self.path / 'runs'} are kept")
         if doc.get("spec_hash_basis") != HASH_BASIS and "spec_hash" in doc:
             try:
                 text = (self.path / "spec.toml").read_text()
