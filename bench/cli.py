@@ -262,7 +262,9 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
     for note in best.notes:
         console.print(f"  note: {note}", highlight=False)
     if args.out:
-        text = pl.spec_text(args.model, mt, host, settings, best, near, options, binary=args.binary)
+        grid = [(g, shlex.split(g)) for g in args.grid or []]
+        text = pl.spec_text(args.model, mt, host, settings, best, near, options, binary=args.binary,
+                            grid=grid)
         import tomllib
 
         from bench.spec import parse_spec
@@ -318,6 +320,8 @@ def parser() -> argparse.ArgumentParser:
     pp.add_argument("--allow-cpu-only", action="store_true", help="plan even when the facts list no GPU")
     pp.add_argument("--binary", default="llama-server", help="llama-server path for the spec")
     pp.add_argument("--out", help="write a sweep spec TOML of the plan, neighbours, --fit and the template")
+    pp.add_argument("--grid", action="append", metavar="ARGS",
+                    help="an extra placement for the spec, e.g. '-ngl 99 --n-cpu-moe 8' (repeatable)")
     return p
 
 

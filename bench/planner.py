@@ -569,7 +569,8 @@ def _toml_str(s: str) -> str:
 
 
 def spec_text(model: str, mt: ModelTable, host: HostFacts, s: Settings, best: Placement,
-              near: list[Placement], alternatives: list[Placement], binary: str = "llama-server") -> str:
+              near: list[Placement], alternatives: list[Placement], binary: str = "llama-server",
+              grid: Sequence[tuple[str, list[str]]] = ()) -> str:
     """A sweep spec that confirms the plan: plan, neighbours, leave-a-GPU-out, --fit, the template."""
     all_gpus = [g.index for g in host.gpus]
     rows: list[tuple[str, list[str], str, float | None]] = [
@@ -579,18 +580,18 @@ def spec_text(model: str, mt: ModelTable, host: HostFacts, s: Settings, best: Pl
     if fewer:
         rows.append((fewer[0].label + " (leave a GPU out)", placement_argv(fewer[0], mt.n_layer, all_gpus),
                      "planner", fewer[0].decode_tps))
-    if all_gpus:
-        fitt = s.margin_mib if not s.vram_budget else None
-        fit = ["--fit", "on", "-fitc", str(min(s.ctx, 4096))]
-        if fitt is not None:
-            fit += ["-fitt", str(fitt)]
-        else:  # a VRAM budget below the card: the margin that leaves exactly that budget
-            by_index = {g.index: g for g in host.gpus}
-            budgets = _budgets(host, s, all_gpus)
-            margins = [max((by_index[g].free_bytes - budgets[g]) // MIB, 0) for g in all_gpus]
-            fit += ["-fitt", ",".join(map(str, margins))]
-        rows.append(("llama.cpp --fit", fit, "fit", None))
-        rows.append(("runbook template", ["-ngl", "99", "-ot", "exps=CPU"], "template", None))
+    for label, argv in grid:
+        rows.append((label, argv, "grid", None))
+    # the comparison rows (on a CPU-only host too: fit then has nothing to place)
+    fit = ["--fit", "on", "-fitc", str(min(s.ctx, 4096)), "-fitt", str(s.margin_mib)]
+    if s.vram_budget and all_gpus:  # a budget below the card: the margin that leaves exactly that budget
+        by_index = {g.index: g for g in host.gpus}
+        budgets = _budgets(host, s, all_gpus)
+        fit[-1] = ",".join(str(max((by_index[g].free_bytes - budgets[g]) // MIB, 0)) for g in all_gpus)
+    rows.append(("llama.cpp --fit", fit, "fit", None))
+    rows.append(("runbook template", ["-ngl", "99", "-ot", "exps=CPU"], "template", None))
+    seen: set[str] = set()
+    rows = [r for r in rows if not (json.dumps(r[1]) in seen or seen.add(json.dumps(r[1])))]  # type: ignore[func-returns-value]
     lines = [
         f"# Placement sweep written by `python -m bench plan` for {Path(model).name}.",
         "# Rows: the plan, its neighbours, leave-a-GPU-out, llama.cpp --fit and the runbook template;",

@@ -109,3 +109,48 @@ def test_moe_model_serves(tmp_path: Path, start_server):
                                                     "return_tokens": True}, timeout=60)
     assert status == 200 and len(body["tokens"]) == 64
     assert min(body["tokens"]) >= len(forbidden_token_ids())
+
+
+DS2 = dict(arch="deepseek2", n_embd=256, n_layer=4, n_head=4, n_ff=512, n_vocab=1024, n_expert=16,
+           n_expert_used=8, n_ff_exp=256)
+
+
+def test_deepseek2_proxy_has_r1_structure_and_serves(tmp_path: Path, start_server):
+    """MLA + dense lead + routed/shared experts + R1 gating, loaded and sampled by llama.cpp (xllamacpp)."""
+    from gguf import GGUFReader
+
+    path = write_model(ModelShape(**DS2), tmp_path / "ds2.gguf")
+    r = GGUFReader(path)
+    names = {t.name for t in r.tensors}
+    assert {"blk.0.ffn_down.weight", "blk.1.ffn_down_exps.weight", "blk.1.ffn_up_shexp.weight",
+            "blk.1.attn_kv_a_mqa.weight", "blk.1.attn_k_b.weight", "blk.1.exp_probs_b.bias"} <= names
+    assert "blk.0.ffn_gate_inp.weight" not in names  # the leading dense layer has no router
+    meta = {k: f.contents() for k, f in r.fields.items() if k.startswith("deepseek2.")}
+    assert meta["deepseek2.expert_gating_func"] == 2 and meta["deepseek2.expert_used_count"] == 8
+    assert meta["deepseek2.attention.key_length"] == 64 + 32 and meta["deepseek2.expert_group_count"] == 8
+    base = start_server(path, "-t", "1", "-c", "1024")
+    status, body = http_json(f"{base}/completion", {"prompt": "hello", "n_predict": 48, "return_tokens": True,
+                                                    "temperature": 1.0}, timeout=60)
+    assert status == 200 and len(body["tokens"]) == 48
+    assert min(body["tokens"]) >= len(forbidden_token_ids())
+
+
+def test_deepseek2_quantized_and_split_by_the_real_tools(tmp_path: Path, llama_server_binary: Path,
+                                                          monkeypatch: pytest.MonkeyPatch):
+    """llama-quantize writes the K-quant mix, llama-gguf-split the shards; every reader sums them."""
+    from gguf import GGUFReader
+
+    from bench.planner import model_table
+    from omni.gguf_files import shard_paths, total_bytes
+
+    monkeypatch.setenv("OMNI_LLAMA_BIN", str(llama_server_binary.parent))
+    q4 = ensure_model(ModelShape(**DS2, dtype="q8_0", quantize="Q4_K_M"), tmp_path)
+    types = {t.tensor_type.name for t in GGUFReader(q4).tensors}
+    assert {"Q4_K", "Q6_K"} <= types
+    q3 = ensure_model(ModelShape(**DS2, quantize="Q3_K_M", split_max_size="2M"), tmp_path)
+    shards = shard_paths(str(q3))
+    assert len(shards) > 1 and q3.name.endswith(f"-00001-of-{len(shards):05d}.gguf")
+    assert "Q3_K" in {t.tensor_type.name for t in GGUFReader(shards[0]).tensors}
+    size = sum(Path(p).stat().st_size for p in shards)
+    assert total_bytes(shards[-1]) == size and model_table(shards[-1]).model.file_bytes == size
+    assert ensure_model(ModelShape(**DS2, quantize="Q3_K_M", split_max_size="2M"), tmp_path) == q3  # cached
