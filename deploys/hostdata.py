@@ -10,6 +10,7 @@ environment variables or files that hold them.
 from __future__ import annotations
 
 import copy
+import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -149,6 +150,45 @@ def _load_hosts_file(path: str) -> dict[str, Any]:
         raise InventoryError(f"OMNI_HOSTS_FILE={path!r} is not valid TOML ({exc}): fix the file") from None
 
 
+_KIND = {bool: "boolean (true/false)", int: "number", float: "number", str: "string", dict: "table",
+         list: "list"}
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    """bool is bool; int and float are both numbers; otherwise the same type."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, int | float):
+        return isinstance(value, int | float)
+    return isinstance(value, type(default))
+
+
+def _check_host_table(name: str, table: Any) -> dict[str, Any]:
+    """A ``[hosts.NAME]`` table whose reference-box keys have the reference box's types.
+
+    Why: a hosts file is typed by hand; ``memory = 5`` or ``ssh_port = "22a"`` used to surface as a
+    traceback deep in a deploy. A key the reference box does not have is left to the deploy that
+    reads it (phases keep their own tables), unless it is a near-miss of one it has: a typo.
+    """
+    where = f"OMNI_HOSTS_FILE: [hosts.{name}]"
+    if not isinstance(table, dict):
+        raise InventoryError(f"{where} is a {type(table).__name__}, not a table: write it as [hosts.{name}]")
+    groups = table.get("groups", ["workstations"])
+    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        raise InventoryError(f"{where} groups must be a list of group names, e.g. [\"workstations\"]")
+    for key, value in table.items():
+        default = REFERENCE_BOX.get(key)
+        if key in REFERENCE_BOX or key == "groups" or key.startswith(("ssh_", "_")):
+            if default is None or _same_kind(value, default):
+                continue
+            raise InventoryError(f"{where} {key} = {str(value)[:40]!r} is not a {_KIND[type(default)]} "
+                                 "like the reference box's (see deploys/hostdata.py)")
+        close = difflib.get_close_matches(key, list(REFERENCE_BOX), n=1, cutoff=0.85)
+        if close:
+            raise InventoryError(f"{where} has an unknown key {key!r}: did you mean {close[0]!r}?")
+    return dict(table)
+
+
 def inventory_groups(env: Mapping[str, str] | None = None) -> dict[str, list[tuple[str, dict]]]:
     """pyinfra groups: ``workstations`` (and ``k3s_agents`` when configured).
 
@@ -171,7 +211,7 @@ def inventory_groups(env: Mapping[str, str] | None = None) -> dict[str, list[tup
         if not isinstance(hosts, dict):
             raise InventoryError("OMNI_HOSTS_FILE: [hosts] must be a table of host tables: see inventory.py")
         for name, table in hosts.items():
-            table = dict(table)
+            table = _check_host_table(name, table)
             for group in table.pop("groups", ["workstations"]):
                 add(name, group, table)
     names = [h.strip() for h in env.get("OMNI_HOSTS", env.get("OMNI_HOST", "")).split(",") if h.strip()]

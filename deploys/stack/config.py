@@ -11,11 +11,20 @@ seed the default model list so the phase works with nothing but the base invento
 from __future__ import annotations
 
 import copy
+import ipaddress
 import re
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from deploys.settings import deep_merge
 
@@ -157,6 +166,19 @@ class ModelSpec(_Strict):
         return f"llm-{self.name}"
 
 
+def _ip_address(value: str) -> str:
+    """Docker publishes ports on an IP address, never a name; checked here, not by a failing compose up."""
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address: use 127.0.0.1 (loopback, the default), "
+                         "or this host's address to publish on the network") from None
+    return value
+
+
+BindAddress = Annotated[str, AfterValidator(_ip_address)]
+
+
 class BuildSpec(_Strict):
     llama_cpp_ref: str = Field(pattern=r"^[A-Za-z0-9._/-]+$")
     cuda_version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
@@ -200,7 +222,7 @@ class ServiceSpec(_Strict):
     port: int | None = Field(ge=1, le=65535)
     model: str | None  # which inference model to point at; default: the first enabled
     env: dict[str, str]
-    bind: str | None
+    bind: BindAddress | None
 
     @model_validator(mode="after")
     def _source(self) -> ServiceSpec:
@@ -214,7 +236,7 @@ class MemgraphSpec(_Strict):
     image: str
     port: int = Field(ge=1, le=65535)
     glibc_tunables: Literal["auto", "on", "off"]
-    bind: str | None
+    bind: BindAddress | None
 
 
 class PhoenixSpec(_Strict):
@@ -237,7 +259,7 @@ class ObservabilitySpec(_Strict):
     grafana_port: int = Field(ge=1, le=65535)
     scrape_interval: str = Field(pattern=r"^\d+[smh]$")
     retention: str = Field(pattern=r"^\d+[dwy]$")
-    bind: str | None
+    bind: BindAddress | None
 
 
 class EvalSpec(_Strict):
@@ -249,7 +271,7 @@ class EvalSpec(_Strict):
 class StackConfig(_Strict):
     root: str = Field(pattern=r"^/(opt|nvme)(/[A-Za-z0-9._-]+)*$")
     network: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
-    bind: str
+    bind: BindAddress
     inference: InferenceSpec
     memgraph: MemgraphSpec
     agents: ServiceSpec
@@ -309,7 +331,11 @@ def _location(error: dict) -> str:
 
 def stack_config(data: Mapping[str, Any]) -> StackConfig:
     """Validate ``host.data`` (any mapping with ``.get``) into a :class:`StackConfig`."""
-    merged = deep_merge(copy.deepcopy(DEFAULTS), data.get("stack") or {})
+    stack = data.get("stack") or {}
+    if not isinstance(stack, Mapping):
+        raise StackConfigError(f"stack: is a {type(stack).__name__}, not a table: write it as [stack] "
+                               "in host data (docs/phase5.md)")
+    merged = deep_merge(copy.deepcopy(DEFAULTS), stack)
     inference = merged["inference"]
     if inference["headroom_gib"] is None:
         inference["headroom_gib"] = data.get("memory_headroom_gib", 80)
