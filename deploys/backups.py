@@ -3,13 +3,21 @@
 Why on the controller: the box is reinstalled after phase 0, so a backup left on it is no backup.
 Each path becomes ``<name>.tar.gz`` plus its sha256 (computed on the host), pulled into
 ``backups/<host>-<YYYYMMDD>/`` and re-hashed there; ``manifest.json`` records path, sha256, size and
-the verification, and lists source paths that did not exist (reported, not fatal). A same-day
-rerun whose manifest verifies is a no-op. ``deploys/restore.py`` puts them back.
+the verification, and lists source paths that did not exist. A missing source is a warning here,
+but phase 0's ready marker is then refused (one line naming them) unless the host data accepts the
+loss in ``backups.allow_missing``. A same-day rerun whose manifest verifies is a no-op.
+``deploys/restore.py`` puts them back.
+
+The archives hold secrets (``/etc/pve`` has the cluster's private keys, Letta's database its
+memories), so the controller's folder is created ``0700`` before anything is pulled into it and
+every file in it is made ``0600``; on the host they are written under ``umask 077`` in a ``0700``
+staging folder.
 
 Host data ``backups`` (merged over :data:`DEFAULTS`): ``paths`` (name → absolute path on the host;
-the runbook's Letta data, Proxmox configuration and manifests; a host's ``paths`` replaces the
-defaults), ``remote_dir`` (staging folder on
-the host). ``OMNI_BACKUP_DIR`` moves the controller's ``backups/``.
+the runbook's Letta data in ``/var/lib/letta``, the Proxmox configuration ``/etc/pve`` with the
+database behind it, ``/var/lib/pve-cluster/config.db``, network and manifests; a host's ``paths``
+replaces the defaults), ``allow_missing`` (names whose absence is accepted), ``remote_dir``
+(staging folder on the host). ``OMNI_BACKUP_DIR`` moves the controller's ``backups/``.
 """
 
 from __future__ import annotations
@@ -32,13 +40,16 @@ from deploys.settings import settings
 
 DEFAULTS: dict[str, Any] = {
     "paths": {
-        "letta": "/root/.letta",
-        "proxmox-etc": "/etc/pve",
+        "letta": "/var/lib/letta",  # runbook 0.1
+        "proxmox-etc": "/etc/pve",  # runbook 0.2 (pmxcfs: restored to a staging folder, docs/deploys.md)
+        "proxmox-db": "/var/lib/pve-cluster/config.db",  # the database pmxcfs serves /etc/pve from
         "proxmox-network": "/etc/network/interfaces",
-        "manifests": "/root/manifests",
+        "manifests": "/root/manifests",  # runbook 0.2
     },
+    "allow_missing": [],
     "remote_dir": "/var/tmp/omni-backups",
 }
+PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
 
 
 class PathsPresent(FactBase[dict]):
@@ -60,6 +71,8 @@ def backup_settings(data: Any) -> dict[str, Any]:
     for name, path in cfg["paths"].items():
         if not str(path).startswith("/") or "/" in name:
             raise ValueError(f"backups.paths[{name!r}]={path!r}: give a plain name and an absolute path")
+    if not isinstance(cfg["allow_missing"], list):
+        raise ValueError("backups.allow_missing must be a list of backups.paths names")
     return cfg
 
 
@@ -95,6 +108,33 @@ def verify_manifest(folder: Path) -> list[str]:
     return problems
 
 
+def not_private(folder: Path) -> list[str]:
+    """Files or the folder itself readable by others than the owner (backups hold secrets)."""
+    problems = []
+    if folder.is_dir() and folder.stat().st_mode & 0o777 != PRIVATE_DIR:
+        problems.append(f"{folder} is mode {folder.stat().st_mode & 0o777:04o}, not 0700")
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if path.is_file() and path.stat().st_mode & 0o777 != PRIVATE_FILE:
+            problems.append(f"{path} is mode {path.stat().st_mode & 0o777:04o}, not 0600")
+    return problems
+
+
+def missing_sources(folder: Path, allowed: list[str]) -> dict[str, str]:
+    """Sources the manifest records as absent that the host data does not accept losing."""
+    try:
+        recorded = json.loads((folder / "manifest.json").read_text()).get("missing_sources") or {}
+    except (OSError, ValueError):
+        return {}
+    return {name: path for name, path in recorded.items() if name not in allowed}
+
+
+def _prepare(folder: Path) -> list[str]:
+    """The controller's folder for today's backups: created 0700 before anything lands in it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(PRIVATE_DIR)
+    return []
+
+
 def latest_backup(host_name: str) -> Path | None:
     folders = sorted(markers.backup_root().glob(f"{markers.safe_name(host_name)}-[0-9]*"))
     return folders[-1] if folders else None
@@ -111,6 +151,9 @@ def _record(folder: Path, present: dict[str, str], missing: dict[str, str]) -> l
             problems.append(f"{sum_file} missing: the pull failed")
             continue
         actual = sha256_file(archive) if archive.is_file() else None
+        for pulled in (archive, sum_file):
+            if pulled.is_file():
+                pulled.chmod(PRIVATE_FILE)
         if actual != expected:
             problems.append(f"{archive}: sha256 {actual} differs from the host's {expected}")
             continue
@@ -128,7 +171,8 @@ def _record(folder: Path, present: dict[str, str], missing: dict[str, str]) -> l
             "missing_sources": missing,
         }
         tmp = folder / "manifest.json.tmp"
-        tmp.write_text(json.dumps(document, indent=2) + "\n")
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE), "w") as out:
+            out.write(json.dumps(document, indent=2) + "\n")
         os.replace(tmp, folder / "manifest.json")
     return problems
 
@@ -147,12 +191,13 @@ def backup_paths() -> None:
         logger.warning(f"{host.print_prefix}backup source {name}={path} does not exist: recorded as missing")
     remote = cfg["remote_dir"]
     files.directory(name=f"Create {remote}", path=remote, mode="700")
+    controller_check(_prepare, folder, name=f"Create {folder} on the controller (mode 0700)")
     for name, path in present.items():
         archive = f"{remote}/{name}.tar.gz"
         server.shell(
             name=f"Archive {path}",
             commands=[
-                f"tar -C / -czf {shlex.quote(archive)} {shlex.quote(path.lstrip('/'))} && "
+                f"umask 077 && tar -C / -czf {shlex.quote(archive)} {shlex.quote(path.lstrip('/'))} && "
                 f"sha256sum {shlex.quote(archive)} > {shlex.quote(archive)}.sha256"
             ],
         )

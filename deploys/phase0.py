@@ -23,7 +23,14 @@ from pyinfra import host
 from pyinfra.api.exceptions import DeployError
 
 from deploys import iso_record, markers
-from deploys.backups import backup_paths, latest_backup, verify_manifest
+from deploys.backups import (
+    backup_paths,
+    backup_settings,
+    latest_backup,
+    missing_sources,
+    not_private,
+    verify_manifest,
+)
 from deploys.controller import controller_check
 from deploys.isos import IsoConfigError, iso_settings, stage_isos
 from deploys.model_download import ModelConfigError, _check_model, download_model, model_settings
@@ -39,7 +46,8 @@ iso_server = "iso_servers" in host.groups
 try:
     isos = iso_settings(host.data) if "isos" in steps and (iso_server or workstation) else None
     model = model_settings(host.data) if "model" in steps and workstation else None
-except (IsoConfigError, ModelConfigError) as error:
+    backups_cfg = backup_settings(host.data)
+except (IsoConfigError, ModelConfigError, ValueError) as error:
     raise DeployError(f"{host.name}: {error}") from None
 
 if workstation and "backups" in steps:
@@ -53,13 +61,22 @@ if model is not None:
         raise DeployError(f"{host.name}: {error}") from None
 
 
-def ready_checks(host_name: str, isos_cfg, model_cfg) -> list[str]:
+def ready_checks(host_name: str, isos_cfg, model_cfg, backups_cfg) -> list[str]:
     """Everything the marker vouches for, re-checked on the controller; writes it when clean."""
     problems, checks = [], {}
     folder = latest_backup(host_name)
     backup_problems = (
         verify_manifest(folder) if folder else [f"no backups for {host_name} under {markers.backup_root()}"]
     )
+    if folder and not backup_problems:
+        backup_problems += not_private(folder)
+        lost = missing_sources(folder, backups_cfg["allow_missing"])
+        if lost:
+            names = ", ".join(f"{n}={p}" for n, p in lost.items())
+            backup_problems.append(
+                f"backup sources missing on {host_name}: {names}: fix backups.paths, or accept the loss "
+                f"with backups.allow_missing = [{', '.join(repr(n) for n in lost)}]"
+            )
     problems += backup_problems
     checks["backups"] = str(folder) if not backup_problems else None
     for image in (isos_cfg or {}).get("images", []):
@@ -79,5 +96,6 @@ def ready_checks(host_name: str, isos_cfg, model_cfg) -> list[str]:
 
 if workstation:
     controller_check(
-        ready_checks, host.name, isos, model, name="Write the phase-0 ready marker when every check passed"
+        ready_checks, host.name, isos, model, backups_cfg,
+        name="Write the phase-0 ready marker when every check passed",
     )

@@ -9,6 +9,12 @@ fails its recorded sha256 or size on the controller; each archive's sha256 is ch
 host after the upload, before ``tar`` extracts it under ``restore_root`` (default ``/``). A restored
 archive leaves ``<remote_dir>/<name>.restored-<sha256>`` so a rerun changes nothing. The full
 rollback plan (BIOS, boot order, reinstalling Proxmox) is in docs/deploys.md.
+
+Proxmox's ``/etc/pve`` is never extracted in place: it is pmxcfs, a FUSE view of the database
+``/var/lib/pve-cluster/config.db``, which rejects or mangles a wholesale untar (ownership, modes,
+its own symlinks, a live cluster's keys). Archives of ``/etc/pve`` and ``/var/lib/pve-cluster`` are
+extracted into ``restore_staging`` (default ``/root/omni-restore``, mode 0700) instead; the
+pmxcfs-safe steps to bring them back are in docs/deploys.md ("Restoring Proxmox's /etc/pve").
 """
 
 import json
@@ -38,7 +44,11 @@ if unknown:
         f"{host.name}: {folder} has no archive named {', '.join(unknown)}: choose from {', '.join(archives)}"
     )
 root = str(host.data.get("restore_root") or "/")
+staging = str(host.data.get("restore_staging") or "/root/omni-restore")
 remote = backup_settings(host.data)["remote_dir"]
+#: pmxcfs (FUSE over /var/lib/pve-cluster/config.db): never untarred in place
+PMXCFS = ("/etc/pve", "/var/lib/pve-cluster")
+staged_sources = tuple(host.data.get("restore_staged_sources") or PMXCFS)
 
 files.directory(name=f"Create {remote}", path=remote, mode="700")
 for name in wanted:
@@ -48,12 +58,16 @@ for name in wanted:
         host.noop(f"{name} ({entry['sha256'][:12]}) already restored")
         continue
     archive = f"{remote}/{entry['file']}"
+    pmxcfs = str(entry["source"]).startswith(staged_sources)
+    target = f"{staging}/{name}" if pmxcfs else root
     files.put(name=f"Upload {entry['file']}", src=str(folder / entry["file"]), dest=archive, mode="600")
     server.shell(
-        name=f"Restore {entry['source']} from {entry['file']}",
+        name=f"Restore {entry['source']} from {entry['file']}"
+        + (f" into {target} (pmxcfs: staged, see docs/deploys.md)" if pmxcfs else ""),
         commands=[
             f"echo {shlex.quote(entry['sha256'] + '  ' + archive)} | sha256sum -c --quiet - && "
-            f"mkdir -p {shlex.quote(root)} && tar -C {shlex.quote(root)} -xzf {shlex.quote(archive)} && "
-            f"touch {shlex.quote(done)}"
+            + (f"mkdir -p -m 700 {shlex.quote(staging)} && " if pmxcfs else "")
+            + f"mkdir -p {shlex.quote(target)} && "
+            f"tar -C {shlex.quote(target)} -xzf {shlex.quote(archive)} && touch {shlex.quote(done)}"
         ],
     )

@@ -41,8 +41,9 @@ def iso_data(**http) -> dict:
 def fake(**data) -> tuple[str, dict]:
     responses = {
         "test -e": [
-            "present /root/.letta",
+            "present /var/lib/letta",
             "absent /etc/pve",
+            "absent /var/lib/pve-cluster/config.db",
             "present /etc/network/interfaces",
             "absent /root/manifests",
         ]
@@ -62,7 +63,10 @@ def test_fresh_plan_backs_up_present_paths_stages_isos_and_checks(tmp_path):
     result = plan(PHASE0, [fake()], groups=GROUPS, env=env(tmp_path))
     assert result.error is None, result.error
     names = [o.short for o in result.ops]
-    assert "Archive /root/.letta" in names and "Archive /etc/network/interfaces" in names
+    assert "Archive /var/lib/letta" in names and "Archive /etc/network/interfaces" in names  # runbook 0.1
+    assert result.op("Archive /var/lib/letta").commands[0].startswith("umask 077 && tar -C / -czf")
+    private = next(i for i, n in enumerate(names) if n.endswith("on the controller (mode 0700)"))
+    assert private < names.index("Pull letta.tar.gz")  # the private folder comes first
     assert not any("/etc/pve" in n or "manifests" in n for n in names)  # missing: reported, not fatal
     assert "backup source proxmox-etc=/etc/pve does not exist" in result.output
     download = result.op("Download and verify ubuntu.iso").commands[0]
@@ -153,39 +157,73 @@ def test_backup_pull_verify_marker_then_restore_round_trip(tmp_path):
     (source / "db").mkdir(parents=True)
     (source / "db" / "agents.sqlite").write_bytes(os.urandom(4096))
     (source / "config.yaml").write_text("model: r1\n")
+    pve = tmp_path / "host" / "pve"  # stands in for /etc/pve (restore_staged_sources below)
+    (pve / "qemu-server").mkdir(parents=True)
+    (pve / "qemu-server" / "100.conf").write_text("memory: 300000\n")
+    gone = str(tmp_path / "host" / "nope")
     data = {
         "phase0_steps": "backups",
         "backups": {
-            "paths": {"letta": str(source), "gone": str(tmp_path / "host" / "nope")},
+            "paths": {"letta": str(source), "pve": str(pve), "gone": gone},
             "remote_dir": str(tmp_path / "staging"),
         },
     }
-    first = plan(
-        PHASE0, [("@local", data)], groups={"workstations": ["@local"]}, execute=True, env=env(tmp_path)
+    hosts = {"groups": {"workstations": ["@local"]}, "execute": True, "env": env(tmp_path)}
+    first = plan(PHASE0, [("@local", data)], **hosts)
+    # the backups verify, but a missing source keeps the ready marker back, in one line
+    failed = [o.short for o in first.ops if not o.success]
+    assert failed == ["Write the phase-0 ready marker when every check passed"]
+    assert (
+        f"backup sources missing on @local: gone={gone}: fix backups.paths, or accept the loss with "
+        "backups.allow_missing = ['gone']" in first.output
     )
-    assert first.error is None and all(o.success for o in first.ops), first.output[-2000:]
+    assert not (tmp_path / "backups" / "phase0-ready-local.json").exists()
     folder = next((tmp_path / "backups").glob("local-*"))
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["missing_sources"] == {"gone": str(tmp_path / "host" / "nope")}
+    assert manifest["missing_sources"] == {"gone": gone}
     entry = manifest["archives"]["letta"]
     assert entry["sha256"] == hashlib.sha256((folder / "letta.tar.gz").read_bytes()).hexdigest()
+    # secrets: the folder is 0700 and every file in it 0600
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert {p.name: p.stat().st_mode & 0o777 for p in folder.iterdir()} == {
+        name: 0o600 for name in ("letta.tar.gz", "letta.tar.gz.sha256", "pve.tar.gz", "pve.tar.gz.sha256",
+                                 "manifest.json")
+    }
+
+    accepted = {**data, "backups": {**data["backups"], "allow_missing": ["gone"]}}
+    again = plan(PHASE0, [("@local", accepted)], **hosts)
+    assert again.changed_ops() == [] and all(o.success for o in again.ops), again.output[-2000:]
     marker = json.loads((tmp_path / "backups" / "phase0-ready-local.json").read_text())
     assert marker["ready"] is True and marker["checks"]["backups"] == str(folder)
 
-    again = plan(
-        PHASE0, [("@local", data)], groups={"workstations": ["@local"]}, execute=True, env=env(tmp_path)
-    )
-    assert again.changed_ops() == []
-
-    restore = {**data, "restore_root": str(tmp_path / "restored")}
+    restore = {**data, "restore_root": str(tmp_path / "restored"),
+               "restore_staging": str(tmp_path / "staged"), "restore_staged_sources": [str(pve)]}
     done = plan(RESTORE, [("@local", restore)], execute=True, env=env(tmp_path))
     assert done.error is None and all(o.success for o in done.ops), done.output[-2000:]
     assert tree_sums(tmp_path / "restored" / source.relative_to("/")) == tree_sums(source)
+    # pmxcfs is never untarred in place: its archive lands in the 0700 staging folder
+    assert not (tmp_path / "restored" / pve.relative_to("/")).exists()
+    assert tree_sums(tmp_path / "staged" / "pve" / pve.relative_to("/")) == tree_sums(pve)
+    assert (tmp_path / "staged").stat().st_mode & 0o777 == 0o700
+    assert "(pmxcfs: staged, see docs/deploys.md)" in done.op("Restore " + str(pve)).short
     assert plan(RESTORE, [("@local", restore)], execute=True, env=env(tmp_path)).changed_ops() == []
 
     (folder / "letta.tar.gz").write_bytes(b"tampered")
     refused = plan(RESTORE, [("@local", restore)], execute=True, env=env(tmp_path))
     assert refused.ops == [] and "letta.tar.gz does not match its recorded sha256/size" in refused.error
+
+
+def test_every_source_missing_is_one_line_not_a_traceback(tmp_path):
+    data = {
+        "phase0_steps": "backups",
+        "backups": {"paths": {"a": str(tmp_path / "no-a"), "b": str(tmp_path / "no-b")},
+                    "remote_dir": str(tmp_path / "staging")},
+    }
+    result = plan(PHASE0, [("@local", data)], groups={"workstations": ["@local"]}, execute=True,
+                  env=env(tmp_path))
+    assert "Traceback" not in result.output and "internal exception" not in result.output
+    assert "backup sources missing on @local: a=" in result.output
+    assert not (tmp_path / "backups" / "phase0-ready-local.json").exists()
 
 
 @pytest.fixture
