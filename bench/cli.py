@@ -20,6 +20,7 @@ from bench.genmodel import GenModelError, ModelShape, cache_dir, ensure_model, m
 from bench.plan import cells, count_runs
 from bench.spec import Spec, SpecError, load_spec, numa_prefix, parse_spec
 from bench.store import SweepStore, spec_hash
+from omni.errors import one_line
 
 REPORTS = Path("reports")
 
@@ -186,9 +187,7 @@ def cmd_genmodel(args: argparse.Namespace, console: Console) -> int:
     try:
         shape = ModelShape(**fields)
     except ValidationError as err:
-        e = err.errors()[0]
-        where = ".".join(map(str, e["loc"])) or "shape"
-        raise SpecError(f"genmodel {where}: {e['msg'].removeprefix('Value error, ')}") from None
+        raise SpecError(f"genmodel {one_line(err, where='shape')}") from None
     from omni.gguf_files import shard_paths
 
     try:

@@ -16,13 +16,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bench.genmodel import ModelShape
+from omni.errors import error_location, one_line
+from omni.numa import check_numa, parse_numa
 from omni.secrets import is_secret_name, redact_text
 
 ENGINES = ("llama-server", "xllamacpp", "ktransformers", "ktransformers-sglang", "sglang", "vllm")
+LLAMA_CPP_ENGINES = ("llama-server", "xllamacpp")  # they take llama.cpp's --numa flag
 WORKLOAD_AXES = ("input_tokens", "output_tokens", "concurrency")
 AxisValue = str | int | float | bool | list[str]
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%|[KMGT]i?B|B)?\s*$", re.IGNORECASE)
-_NUMA = re.compile(r"^(none|interleave=(all|[\d,\-]+)|cpunodebind=\d+(,\d+)* membind=\d+(,\d+)*)$")
 
 
 class SpecError(Exception):
@@ -156,6 +158,18 @@ class Spec(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _numa_engine_flag(self) -> Spec:
+        if self.engine in LLAMA_CPP_ENGINES:
+            return self
+        for policy in [self.server.numa, *map(str, self.axes.get("numa", []))]:
+            if parse_numa(policy).engine_flags:
+                raise ValueError(
+                    f"numa {policy!r} is llama.cpp's own flag, which engine {self.engine} does not have: "
+                    "use a numactl policy such as \"interleave=all\""
+                )
+        return self
+
+    @model_validator(mode="after")
     def _rules(self) -> Spec:
         known = set(self.axes) | set(WORKLOAD_AXES)
         for i, rule in enumerate(self.exclude):
@@ -185,19 +199,10 @@ def check_axis_key(key: str) -> None:
     )
 
 
-def check_numa(value: str) -> str:
-    if not _NUMA.match(value):
-        raise ValueError(
-            f"numa {value!r} is not understood: use \"none\", \"interleave=all\" or "
-            f"\"cpunodebind=N membind=N\""
-        )
-    return value
-
-
 def numa_prefix(value: str, strict: bool = True) -> list[str]:
     """`numactl` argv prefix for a NUMA policy ("none" → no prefix). Not strict (dry-run): render
     it even where numactl is missing."""
-    if value == "none":
+    if not parse_numa(value).numactl_options:
         return []
     exe = shutil.which("numactl") or ("" if strict else "numactl")
     if not exe:
@@ -205,7 +210,7 @@ def numa_prefix(value: str, strict: bool = True) -> list[str]:
             f"numa {value!r} needs numactl, which is not installed: `sudo apt-get install numactl` "
             f"or sweep numa = [\"none\"] only"
         )
-    return [exe, *(f"--{part}" for part in value.split())]
+    return [exe, *parse_numa(value).numactl_options]
 
 
 def parse_size(text: str, total: int) -> int:
@@ -236,8 +241,7 @@ def axis_argv(key: str, value: AxisValue) -> list[str]:
 
 def _one_line(err: ValidationError) -> str:
     e = err.errors()[0]
-    loc = ".".join(str(p) for p in e["loc"] if not isinstance(p, int) or True)
-    kind, msg = e["type"], e["msg"]
+    loc, kind = error_location(e), e["type"]
     if kind == "extra_forbidden" and loc.startswith("report."):
         return (f"unknown key {loc!r}: the report understands {', '.join(ReportSpec.model_fields)} "
                 f"(see docs/report.md)")
@@ -249,9 +253,7 @@ def _one_line(err: ValidationError) -> str:
         return f"engine {e.get('input')!r} is not supported: use one of {', '.join(ENGINES)}"
     if kind == "too_short":
         return f"{loc} is empty: give it at least one value"
-    msg = msg.removeprefix("Value error, ")
-    where = f"{loc}: " if loc and loc not in msg else ""
-    return f"{where}{msg} (got {e.get('input')!r})" if kind != "value_error" else f"{where}{msg}"
+    return one_line(err, show_input=True)
 
 
 def secret_values(spec_text: str) -> tuple[str, ...]:

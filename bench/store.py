@@ -19,6 +19,7 @@ import contextlib
 import csv
 import fcntl
 import hashlib
+import io
 import json
 import os
 import signal
@@ -32,6 +33,7 @@ import psutil
 from bench.metrics import ci95
 from bench.schema import AXIS_PREFIX, FIXED_COLUMNS, HOST_PREFIX, OK_STATUSES, LaunchRecord, Row, RunRecord
 from bench.spec import SpecError, secret_values
+from omni.files import atomic_write_text
 
 CI_METRICS = ("decode_tps", "server_decode_tps", "prefill_tps", "throughput_tps")
 
@@ -59,16 +61,6 @@ def spec_hash(text: str) -> str:
     data.pop("report", None)
     canon = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(canon.encode()).hexdigest()[:16]
-
-
-def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)  # born with its mode: never readable
-    with os.fdopen(fd, "w") as handle:
-        os.fchmod(fd, mode)  # a leftover tmp of another mode
-        handle.write(text)
-    os.replace(tmp, path)
 
 
 def spec_mode(spec_text: str) -> int:
@@ -148,11 +140,11 @@ class SweepStore:
         return doc
 
     def create(self, sweep_id: str, spec_text: str, facts: dict[str, Any], meta: dict[str, Any]) -> None:
-        write_atomic(self.path / "spec.toml", spec_text, spec_mode(spec_text))
-        write_atomic(self.path / "facts.json", json.dumps(facts, indent=1, default=str))
+        atomic_write_text(self.path / "spec.toml", spec_text, mode=spec_mode(spec_text))
+        atomic_write_text(self.path / "facts.json", json.dumps(facts, indent=1, default=str))
         doc = {"sweep_id": sweep_id, "spec_hash": spec_hash(spec_text), "spec_hash_basis": HASH_BASIS,
                "status": "running", "started_at": now(), "finished_at": "", **meta}
-        write_atomic(self.meta_path, json.dumps(doc, indent=1, default=str))
+        atomic_write_text(self.meta_path, json.dumps(doc, indent=1, default=str))
 
     def adopt_spec(self, spec_text: str) -> bool:
         """On resume: keep the spec text the user resumed with (same hash, so at most its
@@ -163,13 +155,13 @@ class SweepStore:
                 return False
         except OSError:
             pass
-        write_atomic(path, spec_text, spec_mode(spec_text))
+        atomic_write_text(path, spec_text, mode=spec_mode(spec_text))
         self.update_meta(spec_updated_at=now())
         return True
 
     def update_meta(self, **fields: Any) -> None:
         doc = self.meta() | fields
-        write_atomic(self.meta_path, json.dumps(doc, indent=1, default=str))
+        atomic_write_text(self.meta_path, json.dumps(doc, indent=1, default=str))
 
     # -- the running server (so a sweep killed with -9 does not leave a 281 GB server behind) --
     @property
@@ -181,7 +173,8 @@ class SweepStore:
             created = psutil.Process(pid).create_time()
         except psutil.Error:
             return
-        write_atomic(self.pid_path, json.dumps({"pid": pid, "create_time": created, "config_id": config_id}))
+        doc = {"pid": pid, "create_time": created, "config_id": config_id}
+        atomic_write_text(self.pid_path, json.dumps(doc))
 
     def forget_server(self) -> None:
         self.pid_path.unlink(missing_ok=True)
@@ -226,7 +219,7 @@ class SweepStore:
     def write_run(self, run: RunRecord) -> Path:
         r = run.row
         p = self.run_path(r.config_id, r.repeat, r.cell_id)
-        write_atomic(p, run.model_dump_json())
+        atomic_write_text(p, run.model_dump_json())
         if self._runs is not None:
             self._runs[p] = _light(run)
         return p
@@ -239,7 +232,8 @@ class SweepStore:
             return None
 
     def write_launch(self, rec: LaunchRecord) -> None:
-        write_atomic(self.run_dir(rec.config_id, rec.repeat) / "launch.json", rec.model_dump_json(indent=1))
+        path = self.run_dir(rec.config_id, rec.repeat) / "launch.json"
+        atomic_write_text(path, rec.model_dump_json(indent=1))
 
     def all_runs(self) -> list[RunRecord]:
         """Every run's row and columns (per-request records and samples dropped: rows only). Read
@@ -269,14 +263,12 @@ class SweepStore:
         extra = sorted({k for r in rows for k in r} - set(FIXED_COLUMNS), key=_column_order)
         columns = [*FIXED_COLUMNS, *extra]
         path = self.path / "results.csv"
-        tmp = path.with_name(f".results.csv.{os.getpid()}.tmp")
-        with tmp.open("w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-            w.writeheader()
-            for r in rows:
-                w.writerow({k: _cell(v) for k, v in r.items()})
-        os.replace(tmp, path)
-        return path
+        out = io.StringIO(newline="")
+        w = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: _cell(v) for k, v in r.items()})
+        return atomic_write_text(path, out.getvalue())
 
 
 def _light(run: RunRecord) -> RunRecord:

@@ -29,8 +29,9 @@ from bench.runrow import LaunchInfo, build_row, run_status
 from bench.schema import OK_STATUSES, LaunchRecord, RunRecord
 from bench.server import ServerProcess, check_bind_host, free_port, http_json
 from bench.spec import Spec, numa_prefix, parse_size
-from bench.store import SweepStore, now, write_atomic
+from bench.store import SweepStore, now
 from bench.strategies import launch_score, make_strategy, parse_strategy
+from omni.files import atomic_write_text
 
 
 @dataclass
@@ -298,5 +299,5 @@ def _save(sw: Sweep, info: LaunchInfo, cell: Cell, status: str, reason: str, rec
 
 def _write_tail(store: SweepStore, srv: ServerProcess, log: Path) -> str:
     tail = log.with_suffix(".tail.txt")
-    write_atomic(tail, srv.log_tail() + "\n")
+    atomic_write_text(tail, srv.log_tail() + "\n")
     return store.rel(tail)

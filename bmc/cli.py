@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def host_data_for(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
     """The reference box with OMNI_* overrides, or the named inventory host's data."""
-    from deploys.hostdata import InventoryError, host_data, inventory_groups
+    from omni.hostdata import InventoryError, host_data, inventory_groups
 
     try:
         if args.host:

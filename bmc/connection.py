@@ -68,8 +68,8 @@ def settings_from_data(
     connect_timeout: float | None = None,
     read_timeout: float | None = None,
 ) -> BmcSettings:
-    """Settings from host data (``deploys/hostdata.py`` keys) with explicit overrides on top."""
-    from deploys.hostdata import InventoryError, bmc_credentials
+    """Settings from host data (``omni/hostdata.py`` keys) with explicit overrides on top."""
+    from omni.hostdata import InventoryError, bmc_credentials
 
     url = (url or data.get("bmc_url") or "").rstrip("/")
     if not url:

@@ -17,13 +17,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from bmc.errors import BmcError
+from omni.files import atomic_write_json
 from omni.secrets import redact_url
 
 KIND = "omni-bios-rollback"
@@ -77,18 +77,7 @@ def save(
         "attributes": attributes,
         "pending_before": pending_before,
     }
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".rollback-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(doc, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_json(path, doc, sort_keys=True, mode=0o600)
 
 
 def load(path: str | Path) -> dict[str, Any]:

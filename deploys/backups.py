@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shlex
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +35,8 @@ from pyinfra.operations import files, server
 
 from deploys import markers
 from deploys.controller import controller_check
-from deploys.settings import settings
+from omni.files import atomic_write_json
+from omni.settings import settings
 
 DEFAULTS: dict[str, Any] = {
     "paths": {
@@ -170,10 +170,7 @@ def _record(folder: Path, present: dict[str, str], missing: dict[str, str]) -> l
             "archives": archives,
             "missing_sources": missing,
         }
-        tmp = folder / "manifest.json.tmp"
-        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE), "w") as out:
-            out.write(json.dumps(document, indent=2) + "\n")
-        os.replace(tmp, folder / "manifest.json")
+        atomic_write_json(folder / "manifest.json", document, mode=PRIVATE_FILE)
     return problems
 
 

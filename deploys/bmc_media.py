@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from bmc.connection import Bmc, settings_from_data
 from bmc.errors import BmcError
 from deploys import iso_record
 from deploys.markers import backup_root, safe_name
+from omni.files import atomic_write_json
 
 DEFAULTS: dict[str, Any] = {
     # role -> image: its name in phase 0's record (``isos.images[].name``) or the URL the BMC mounts;
@@ -51,15 +51,6 @@ DEFAULTS: dict[str, Any] = {
 
 def install_marker(role: str, host_name: str) -> Path:
     return backup_root() / f"bmc-install-{role}-{safe_name(host_name)}.json"
-
-
-def _write_marker(path: Path, doc: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as out:
-        json.dump(doc, out, indent=2, sort_keys=True)
-        out.write("\n")
-    os.replace(tmp, path)
 
 
 def _connect(data: dict[str, Any]) -> Bmc:
@@ -101,7 +92,7 @@ def _power(state: Any, host: Any, data: dict[str, Any], marker: str, record: dic
             result = power.power(
                 bmc, verb, wait=True, timeout=float(data["bmc_power_timeout"]), poll=float(data["bmc_poll_s"])
             )
-            _write_marker(
+            atomic_write_json(
                 Path(marker),
                 record
                 | {
@@ -109,6 +100,8 @@ def _power(state: Any, host: Any, data: dict[str, Any], marker: str, record: dic
                     "power": verb,
                     "power_message": result["message"],
                 },
+                sort_keys=True,
+                mode=0o600,
             )
             return f"{verb}: {result['message']}; the installer is booting (marker {marker})"
 

@@ -28,7 +28,7 @@ from pyinfra.facts.files import FileContents
 from pyinfra.operations import files, server
 from pyinfra.operations.util import any_changed
 
-from deploys.settings import settings
+from omni.settings import settings
 
 DEFAULTS: dict[str, Any] = {
     "cmdline": ["iommu=pt", "pcie_aspm=off"],

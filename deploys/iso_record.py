@@ -27,11 +27,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from omni.files import atomic_write_json
 
 RECORD_ENV = "OMNI_ISO_RECORD"
 DEFAULT_PATH = Path("backups") / "iso-verified.json"
@@ -78,12 +79,7 @@ def record_verified(entry: Mapping[str, Any], path: str | os.PathLike[str] | Non
     file = record_path(path)
     isos = load(file)
     isos[row["name"]] = row
-    file.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.")
-    with os.fdopen(fd, "w") as out:
-        json.dump({"version": 1, "isos": isos}, out, indent=2, sort_keys=True)
-        out.write("\n")
-    os.replace(tmp, file)
+    atomic_write_json(file, {"version": 1, "isos": isos}, sort_keys=True, mode=0o600)
     return row
 
 

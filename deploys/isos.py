@@ -37,7 +37,7 @@ from pyinfra.operations.util import any_changed
 from deploys import iso_record
 from deploys.checks.context import CheckContext
 from deploys.controller import controller_check
-from deploys.settings import settings
+from omni.settings import settings
 
 TEMPLATES = Path(__file__).with_name("templates") / "phase0"
 DEFAULTS: dict[str, Any] = {

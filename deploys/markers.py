@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from deploys.checks.context import MARKER_DIR
+from omni.files import atomic_write_json
 
 BACKUP_DIR_ENV = "OMNI_BACKUP_DIR"
 
@@ -45,13 +46,9 @@ def read_phase0_marker(host_name: str) -> dict[str, Any] | None:
 def write_phase0_marker(host_name: str, checks: dict[str, Any]) -> Path:
     """Write the ready marker; ``checks`` maps each phase-0 check to its (passed) result."""
     path = phase0_marker_path(host_name)
-    path.parent.mkdir(parents=True, exist_ok=True)
     written_at = datetime.now(UTC).isoformat(timespec="seconds")
     document = {"ready": True, "host": host_name, "written_at": written_at, "checks": checks}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(document, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_json(path, document, default=str)
 
 
 def host_marker_path(phase: str) -> str:

@@ -26,7 +26,7 @@ from pyinfra.operations import files, server
 
 from deploys import gguf_probe
 from deploys.controller import controller_check
-from deploys.settings import settings
+from omni.settings import settings
 
 DEFAULTS: dict[str, Any] = {
     "repo": "unsloth/DeepSeek-R1-GGUF",

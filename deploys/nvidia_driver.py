@@ -30,8 +30,8 @@ from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import File
 from pyinfra.operations import apt, systemd
 
-from deploys.settings import settings
 from facts.hardware import SecureBoot
+from omni.settings import settings
 
 DEFAULTS: dict[str, Any] = {"branch": 580, "flavour": "open"}
 PACKAGES: dict[str, Any] = {

@@ -26,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pyinfra import host
 from pyinfra.api.exceptions import DeployError
 
-from deploys.settings import settings
+from omni.errors import one_line
+from omni.settings import settings
 
 TEMPLATES = Path(__file__).parent / "templates" / "phase4"
 DOCKER_SUITE = "noble"
@@ -185,11 +186,9 @@ def load(section: Section, data: Any = None) -> Any:
     try:
         return _MODELS[section].model_validate(merged)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in (section, *err["loc"]))
         name = host.name if data is None else "host data"
-        raise DeployError(f"{name}: {where}: {err['msg']}: "
-                          "fix it in your hosts file (OMNI_HOSTS_FILE)") from None
+        fix = "fix it in your hosts file (OMNI_HOSTS_FILE)"
+        raise DeployError(f"{name}: {one_line(exc, root=[section], fix=fix)}") from None
 
 
 @cache

@@ -46,8 +46,8 @@ from pyinfra.api.exceptions import DeployError
 from pyinfra.facts.files import FileContents
 from pyinfra.operations import files, server
 
-from deploys.settings import settings
 from deploys.storage_probe import BlockInventory, DiskLayout
+from omni.settings import settings
 
 DEFAULTS: dict[str, Any] = {
     "disk_role": "ubuntu",

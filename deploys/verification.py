@@ -8,7 +8,6 @@ that tests can call directly.
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import pkgutil
 import re
@@ -24,6 +23,7 @@ from rich.table import Table
 import deploys.checks as checks_pkg
 from deploys.checks import Row, Status, Weight
 from deploys.checks.context import CheckContext, unknown
+from omni.files import atomic_write_json
 
 REPORTS_ENV = "OMNI_REPORTS_DIR"
 _STYLE = {Status.PASS: "green", Status.FAIL: "bold red", Status.UNKNOWN: "yellow"}
@@ -94,10 +94,7 @@ def write_report(host_name: str, rows: list[Row], ctx: CheckContext | None, star
         "facts": facts,
         "fact_errors": dict(ctx.errors) if ctx else {},
     }
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(document, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_json(path, document, default=str)
 
 
 def _version(dist: str) -> str | None:

@@ -18,6 +18,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from omni.errors import one_line
+from omni.files import atomic_write_text
+
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
 
@@ -54,10 +57,8 @@ def load_cases(folder: Path) -> list[Case]:
             try:
                 cases.append(Case.model_validate_json(line))
             except ValidationError as exc:
-                error = exc.errors()[0]
-                where = ".".join(str(p) for p in error["loc"]) or "line"
-                raise EvalError(f"{file}:{number}: {where}: {error['msg']}: fix the case (evals/README in "
-                                "docs/phase5.md)") from None
+                fix = "fix the case (evals/README in docs/phase5.md)"
+                raise EvalError(f"{file}:{number}: {one_line(exc, where='line', fix=fix)}") from None
     ids = [c.id for c in cases]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:
@@ -85,12 +86,6 @@ def score(check: Check, answer: str) -> bool:
     if check.type == "exact":
         return fold(text) == fold(values[0])
     return any(fold(v) in fold(text) for v in values)  # contains, any_of
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def run(endpoint: str, golden: Path = GOLDEN, out: Path = Path("reports/evals"), model: str | None = None,
@@ -135,10 +130,10 @@ def run(endpoint: str, golden: Path = GOLDEN, out: Path = Path("reports/evals"),
                "errors": sum(r["error"] is not None for r in rows),
                "latency_s_mean": round(sum(r["latency_s"] for r in rows) / len(rows), 4),
                "finished_at": datetime.now(UTC).isoformat(timespec="seconds"), "braintrust": None}
-    _write_atomic(folder / "results.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    atomic_write_text(folder / "results.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     if os.environ.get("BRAINTRUST_API_KEY"):
         summary["braintrust"] = upload_braintrust(summary, rows, cases)
-    _write_atomic(folder / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(folder / "summary.json", json.dumps(summary, indent=2) + "\n")
     summary["folder"] = str(folder)
     return summary
 

@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m facts", description="Hardware facts of an LLM workstation, as JSON.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     collect = commands.add_parser("collect", help="gather every fact on this machine (pyinfra @local)")
-    collect.add_argument("--host", help="an inventory host (deploys.hostdata, OMNI_HOST...) reached over SSH")
+    collect.add_argument("--host", help="an inventory host (omni.hostdata, OMNI_HOST...) reached over SSH")
     collect.add_argument("--indent", type=int, default=2, help="JSON indentation (default 2)")
     parse_cmd = commands.add_parser("parse", help="parse a saved capture")
     parse_cmd.add_argument("kind", metavar="KIND", help=f"one of: {', '.join(PARSERS)}")

@@ -3,7 +3,7 @@
 ``collect_local()`` is what the bench stores with every result row: it runs on this machine
 through pyinfra's ``@local`` connector, takes well under a few seconds and never prompts
 (dmidecode tries ``sudo -n`` only). ``collect_host(name)`` does the same over SSH for a host
-of the inventory (``deploys.hostdata``).
+of the inventory (``omni.hostdata``).
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def collect_local() -> dict:
 
 def collect_host(name: str, env: dict[str, str] | None = None) -> dict:
     """Every fact of inventory host ``name`` over SSH, with its host data (user, port, key)."""
-    from deploys.hostdata import InventoryError, inventory_groups
+    from omni.hostdata import InventoryError, inventory_groups
 
     try:
         groups = inventory_groups(os.environ if env is None else env)

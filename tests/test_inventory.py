@@ -1,4 +1,4 @@
-"""inventory.py and deploys/hostdata.py: defaults, overrides, and refusing to guess a target."""
+"""inventory.py and omni/hostdata.py: defaults, overrides, and refusing to guess a target."""
 
 import os
 import subprocess
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deploys.hostdata import NO_HOST_MESSAGE, InventoryError, bmc_credentials, host_data, inventory_groups
+from omni.hostdata import NO_HOST_MESSAGE, InventoryError, bmc_credentials, host_data, inventory_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from bench.engines.base import Engine, Launch, Readback
 from bench.plan import ServerConfig
 from bench.spec import ServerSpec, SpecError
+from omni.numa import parse_numa
 
 # flag spellings → canonical name (the ones whose applied value we can read back)
 _ASKED = {
@@ -133,7 +134,8 @@ class LlamaCppFamily(Engine):
     fixed_length_fields: ClassVar[dict[str, Any]] = {"ignore_eos": True}
 
     def server_args(self, server: ServerSpec, model: str, config: ServerConfig, port: int) -> list[str]:
-        return ["-m", model, "--host", server.host, "--port", str(port), *server.args, *config.args]
+        numa = parse_numa(config.numa).engine_flags  # "--numa distribute": llama.cpp's own NUMA flag
+        return ["-m", model, "--host", server.host, "--port", str(port), *server.args, *config.args, *numa]
 
     def preflight(self, server: ServerSpec, model: str) -> None:
         if not Path(model).is_file():

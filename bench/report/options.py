@@ -15,6 +15,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from omni.errors import error_location, error_message
+
 
 class ReportError(Exception):
     """Cannot write the report; the message is one line naming the problem and the fix."""
@@ -71,5 +73,5 @@ def load_options(
         return ReportOptions.model_validate(merged), notes
     except ValidationError as err:
         e = err.errors()[0]
-        key = ".".join(str(p) for p in e["loc"])
-        raise ReportError(f"report setting {key}={e.get('input')!r}: {e['msg']}") from None
+        key, value = error_location(e), e.get("input")
+        raise ReportError(f"report setting {key}={value!r}: {error_message(e)}") from None

@@ -7,8 +7,6 @@ left open) must see the old file or the new one, never half of one.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from bench.report.data import OK_STATUSES, Sweep, launch_series, load_sweep, rea
 from bench.report.hostfacts import HostFacts
 from bench.report.modelbytes import ModelFileError, read_model
 from bench.report.summary import GB, model_path, summarise
+from omni.files import atomic_write_text
 
 ROW_COLUMNS = (  # (header, column, decimals or None for text)
     ("configuration", "config_label", None), ("status", "status", None), ("rep.", "repeat", 0),
@@ -185,16 +184,7 @@ def context(sweep: Sweep) -> dict[str, Any]:
 def write_page(sweep: Sweep) -> Path:
     html = _env().get_template("page.html.j2").render(**context(sweep))
     target = sweep.path / "index.html"
-    fd, tmp = tempfile.mkstemp(prefix=".index.", suffix=".html", dir=sweep.path)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(html)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return atomic_write_text(target, html)
 
 
 def render_report(sweep_dir: str | Path, **options: Any) -> Path:

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from bench.strategies.adaptive import Halving, Race
 from bench.strategies.base import Arm, Grid, Strategy
 from bench.strategies.objective import Objective, launch_score
+from omni.errors import error_location, error_message
 
 __all__ = [
     "Arm", "Grid", "Halving", "Objective", "Race", "Strategy", "StrategySpec", "launch_score",
@@ -69,14 +70,14 @@ def parse_strategy(name: str, options: Mapping[str, Any] | None = None) -> Strat
         return StrategySpec.model_validate({**(options or {}), "name": name})
     except ValidationError as err:
         e = err.errors()[0]
-        key = ".".join(str(p) for p in e["loc"])
+        key = error_location(e)
         if e["type"] == "extra_forbidden":
             model = Objective if key.startswith("objective.") else StrategySpec
             known = sorted(set(model.model_fields) - {"name"})
             raise ValueError(f"unknown strategy option {key!r}: use one of {', '.join(known)}") from None
         if key == "name":
             raise ValueError(f"strategy {name!r} is not known: use grid, race or halving") from None
-        msg = e["msg"].removeprefix("Value error, ")
+        msg = error_message(e)
         if not key:
             raise ValueError(msg) from None
         raise ValueError(f"strategy_options.{key}: {msg} (got {e.get('input')!r})") from None

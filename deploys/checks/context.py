@@ -11,7 +11,7 @@ bound to the host's 127.0.0.1 are reachable, and works for ``@local``, ``@ssh`` 
 ``ctx.host``
     the pyinfra ``Host`` (``.name``, ``.groups``).
 ``ctx.data``
-    the host data as a plain dict (``deploys/hostdata.py`` keys plus ``--data`` overrides).
+    the host data as a plain dict (``omni/hostdata.py`` keys plus ``--data`` overrides).
 ``ctx.fact(FactClass, *args, **kwargs)``
     a pyinfra fact, cached per run; ``None`` when gathering it failed (``ctx.errors`` says why).
 ``ctx.hardware(name)``

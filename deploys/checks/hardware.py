@@ -1,6 +1,6 @@
 """Hardware rows of the Verification Matrix: GPUs and their PCIe links, DIMMs, NUMA, CPU, RAM.
 
-Everything is read from ``facts.hardware`` against the host data (``deploys/hostdata.py``). A PCIe
+Everything is read from ``facts.hardware`` against the host data (``omni/hostdata.py``). A PCIe
 link is judged on its *current* generation and width while data moves: a link trains down to Gen1
 at idle (normal), and the runbook's CRITICAL fault — a Gen5 card that runs at Gen3 under load —
 does not show in ``pcie.link.gen.max``. When a link is below target at idle, verify starts a short

@@ -18,8 +18,8 @@ from deploys.checks import Row, Weight
 from deploys.checks.context import CheckContext, judge, unknown
 from deploys.grub import grub_settings, wanted_params
 from deploys.nvidia_driver import signed_modules_package
-from deploys.settings import settings
 from deploys.storage import storage_settings
+from omni.settings import settings
 
 ORDER = 20
 

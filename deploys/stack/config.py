@@ -26,11 +26,9 @@ from pydantic import (
     model_validator,
 )
 
-from deploys.settings import deep_merge
-
-#: ``numactl`` options the NUMA vocabulary accepts (the bench spec uses the same words).
-NUMACTL_KEYS = ("interleave", "cpunodebind", "membind", "physcpubind", "preferred", "localalloc")
-ENGINE_NUMA = ("distribute", "isolate", "numactl")
+from omni.errors import one_line
+from omni.numa import parse_numa
+from omni.settings import deep_merge
 
 #: KV-cache bytes per token of context at f16, for architectures whose GGUF we know without
 #: reading it. deepseek2 uses MLA: layers x (kv_lora_rank 512 + rope dims 64) x 2 bytes
@@ -83,30 +81,9 @@ class _Strict(BaseModel):
 
 
 def numa_launch(policy: str) -> tuple[list[str], list[str]]:
-    """Split a NUMA policy into (numactl prefix argv, engine flags), the bench spec's vocabulary.
-
-    ``none`` | ``interleave=all`` | ``cpunodebind=N membind=N`` (numactl prefix) or
-    ``--numa distribute`` (llama.cpp's own flag).
-    """
-    words = policy.split()
-    if words in ([], ["none"]):
-        return [], []
-    if words[0] == "--numa":
-        if len(words) != 2 or words[1] not in ENGINE_NUMA:
-            raise ValueError(f"numa {policy!r}: use --numa with one of {', '.join(ENGINE_NUMA)}")
-        return [], words
-    if words[0] == "numactl":
-        words = words[1:]
-    prefix = ["numactl"]
-    for word in words:
-        key, sep, value = word.removeprefix("--").partition("=")
-        if key not in NUMACTL_KEYS or (key != "localalloc" and not value):
-            raise ValueError(
-                f"numa {policy!r}: {word!r} is not a numactl option; use none, interleave=all, "
-                "cpunodebind=N membind=N or --numa distribute"
-            )
-        prefix.append(f"--{key}={value}" if sep else f"--{key}")
-    return prefix, []
+    """Split a NUMA policy (``omni.numa``'s vocabulary) into (numactl prefix argv, engine flags)."""
+    parsed = parse_numa(policy)
+    return parsed.prefix, list(parsed.engine_flags)
 
 
 class ModelSpec(_Strict):
@@ -319,16 +296,6 @@ def _default_models(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     }]
 
 
-def _location(error: dict) -> str:
-    parts: list[str] = []
-    for item in error["loc"]:
-        if isinstance(item, int):
-            parts[-1] += f"[{item}]"
-        elif not (item.startswith("function-") or item[:1].isupper()):
-            parts.append(str(item))
-    return ".".join(["stack", *parts])
-
-
 def stack_config(data: Mapping[str, Any]) -> StackConfig:
     """Validate ``host.data`` (any mapping with ``.get``) into a :class:`StackConfig`."""
     stack = data.get("stack") or {}
@@ -344,7 +311,5 @@ def stack_config(data: Mapping[str, Any]) -> StackConfig:
     try:
         return StackConfig.model_validate(merged)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        message = error["msg"].removeprefix("Value error, ")
-        where = _location(error)
-        raise StackConfigError(f"{where}: {message}: fix it in host data (docs/phase5.md)") from None
+        fix = "fix it in host data (docs/phase5.md)"
+        raise StackConfigError(one_line(exc, root=["stack"], fix=fix)) from None

@@ -130,3 +130,11 @@ def test_xllamacpp_entry_point_refuses_unknown_flags(tiny_model: Path):
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "unrecognized arguments: --bogus 1" in proc.stderr
+
+
+def test_numa_vocabulary_is_the_stacks_llama_cpp_flag_included():
+    """The spec speaks omni.numa's words: llama.cpp's own --numa goes into the server argv."""
+    ll = launch("llama-server", axes='numa = ["--numa distribute"]')
+    assert ll.prefix == [] and ll.argv[-2:] == ["--numa", "distribute"]
+    with pytest.raises(SpecError, match=r"'--numa distribute' is llama\.cpp's own flag, which engine vllm"):
+        spec("vllm", axes='numa = ["none", "--numa distribute"]')

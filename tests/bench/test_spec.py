@@ -53,7 +53,7 @@ def spec_of(text: str, model: str = "m.gguf"):
      "unknown key 'report.headroom_gb': the report understands min_decode_tps, min_headroom_gb,"),
     (("[workload]", "[report]\nmin_decode_tps = 0\n[workload]"),
      "report.min_decode_tps: Input should be greater"),
-    (("[workload]", "[report]\ngpu_bandwidth_gbps = [4800, -1]\n[workload]"), "report.gpu_bandwidth_gbps.1"),
+    (("[workload]", "[report]\ngpu_bandwidth_gbps = [4800, -1]\n[workload]"), "report.gpu_bandwidth_gbps[1]"),
     (("[workload]", '[report]\nmemory_channels = "eight"\n[workload]'), "report.memory_channels"),
 ])
 def test_bad_spec_is_one_line_naming_the_key(patch: tuple[str, str], needle: str):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from deploys.hostdata import InventoryError, host_data, inventory_groups
 from deploys.stack.config import StackConfigError, stack_config
+from omni.hostdata import InventoryError, host_data, inventory_groups
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -213,10 +213,10 @@ def test_docker_can_be_left_out():
 
 
 @pytest.mark.parametrize(("data", "message"), [
-    ({"k3s": {"version": "1.35"}}, "k3s.version: Value error, '1.35' is not a K3s release tag"),
+    ({"k3s": {"version": "1.35"}}, "k3s.version: '1.35' is not a K3s release tag"),
     ({"k3s": {"versoin": "v1.35.6+k3s1"}}, "k3s.versoin: Extra inputs are not permitted"),
     ({"docker": {"key_fingerprints": ["ABCD"]}},
-     "docker.key_fingerprints: Value error, 'ABCD' is not a 40-hex"),
+     "docker.key_fingerprints: 'ABCD' is not a 40-hex"),
 ])
 def test_bad_settings_stop_with_one_line_naming_the_key(data, message):
     result = run_deploy([(BOX, fresh_ubuntu().data(**data), ["workstations"])])

@@ -13,13 +13,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-from deploys.hostdata import host_data
 from deploys.stack import render
 from deploys.stack.config import StackConfig, stack_config
 from deploys.stack.evaluation import EVALS
 from deploys.stack.marker import MARKER, marker_document
 from deploys.stack.observability import SERVICES as OBSERVABILITY_SERVICES
 from deploys.stack.observability import password_file
+from omni.hostdata import host_data
 
 ROOT = Path(__file__).resolve().parents[3]
 HW = ROOT / "tests" / "fixtures" / "hw"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from deploys.hostdata import host_data
 from deploys.stack.config import StackConfig, stack_config
+from omni.hostdata import host_data
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -7,9 +7,9 @@ import sys
 import urllib.request
 
 from bench.server import free_port
-from deploys.hostdata import host_data
 from deploys.stack.config import stack_config
 from deploys.stack.render import llama_server_argv
+from omni.hostdata import host_data
 from tests import servers
 
 

@@ -6,7 +6,6 @@ import gguf
 import numpy as np
 import pytest
 
-from deploys.hostdata import host_data
 from deploys.stack.budget import (
     GIB,
     BudgetError,
@@ -16,6 +15,7 @@ from deploys.stack.budget import (
     main,
 )
 from deploys.stack.config import stack_config
+from omni.hostdata import host_data
 
 #: The reference box: 8 x 48 GiB DDR5, RTX PRO 6000 (97887 MiB) + RTX 5090 (32607 MiB).
 REFERENCE = HostMemory(384 * GIB, (97887 * 1024**2, 32607 * 1024**2), "inventory")

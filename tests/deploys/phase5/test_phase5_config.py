@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from deploys.hostdata import host_data
 from deploys.stack.config import StackConfigError, numa_launch, stack_config
+from omni.hostdata import host_data
 
 
 def test_reference_box_gives_one_architect_model_on_port_8000():

@@ -16,9 +16,9 @@ import pytest
 import yaml
 from phase5_support import GOLDEN, SCENARIOS, scenario_config
 
-from deploys.hostdata import host_data
 from deploys.stack import render
 from deploys.stack.config import stack_config
+from omni.hostdata import host_data
 
 CONCERNS = ("inference", "memgraph", "agents", "autoglm", "observability", "phoenix")
 

@@ -180,7 +180,7 @@ def test_windows_role_and_bad_layout_are_refused():
 
 def test_the_reference_box_disks_are_the_runbooks_and_serials_come_from_the_environment():
     """Runbook: NVMe 0 = Crucial CT4000T705SSD3 (Ubuntu + /nvme XFS), NVMe 1 = WD_BLACK SN8100 (Windows)."""
-    from deploys.hostdata import host_data
+    from omni.hostdata import host_data
 
     crucial = {**NVME, "model": "CT4000T705SSD3", "serial": "2413E8A1B2C3"}
     wd = {**WIN, "model": "WD_BLACK SN8100 4000GB", "serial": "25123A800001", "size": 4000787030016}

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from deploys import verification
 from deploys.checks import Status, Weight
-from deploys.hostdata import host_data
 from deploys.plan import plan
+from omni.hostdata import host_data
 
 ROOT = Path(__file__).resolve().parents[3]
 VERIFY = ROOT / "deploys" / "verify.py"

@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from deploys.settings import deep_merge
 from omni.secrets import remember
+from omni.settings import deep_merge
 
 GIB = 1024**3
 
@@ -182,7 +182,7 @@ def _check_host_table(name: str, table: Any) -> dict[str, Any]:
             if default is None or _same_kind(value, default):
                 continue
             raise InventoryError(f"{where} {key} = {str(value)[:40]!r} is not a {_KIND[type(default)]} "
-                                 "like the reference box's (see deploys/hostdata.py)")
+                                 "like the reference box's (see omni/hostdata.py)")
         close = difflib.get_close_matches(key, list(REFERENCE_BOX), n=1, cutoff=0.85)
         if close:
             raise InventoryError(f"{where} has an unknown key {key!r}: did you mean {close[0]!r}?")
