@@ -114,7 +114,7 @@ def test_defaults_apply_where_no_source_sets_a_key(sweep: Path):
     (["{sweep}"], "min_decode_tps = -1\n", "report setting min_decode_tps=-1"),
     (["{sweep}"], "min_decode_tps = \n", "report.toml is not valid TOML"),
     (["{sweep}", "--min-decode-tps", "fast"], None, "argument --min-decode-tps: invalid float value: 'fast'"),
-    (["{sweep}", "--gpu-bandwidth-gbps", "0"], None, "report setting gpu_bandwidth_gbps.0=0.0"),
+    (["{sweep}", "--gpu-bandwidth-gbps", "0"], None, "report setting gpu_bandwidth_gbps[0]=0.0"),
     (["{sweep}", "--no-such-flag"], None, "unrecognized arguments: --no-such-flag"),
 ])
 def test_errors_are_one_line_and_exit_2(sweep: Path, tmp_path: Path, args: list[str], setup: str | None,
