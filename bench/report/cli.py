@@ -26,7 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a = parser.add_argument
     a("sweep_dir", help="sweep directory holding results.csv (reports/<sweep-id>)")
     a("--min-decode-tps", type=float, help="decode goal, tokens/s per request (default 15)")
-    a("--min-headroom-gb", type=float, help="host MemAvailable to keep during inference, GB (default 80)")
+    a("--min-headroom-gb", type=float, help="host MemAvailable to keep during inference, GB (default: "
+      "the reference box's 80 of 384 GiB, scaled to --target-mem-gb or this host's MemTotal)")
+    a("--target-mem-gb", type=float, help="judge for a box with this much RAM, GB (default: the sweep host)")
     a("--host-bandwidth-gbps", type=float, help="measured host RAM bandwidth for the ceiling, GB/s")
     a("--gpu-bandwidth-gbps", type=float, action="append",
       help="measured GPU memory bandwidth, GB/s (repeat per GPU index)")
@@ -34,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from(ns: argparse.Namespace) -> dict:
-    keys = ("min_decode_tps", "min_headroom_gb", "host_bandwidth_gbps", "gpu_bandwidth_gbps",
+    keys = ("min_decode_tps", "min_headroom_gb", "target_mem_gb", "host_bandwidth_gbps", "gpu_bandwidth_gbps",
             "memory_channels")
     return {k: getattr(ns, k) for k in keys if getattr(ns, k, None) is not None}
 

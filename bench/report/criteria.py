@@ -97,7 +97,8 @@ def criteria(rec: Recommendation, summaries: list[ConfigSummary], opts: ReportOp
     return [
         Criterion("Decode speed", f"> {opts.min_decode_tps:g} tokens/s per request",
                   _fmt(decode, "tokens/s") + where + _decode_note(s), v_decode),
-        Criterion("Host memory headroom during inference", f"> {opts.min_headroom_gb:g} GB MemAvailable",
+        Criterion("Host memory headroom during inference",
+                  f"> {opts.min_headroom_gb:g} GB MemAvailable, the server's mapped model pages not counted",
                   (f"lowest {s.headroom_basis if s else 'MemAvailable'}: " + _fmt(head, "GB") + total)
                   if head is not None else "not measured",
                   v_head),

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from bench.report.hostfacts import HostFacts, from_facts, unflatten
-from bench.report.options import ReportError, ReportOptions, load_options
+from bench.report.options import ReportError, ReportOptions, load_options, resolve_headroom
 from bench.spec import redact_spec
 
 try:  # the names the bench writes; the report must still read a sweep if they move
@@ -55,6 +55,7 @@ class Sweep:
     options: ReportOptions
     meta: dict[str, Any] = field(default_factory=dict)  # sweep.json: id, status, dates, model
     notes: list[str] = field(default_factory=list)
+    threshold_source: str = ""  # which rule set the headroom goal (options.resolve_headroom)
 
     @property
     def ok_rows(self) -> pd.DataFrame:
@@ -136,7 +137,11 @@ def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> Swe
     versions = _versions(rows)
     for key, value in (meta.get("versions") or {}).items():
         versions.setdefault(str(key).removeprefix(VERSION_PREFIX), [str(value)])
-    return Sweep(path, spec, spec_text, rows, _read_host(path, rows), versions, options, meta, notes)
+    host = _read_host(path, rows)
+    total = pd.to_numeric(rows["host_mem_total_bytes"], errors="coerce").max() if len(rows) else None
+    total = total if total == total and total else host.mem_total_bytes
+    options, source = resolve_headroom(options, total)
+    return Sweep(path, spec, spec_text, rows, host, versions, options, meta, notes, source)
 
 
 def _read_meta(path: Path) -> dict[str, Any]:

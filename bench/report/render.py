@@ -169,6 +169,7 @@ def context(sweep: Sweep) -> dict[str, Any]:
         "hostname": sweep.host.hostname, "generated": datetime.now(UTC).isoformat(timespec="seconds"),
         "rec": rec, "criteria": criteria(rec, summaries, opts), "summaries": summaries,
         "thresholds": f"decode > {opts.min_decode_tps:g} tokens/s, headroom > {opts.min_headroom_gb:g} GB",
+        "threshold_source": sweep.threshold_source,
         "model": model, "model_reason": model_reason,
         "host_bw": host_bandwidth(opts.host_bandwidth_gbps, sweep.host.dimm_mts,
                                   opts.memory_channels or sweep.host.dimm_count),

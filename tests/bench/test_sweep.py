@@ -269,6 +269,8 @@ def test_zero_config_demo(tmp_path: Path):
     assert proc.stdout.strip().splitlines()[-1] == str(out / "index.html") and (out / "index.html").is_file()
     table = rows(out)
     assert len(table) == n_runs and {r["status"] for r in table} == {"ok"}
+    criteria = (out / "index.html").read_text().split('id="criteria"')[1].split("</table>")[0]
+    assert 'class="fail"' not in criteria, "a healthy small machine must not open the demo with a FAIL"
 
 
 def test_spec_hash_ignores_the_report_table_and_layout_only():

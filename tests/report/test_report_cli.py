@@ -108,6 +108,26 @@ def test_defaults_apply_where_no_source_sets_a_key(sweep: Path):
     assert "> 15 tokens/s per request" in text and "> 1.5 GB MemAvailable" in text
 
 
+def test_headroom_goal_scales_with_the_host_unless_the_target_box_is_named(sweep: Path):
+    """Unset, the goal is the reference box's share (80 of 384 GiB) of this host's MemTotal; a spec
+    naming the target box (target_mem_gb = 384) gets the runbook's 80 GB back."""
+    import pandas as pd
+
+    spec = (sweep / "spec.toml").read_text().replace("min_headroom_gb = 1.5\n", "")
+    (sweep / "spec.toml").write_text(spec)
+    total = float(pd.read_csv(sweep / "results.csv")["host_mem_total_bytes"].max())
+    assert bench("report", str(sweep)).returncode == 0
+    goal = round(total / 1e9 * 80 / 384, 1)
+    text = page_text(sweep)
+    assert f"> {goal:g} GB MemAvailable" in text and f"this host's {total / 1e9:.1f} GB MemTotal" in text
+    (sweep / "spec.toml").write_text(spec.replace("[report]\n", "[report]\ntarget_mem_gb = 384\n"))
+    assert bench("report", str(sweep)).returncode == 0
+    text = page_text(sweep)
+    assert "> 80 GB MemAvailable" in text and "the target box's 384 GB (target_mem_gb)" in text
+    assert bench("report", str(sweep), "--min-headroom-gb", "2").returncode == 0
+    assert "> 2 GB MemAvailable" in page_text(sweep) and "headroom 2 GB as set" in page_text(sweep)
+
+
 @pytest.mark.parametrize(("args", "setup", "needle"), [
     (["{missing}"], None, "not a directory; give the sweep dir"),
     (["{empty}"], None, "no results.csv; run `python -m bench sweep` first"),

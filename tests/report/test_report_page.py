@@ -92,10 +92,11 @@ def test_page_recommends_a_measured_config_with_its_exact_launch_command(sweep, 
     assert recommended in set(ok["launch_command"]), recommended
     for label in ("Decode speed", "Host memory headroom during inference", "Model loaded"):
         assert label in page.text
-    # 25 GB boxes cannot keep 80 GB free: a measured fail, never a pass or "unknown"
-    assert "lowest MemAvailable" in page.text
-    html = (sweep / "index.html").read_text()
-    assert html.count('class="fail">fail') >= 1 and html.count('class="pass">pass') >= 1
+    # judged against this host's size (the reference box's 80 of 384 GiB share): a healthy small
+    # machine shows no FAIL, and the page says which rule set the threshold
+    assert "lowest MemAvailable" in page.text and "this host's" in page.text
+    criteria = (sweep / "index.html").read_text().split('id="criteria"')[1].split("</table>")[0]
+    assert 'class="fail"' not in criteria and criteria.count('class="pass">pass') == 3
 
 
 def test_failed_launch_is_listed_with_its_reason_and_log_tail(page):
