@@ -198,6 +198,51 @@ class StoragePlan:
     mount_commands: list[tuple[str, str]] = field(default_factory=list)  # after the fstab line
 
 
+def _tree(node: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """``node`` and everything lsblk shows stacked under it."""
+    if not isinstance(node, dict):
+        return []
+    return [node, *(n for child in node.get("children") or [] for n in _tree(child))]
+
+
+def kernel_in_use(path: str, layout: dict[str, Any], whole_disk: bool, own: str | None) -> str | None:
+    """Why the kernel says ``path`` is in use although sfdisk and wipefs may see a blank disk.
+
+    Refused: holders on the disk (LVM PV, md member, dm-crypt without a header); and for a disk
+    taken whole: partitions the kernel knows that no table shows, devices stacked on any
+    partition, mounts and swap anywhere on it (``own``, our partition, may be mounted). On the
+    OS disk (``append``) only our own partition must be free of holders and swap.
+    """
+    holders = layout.get("holders") or {}
+    nodes = _tree(layout.get("kernel_tree"))
+    name = str(nodes[0].get("name")) if nodes else path.rsplit("/", 1)[-1]  # by-id links resolved
+    if holders.get(name):
+        return f"{path} is in use by {', '.join(holders[name])} (LVM, md or dm-crypt stacked on the disk)"
+    own_name = own.rsplit("/", 1)[-1] if own else None
+    swaps = set(layout.get("swaps") or [])
+    for index, node in enumerate(nodes):
+        node_name = str(node.get("name"))
+        node_path = str(node.get("path") or f"/dev/{node_name}")
+        mine = node_name == own_name
+        if not whole_disk and not mine:
+            continue  # the OS disk's other partitions are the installed system's
+        if node_path in swaps:
+            return f"{node_path} on {path} is active swap: swapoff it and remove it first"
+        stacked = holders.get(node_name) or [str(c.get("name")) for c in node.get("children") or []]
+        if index > 0 and stacked:
+            return f"{node_path} on {path} is in use by {', '.join(stacked)} (LVM, md or dm-crypt)"
+        mounts = [str(m) for m in node.get("mountpoints") or [] if m]
+        if mounts and not mine:
+            return f"{node_path} on {path} is mounted at {', '.join(mounts)}: unmount it first"
+    if whole_disk and layout.get("table") is None:
+        known = sorted(layout.get("partitions") or {}) or [
+            str(n.get("path")) for n in nodes[1:] if n.get("type") == "part"]
+        if known:
+            return (f"the kernel knows partitions {', '.join(known)} on {path} that no partition "
+                    "table shows (stale or added by hand), so it is not blank: `partx -d` them or reboot")
+    return None
+
+
 def plan_storage(
     disk: dict[str, Any], layout: dict[str, Any], fstab: list[str] | None, cfg: dict[str, Any]
 ) -> StoragePlan:
@@ -214,6 +259,10 @@ def plan_storage(
             f"cannot read signatures of {path} ({layout.get('wipefs_error')}): install util-linux (wipefs)"
         )
     ours = [p for p in (table or {}).get("partitions", []) if p.get("name") == label]
+    own = ours[0].get("node") if len(ours) == 1 else None
+    busy = kernel_in_use(path, layout, cfg["layout"] == "whole-disk", own)
+    if busy:
+        raise StorageRefusal(f"{busy}; refusing to touch {path}")
     if table is None and signatures:
         raise StorageRefusal(
             f"{path} holds {_sigs(signatures)} and no partition table we can read: "
@@ -327,18 +376,32 @@ def plan_storage(
     return StoragePlan(disk, part, fs_uuid, line, commands, mount_commands)
 
 
+def _host_blank_guard(path: str, whole_disk: bool) -> str:
+    """Shell that exits 1 unless ``path`` is blank right now, re-checked on the host before writing.
+
+    Fails closed: a wipefs that cannot read is a refusal, not an empty answer. (``wipefs -O`` is
+    the column list; ``-o`` is an offset, and with it wipefs printed nothing but an error, so an
+    earlier version of this check passed on any disk.) A whole disk must also have no holders and
+    no partitions the kernel knows.
+    """
+    dev = shlex.quote(path)
+    refuse = f"{{ echo 'refusing: {path} is not blank' >&2; exit 1; }}"
+    guard = (f"omni_sigs=$(wipefs -n -O TYPE --noheadings {dev}) || "
+             f"{{ echo 'refusing: cannot read the signatures of {path}' >&2; exit 1; }}; "
+             f'test -z "$omni_sigs" || {refuse}; ')
+    if whole_disk:
+        guard += (f'omni_n=$(basename "$(readlink -f {dev})"); '
+                  f'test -z "$(ls -A /sys/class/block/$omni_n/holders 2>/dev/null)" || {refuse}; '
+                  f'for omni_p in /sys/class/block/$omni_n/$omni_n*; do '
+                  f'[ -e "$omni_p/partition" ] && {refuse}; done; ')
+    return guard
+
+
 def _sfdisk(path: str, script: str, append: bool) -> str:
     """Write the table without the kernel re-read that fails on a disk in use, then tell the kernel."""
     disk = shlex.quote(path)
     flags = "--append " if append else ""
-    guard = (
-        ""
-        if append
-        else (
-            f'test -z "$(wipefs -n -o TYPE --noheadings {disk})" || '
-            f"{{ echo 'refusing: {path} is no longer blank' >&2; exit 1; }}; "
-        )
-    )
+    guard = "" if append else _host_blank_guard(path, whole_disk=True)
     return (
         f"{guard}printf %s {shlex.quote(script)} | sfdisk -q {flags}--no-reread --no-tell-kernel {disk} "
         f"&& partx -u {disk}"
@@ -352,8 +415,7 @@ def _mkfs(part: str, label: str, fs_uuid: str) -> str:
         f"test -b {dev} || {{ echo '{part} missing after partitioning' >&2; exit 1; }}; "
         f'test "$(blkid -p -s PART_ENTRY_NAME -o value {dev})" = {shlex.quote(label)} || '
         f"{{ echo 'refusing: {part} is not the {label} partition' >&2; exit 1; }}; "
-        f'test -z "$(wipefs -n -o TYPE --noheadings {dev})" || '
-        f"{{ echo 'refusing: {part} holds a signature' >&2; exit 1; }}; "
+        f"{_host_blank_guard(part, whole_disk=False)}"
         f"mkfs.xfs -q -L {shlex.quote(label)} -m uuid={fs_uuid} {dev}"
     )
 

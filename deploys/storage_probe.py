@@ -46,6 +46,13 @@ class DiskLayout(FactBase[dict]):
             'for p in /sys/class/block/$name/$name*; do [ -e "$p/partition" ] || continue; '
             'd=/dev/$(basename $p); echo "##part $d"; blkid -p -o export $d 2>&1; echo "##rc $?"; '
             'echo "##partwipefs $d"; wipefs -n -J $d 2>&1; echo "##rc $?"; done; '
+            # the kernel's view, which sfdisk and wipefs do not give: partitions it knows without a
+            # table, holders (LVM, md, dm-crypt), mounts and swap anywhere on the disk
+            f"echo '##lsblk'; lsblk -J -b -o NAME,PATH,TYPE,FSTYPE,MOUNTPOINTS {disk} 2>&1; "
+            'echo "##rc $?"; echo \'##holders\'; '
+            "for h in /sys/class/block/$name/holders/* /sys/class/block/$name/$name*/holders/*; "
+            'do [ -e "$h" ] && echo "$h"; done; echo "##rc 0"; '
+            "echo '##swaps'; cat /proc/swaps 2>/dev/null; echo \"##rc 0\"; "
             "echo '##mounts'; cat /proc/self/mounts"
         )
 
@@ -85,6 +92,9 @@ def parse_layout(output: list[str]) -> dict[str, Any]:
         "signatures": None,
         "partitions": {},
         "mounts": [],
+        "kernel_tree": None,  # lsblk's node for the disk (children: partitions, md, lvm, crypt)
+        "holders": {},  # device name -> names of the devices stacked on it (/sys/class/block/*/holders)
+        "swaps": [],  # devices in /proc/swaps
     }
     for head, lines, rc in sections:
         kind, _, arg = head.partition(" ")
@@ -107,6 +117,17 @@ def parse_layout(output: list[str]) -> dict[str, Any]:
             layout["partitions"].setdefault(arg, {})["signatures"] = (
                 None if parsed is None else parsed.get("signatures", [])
             )
+        elif kind == "lsblk":
+            parsed = _json_or_none(lines) if rc == 0 else None
+            devices = (parsed or {}).get("blockdevices") or []
+            layout["kernel_tree"] = devices[0] if devices and isinstance(devices[0], dict) else None
+        elif kind == "holders":
+            for line in lines:
+                parts = line.strip().split("/")
+                if len(parts) >= 3 and parts[-2] == "holders":
+                    layout["holders"].setdefault(parts[-3], []).append(parts[-1])
+        elif kind == "swaps":
+            layout["swaps"] = [line.split()[0] for line in lines[1:] if line.split()]
         elif kind == "mounts":
             layout["mounts"] = [line.split() for line in lines if len(line.split()) >= 4]
     return layout

@@ -71,7 +71,7 @@ def test_blank_disk_whole_disk_plan():
     ]
     partition, mkfs = plan.commands[0][1], plan.commands[1][1]
     assert "sfdisk -q --no-reread --no-tell-kernel /dev/loop0 && partx -u /dev/loop0" in partition
-    assert "wipefs -n -o TYPE --noheadings /dev/loop0" in partition  # re-checked blank on the host
+    assert "wipefs -n -O TYPE --noheadings /dev/loop0" in partition  # re-checked blank on the host
     assert f"mkfs.xfs -q -L omni-data -m uuid={plan.fs_uuid} /dev/loop0p1" in mkfs and " -f" not in mkfs
     assert plan.fstab_line == f"UUID={plan.fs_uuid} /tmp/omni/cap/nvme xfs defaults,noatime 0 2"
 
