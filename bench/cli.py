@@ -97,32 +97,84 @@ def _latest(text: str) -> Path | None:
     return max(found)[1] if found else None
 
 
-def dry_run(spec: Spec, model: str, console: Console) -> None:
+def _dry_launch(engine, spec: Spec, model: str, cfg, warn):
+    """The launch a real run would make; a host-only tool missing here (numactl) is a warning."""
+    from bench.engines.base import Launch
+
+    try:
+        engine.check_config(cfg)
+    except SpecError as err:
+        warn(str(err))
+    port = spec.server.port or 8080
+    try:
+        return engine.launch(spec.server, model, cfg, port)
+    except SpecError as err:
+        warn(str(err))
+        return Launch(argv=engine.argv(spec.server, model, cfg, port), env=engine.env(spec.server, cfg),
+                      prefix=numa_prefix(cfg.numa, strict=False), base_url=f"http://{spec.server.host}:{port}",
+                      health_path=engine.health_path)
+
+
+def dry_run(spec: Spec, text: str, model: str, console: Console) -> None:
+    """Every planned launch, the estimated time, and what a real run on this host would stop for.
+
+    Why warnings and not an error: a spec is often written here for another box (numactl, the
+    CUDA binary, the 200 GB model live there); the plan is what the user wants to check.
+    """
     from bench.engines import get_engine
     from bench.plan import server_configs
+    from bench.progress import cell_units, earlier_timing, human_s
+
+    warnings: list[str] = []
+
+    def warn(message: str) -> None:
+        if message not in warnings:
+            warnings.append(message)
 
     engine = get_engine(spec.engine)
     try:
         engine.preflight(spec.server, model)
     except SpecError as err:
-        console.print(f"[yellow]warning (a real run would stop here): {err}[/yellow]")
+        warn(str(err))
     configs = server_configs(spec)
+    r = spec.workload.repeats
+    units = 0.0
     for i, cfg in enumerate(configs, 1):
-        launch = engine.launch(spec.server, model, cfg, spec.server.port or 8080)
-        launch.prefix = numa_prefix(cfg.numa, strict=False)
-        console.print(f"[bold]launch {i}/{len(configs)}[/bold] {cfg.config_id}  {cfg.label}", highlight=False)
+        launch = _dry_launch(engine, spec, model, cfg, warn)
+        planned = cells(spec, cfg)
+        units += r * sum(cell_units(c.requests, c.warmup, c.output_tokens, c.concurrency) for c in planned)
+        console.print(f"[bold]launch {i}/{len(configs)}[/bold] {cfg.label}  [dim]({cfg.config_id})[/dim]",
+                      highlight=False)
         console.print(f"  prefix: {shlex.join(launch.prefix) or '(none)'}", highlight=False, soft_wrap=True)
         console.print(f"  env:    {' '.join(f'{k}={v}' for k, v in launch.shown_env.items()) or '(none)'}",
                       highlight=False, soft_wrap=True)
         console.print(f"  argv:   {shlex.join(launch.shown_argv)}", highlight=False, soft_wrap=True)
-        console.print(f"  cells:  {', '.join(c.cell_id for c in cells(spec, cfg))}", highlight=False)
+        console.print(f"  cells:  {', '.join(c.cell_id for c in planned)}", highlight=False)
     n_cells, n_runs = count_runs(spec, configs)
-    r = spec.workload.repeats
     console.print(
         f"{len(configs)} server configurations x {r} repeats = {len(configs) * r} launches; "
         f"{n_cells} workload cells, {n_runs} runs (cells x repeats), strategy {spec.strategy}",
         highlight=False,
     )
+    timing = earlier_timing(REPORTS, spec_hash(text), spec.name)
+    est = timing.estimate(len(configs) * r, units)
+    if est is not None:
+        console.print(f"estimated time: {human_s(est)} at most (launch {human_s(timing.launch())} each, "
+                      f"cells from {timing.unit() * 1000:.1f} ms per token per stream; {timing.source})",
+                      highlight=False)
+    else:
+        assumed = 20.0  # tokens/s per stream, only to give the user an order of magnitude
+        try:  # loading reads the model once: ~2 GB/s from a local NVMe, plus the server's own start
+            per_launch = 5.0 + Path(model).stat().st_size / 2e9
+        except OSError:
+            per_launch = 30.0
+        guess = len(configs) * r * per_launch + units / assumed
+        console.print(f"estimated time: unknown until measured (no earlier sweep of this spec under "
+                      f"{REPORTS}/); assuming {assumed:g} tokens/s per stream and {human_s(per_launch)} per "
+                      f"launch, about {human_s(guess)} at most", highlight=False)
+    for message in warnings:
+        console.print(f"[yellow]warning (a real run on this host would stop here): {message}[/yellow]",
+                      highlight=False, soft_wrap=True)
 
 
 def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
@@ -134,7 +186,7 @@ def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
                             "give reports/<sweep-id>")
     spec, text = _load(args.spec, resume_dir)
     if args.dry_run:
-        dry_run(spec, model_path(spec, generate=False), console)
+        dry_run(spec, text, model_path(spec, generate=False), console)
         return 0
     out = resume_dir or (Path(args.out) if args.out else None)
     if args.resume == "latest":
@@ -275,13 +327,54 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+GENMODEL_HELP = {  # ModelShape fields, in llama.cpp's hparam names
+    "arch": "architecture: llama (dense or Mixtral-style MoE) or deepseek2 (MLA, shared experts)",
+    "n_embd": "hidden size (multiple of 32)", "n_layer": "transformer blocks",
+    "n_ff": "feed-forward size (multiple of 32)", "n_head": "attention heads",
+    "n_head_kv": "key/value heads (GQA; divides n_head)", "n_vocab": "vocabulary size",
+    "n_expert": "routed experts per MoE layer (0: dense)", "n_expert_used": "experts used per token",
+    "dtype": "weight type: f32, f16 or q8_0", "n_ctx_train": "training context length written in the GGUF",
+    "seed": "random seed of the weights (same seed, same file)",
+    "n_layer_dense_lead": "deepseek2: dense blocks before the MoE ones", "n_lora_q": "deepseek2: q LoRA rank",
+    "n_lora_kv": "deepseek2: kv LoRA rank", "n_rot": "deepseek2: RoPE dimensions per head",
+    "n_embd_head_qk_nope": "deepseek2: q/k head size without RoPE",
+    "n_embd_head_v_mla": "deepseek2: v head size",
+    "n_ff_exp": "deepseek2: feed-forward size of one expert", "n_expert_shared": "deepseek2: shared experts",
+    "n_expert_groups": "deepseek2: expert groups (0: R1's 8 when n_expert allows)",
+    "n_group_used": "deepseek2: groups used per token (0: half)",
+    "quantize": "quantize with llama-quantize to this type, e.g. Q4_K_M",
+    "split_max_size": "split with llama-gguf-split into shards of at most this size, e.g. 2G",
+}
+EPILOG = """examples:
+  python -m bench sweep                          the zero-config demo (tiny generated model, ~1 min)
+  python -m bench sweep SPEC.toml --dry-run      every planned launch, the estimated time, warnings
+  python -m bench sweep SPEC.toml --resume       continue the newest unfinished sweep of SPEC
+  python -m bench report reports/ID --target-mem-gb 384   judge for the 384 GB box
+  python -m bench plan MODEL.gguf --host @local  GPU/CPU placement and a spec to sweep it
+docs: docs/bench.md (sweeps, specs, results.csv), docs/report.md (the page)"""
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"protocol-omni bench {version('protocol-omni')}"
+    except PackageNotFoundError:
+        return "protocol-omni bench (not installed: run from a checkout)"
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("sweep", help="run a sweep spec (no spec: the zero-config demo)")
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=_version(), help="print the version and exit")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    s = sub.add_parser("sweep", help="run a sweep spec (no spec: the zero-config demo)",
+                       description="Launch the server once per configuration of SPEC, drive each workload "
+                       "cell, sample memory, write reports/<id>/results.csv and the HTML report.")
     s.add_argument("spec", nargs="?", help="sweep spec TOML (default: the embedded demo)")
     s.add_argument("--dry-run", action="store_true",
-                   help="print every launch and the cell count, start nothing")
+                   help="print every planned launch, the estimated time and what this host lacks; "
+                   "start nothing")
     s.add_argument("--out", help="sweep directory (default reports/<name>-<time>); an existing one resumes")
     s.add_argument("--resume", nargs="?", const="latest", metavar="SWEEP_DIR",
                    help="resume SWEEP_DIR, or the newest unfinished sweep of this spec")
@@ -290,13 +383,15 @@ def parser() -> argparse.ArgumentParser:
                    "`python -m bench report`)")
     # `report ...` is dispatched to bench.report.main before parsing (see main): listed here for --help
     r = sub.add_parser("report", help="render reports/<sweep-id>/index.html (flags: report --help)")
-    r.add_argument("sweep_dir")
+    r.add_argument("sweep_dir", help="the sweep directory (reports/<sweep-id>); see `report --help`")
     g = sub.add_parser("genmodel", help="generate (and cache) a random-weight GGUF: Llama, or "
                        "DeepSeek-R1-shaped (--arch deepseek2), quantized (--quantize Q4_K_M), "
                        "split (--split-max-size 2G)")
     for name, field in ModelShape.model_fields.items():
         kind = str if field.default is None or isinstance(field.default, str) else type(field.default)
-        g.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None)
+        default = "" if field.default is None else f" (default {field.default})"
+        g.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None,
+                       help=GENMODEL_HELP.get(name, name.replace("_", " ")) + default)
     g.add_argument("--out", help="write here instead of the cache")
     pp = sub.add_parser("plan", help="plan GPU/CPU placement of a GGUF on a host: -ot rules, predicted "
                         "tokens/s, a sweep spec of the plan and its neighbours")
