@@ -50,7 +50,7 @@ FIELDS = tuple(ReportOptions.model_fields)
 
 def reference_headroom_share() -> float:
     """The reference box's headroom goal over its RAM (80 GiB of 384 GiB), from the host data."""
-    from deploys.hostdata import REFERENCE_BOX
+    from omni.hostdata import REFERENCE_BOX
 
     return float(REFERENCE_BOX["memory_headroom_gib"]) / float(REFERENCE_BOX["memory"]["total_gib"])
 
