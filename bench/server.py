@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -23,6 +24,27 @@ import psutil
 
 from bench.engines.base import Launch
 from bench.memory import kill_group
+
+_ERROR = re.compile(r"\b(error|failed|failure|fatal|invalid|unrecognized|unknown (argument|option)|cannot|"
+                    r"can't|could not|not found|no such|out of memory|oom|abort(ed)?|exception|"
+                    r"denied|refused|illegal|segmentation fault)\b", re.IGNORECASE)
+_GENERIC = re.compile(r"exiting due to|^Traceback \(most recent call last\)|^\s*File \"", re.IGNORECASE)
+
+
+def error_line(log_tail: str, limit: int = 300) -> str:
+    """The server's own words for why it failed: the first error-like line of its log tail.
+
+    Why the first: llama.cpp prints the cause (`error loading model: ...`) and then generic lines
+    (`exiting due to model loading error`); a Python server's traceback ends in the exception line.
+    """
+    lines = [ln.strip() for ln in log_tail.splitlines() if ln.strip()]
+    if any(ln.startswith("Traceback (most recent call last)") for ln in lines):
+        after = lines[max(i for i, ln in enumerate(lines) if ln.startswith("Traceback")):]
+        tail = [ln for ln in after if not ln.startswith(("File ", "Traceback", "^", "~"))]
+        if tail:
+            return tail[-1][:limit]
+    hits = [ln for ln in lines if _ERROR.search(ln) and not _GENERIC.search(ln)]
+    return (hits[0] if hits else lines[-1] if lines else "")[:limit]
 
 
 def free_port(host: str = "127.0.0.1") -> int:

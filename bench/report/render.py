@@ -21,6 +21,7 @@ from bench.report.data import OK_STATUSES, Sweep, launch_series, load_sweep, rea
 from bench.report.hostfacts import HostFacts
 from bench.report.modelbytes import ModelFileError, read_model
 from bench.report.summary import GB, model_path, summarise
+from bench.server import error_line
 from omni.files import atomic_write_text
 
 ROW_COLUMNS = (  # (header, column, decimals or None for text)
@@ -95,11 +96,13 @@ def _failures(sweep: Sweep) -> list[dict[str, str]]:
         })
         repeats = sorted({int(x) for x in grp["repeat"].dropna()})
         tails = [t for t in grp["log_tail_path"] if t]
+        tail = read_tail(sweep, tails[-1]) if tails else ""
         out.append({
             "label": grp["config_label"].iloc[0], "status": status, "reason": reason,
             "cell": "; ".join(cells) or "no cell ran",
             "repeats": ", ".join(map(str, repeats)) or "?", "rows": len(grp),
-            "tail": read_tail(sweep, tails[-1]) if tails else "",
+            "tail": tail, "server_says": error_line(tail) if tail else "",
+            "anchor": f"failure-{len(out)}",
         })
     return out
 

@@ -99,10 +99,13 @@ def test_page_recommends_a_measured_config_with_its_exact_launch_command(sweep, 
     assert 'class="fail"' not in criteria and criteria.count('class="pass">pass') == 3
 
 
-def test_failed_launch_is_listed_with_its_reason_and_log_tail(page):
+def test_failed_launch_is_listed_with_its_reason_and_log_tail(sweep, page):
     failures = page.text.split("Failures")[1].split("Provenance")[0]
-    assert "launch-failed" in failures and "no-such-flag" in failures
-    assert "unrecognized arguments" in failures  # the server's own words from the log tail
+    assert "Failed configurations" in failures and "launch-failed" in failures and "no-such-flag" in failures
+    html = (sweep / "index.html").read_text()
+    table = html.split('id="failed-configs"')[1].split("</table>")[0]
+    assert "unrecognized arguments: --no-such-flag" in table  # the server's own words, in the table
+    assert "last lines of the server log" in page.text
 
 
 def test_provenance_shows_host_versions_and_spec(sweep, page):
