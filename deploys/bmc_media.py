@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -108,13 +110,47 @@ def _power(state: Any, host: Any, data: dict[str, Any], marker: str, record: dic
     return _run(host, step)
 
 
+def ssh_banner(address: str, port: int, timeout: float) -> str | None:
+    """The SSH server's identification line (``SSH-2.0-...``), or None when nothing answers yet."""
+    try:
+        with socket.create_connection((address, port), timeout=timeout) as conn:
+            conn.settimeout(timeout)
+            line = conn.recv(256).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    return line if line.startswith("SSH-") else None
+
+
+def _wait_for_ssh(state: Any, host: Any, address: str, port: int, within: float, poll: float) -> bool:
+    """pyinfra callback: poll the installed system's SSH port until it identifies itself."""
+    start = time.monotonic()
+    while time.monotonic() - start < within:
+        banner = ssh_banner(address, port, min(poll, 10.0))
+        if banner:
+            host.log(f"{address}:{port} answers ({banner}) after {time.monotonic() - start:.0f} s: the "
+                     "installed system is up; continue with deploys/phase3.py (its host key is new: "
+                     f"ssh-keygen -R {address})", log_func=logger.info)
+            return True
+        time.sleep(poll)
+    host.log_styled(f"{address}:{port} did not answer SSH within {within:g} s: watch the install on the "
+                    "BMC's remote console", fg="red", log_func=logger.error)
+    return False
+
+
 @deploy("Boot an OS installer from a verified ISO through the BMC", data_defaults=DEFAULTS)
-def install_os_from_iso(role: str) -> None:
-    """Insert the ``role`` ISO, boot once from virtual CD in UEFI mode, power-cycle, wait until On."""
+def install_os_from_iso(role: str, image: str | None = None) -> None:
+    """Insert the ``role`` ISO, boot once from virtual CD in UEFI mode, power-cycle, wait until On.
+
+    ``image``: the default when the host data names none (phase 3: the workstation's autoinstall ISO).
+    """
     data = host.data.dict()
     for key, value in DEFAULTS.items():
         data.setdefault(key, value)
-    iso = {**DEFAULTS["install_isos"].get(role, {}), **((data.get("install_isos") or {}).get(role) or {})}
+    default = {**DEFAULTS["install_isos"].get(role, {}), **({"image": image} if image else {})}
+    own = (data.get("install_isos") or {}).get(role) or {}
+    if own == DEFAULTS["install_isos"].get(role):  # data_defaults put the module default there
+        own = {}
+    iso = {**default, **own}
     image, sha256 = iso.get("image"), iso.get("sha256")
     if not image:
         raise DeployError(

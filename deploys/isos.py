@@ -25,16 +25,17 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.files import Sha256File
+from pyinfra.facts.files import FileContents, Sha256File
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from deploys import iso_record
+from deploys import autoinstall, iso_record
 from deploys.checks.context import CheckContext
 from deploys.controller import controller_check
 from omni.settings import settings
@@ -144,12 +145,18 @@ def check_served(ctx: CheckContext, url: str, path: str, timeout: float = 3600) 
 
 
 def _verify_served(cfg: dict[str, Any]) -> list[str]:
-    """Each image answers Range requests with its bytes and serves its sha256; then it is recorded."""
+    """Each image answers Range requests with its bytes and serves its sha256; then it is recorded.
+
+    A remastered autoinstall ISO is checked against the sha256 its build wrote beside it (its
+    base image was checked against the inventory's before the build).
+    """
     ctx = CheckContext(host=host, data={})
     problems = []
-    for image in cfg["images"]:
+    for image in [*cfg["images"], *cfg.get("derived", [])]:
         path, url = f"{cfg['dir']}/{image['name']}", served_url(cfg, image["name"])
         sha = host.get_fact(Sha256File, path=path)
+        if image.get("derived_from"):
+            image = {**image, "sha256": ctx.run(f"cat {shlex.quote(path)}.sha256").stdout.strip()}
         if sha != image["sha256"]:
             problems.append(f"{path}: sha256 {sha} is not {image['sha256']}")
             continue
@@ -168,6 +175,7 @@ def _verify_served(cfg: dict[str, Any]) -> list[str]:
                     "size_bytes": int(served["size"]),
                     "host": host.name,
                     "path": path,
+                    **({"derived_from": image["derived_from"]} if image.get("derived_from") else {}),
                 }
             )
     return problems
@@ -177,8 +185,35 @@ def nginx_conf_path(cfg: dict[str, Any]) -> str:
     return f"/etc/{cfg['http']['unit']}/nginx.conf"
 
 
+def autoinstall_isos(cfg: dict[str, Any], seeds: list[tuple[str, dict[str, Any]]]) -> None:
+    """Per workstation: its NoCloud seed under the served folder and the ISO whose GRUB names it."""
+    directory = cfg["dir"]
+    apt.packages(name="Install xorriso (remasters the Ubuntu ISO's grub.cfg)", packages=["xorriso"])
+    cfg.setdefault("derived", [])
+    for name, settings_ in seeds:
+        base = settings_["base_iso"]
+        sha = next((i["sha256"] for i in cfg["images"] if i["name"] == base), None)
+        if sha is None:
+            raise IsoConfigError(f"autoinstall.base_iso {base!r} of {name} is not in isos.images: add it")
+        seed_dir = f"{directory}/{autoinstall.seed_path(name)}"
+        url = served_url(cfg, autoinstall.seed_path(name)) + "/"
+        files.directory(name=f"Create the autoinstall seed folder of {name}", path=seed_dir, mode="755")
+        files.put(name=f"Write the autoinstall user-data of {name}",
+                  src=StringIO(autoinstall.user_data(settings_)), dest=f"{seed_dir}/user-data", mode="644")
+        files.put(name=f"Write the autoinstall meta-data of {name}",
+                  src=StringIO(autoinstall.meta_data(name)), dest=f"{seed_dir}/meta-data", mode="644")
+        out = autoinstall.iso_name(name)
+        built_from = host.get_fact(FileContents, path=f"{directory}/{out}.inputs") or []
+        if built_from == [url, sha]:
+            host.noop(f"{out} already built from {base} for {url}")
+        else:
+            server.shell(name=f"Remaster {base} into {out} (GRUB boots the autoinstall of {name})",
+                         commands=[autoinstall.remaster_command(directory, base, out, url)])
+        cfg["derived"].append({"name": out, "url": f"remastered from {base}", "derived_from": base})
+
+
 @deploy("Stage and serve the ISO images for the BMC")
-def stage_isos(cfg: dict[str, Any]) -> None:
+def stage_isos(cfg: dict[str, Any], seeds: list[tuple[str, dict[str, Any]]] | None = None) -> None:
     directory = cfg["dir"]
     files.directory(name=f"Create {directory}", path=directory, mode="755")
     for image in cfg["images"]:
@@ -189,6 +224,8 @@ def stage_isos(cfg: dict[str, Any]) -> None:
         server.shell(
             name=f"Download and verify {image['name']}", commands=[download_command(directory, image)]
         )
+    if seeds:
+        autoinstall_isos(cfg, seeds)
     http = cfg["http"]
     apt.packages(name="Install nginx (serves HTTP Range requests)", packages=["nginx"], update=True,
                  cache_time=3600)

@@ -19,10 +19,11 @@ Phase 0 runs on whatever the box runs before the reinstall (Proxmox/Debian), so 
 require Ubuntu.
 """
 
-from pyinfra import host
+from pyinfra import host, logger, state
 from pyinfra.api.exceptions import DeployError
 
 from deploys import iso_record, markers
+from deploys.autoinstall import AutoinstallConfigError, autoinstall_settings
 from deploys.backups import (
     backup_paths,
     backup_settings,
@@ -47,13 +48,26 @@ try:
     isos = iso_settings(host.data) if "isos" in steps and (iso_server or workstation) else None
     model = model_settings(host.data) if "model" in steps and workstation else None
     backups_cfg = backup_settings(host.data)
-except (IsoConfigError, ModelConfigError, ValueError) as error:
+    # the autoinstall seed and ISO of every workstation that describes one (deploys/autoinstall.py)
+    seeds = [
+        (ws.name, autoinstall_settings(ws.data, ws.name))
+        for ws in state.inventory.get_group("workstations", default=[])
+        if ws.data.get("autoinstall")
+    ] if iso_server and isos is not None else []
+except (IsoConfigError, ModelConfigError, AutoinstallConfigError, ValueError) as error:
     raise DeployError(f"{host.name}: {error}") from None
 
 if workstation and "backups" in steps:
     backup_paths()
 if iso_server and isos is not None:
-    stage_isos(isos)
+    for ws in state.inventory.get_group("workstations", default=[]):
+        if not ws.data.get("autoinstall"):
+            logger.warning(f"{host.print_prefix}no autoinstall table for {ws.name}: its Ubuntu installer "
+                           "will wait at the console (docs/deploys.md, 'Ubuntu autoinstall')")
+    try:
+        stage_isos(isos, seeds)
+    except IsoConfigError as error:
+        raise DeployError(f"{host.name}: {error}") from None
 if model is not None:
     try:
         download_model(model)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -112,3 +114,57 @@ def test_install_os_from_iso_for_ubuntu_on_an_ami_like_bmc(tmp_path, iso):
         assert ami.count("POST", INSERT) == 1 and ami.count("POST", RESET) == 1  # Off: the cycle is one On
         assert ami.get(ami.system_path())["PowerState"] == "On"
         assert (tmp_path / "backups" / "bmc-install-ubuntu-local.json").exists()
+
+
+@pytest.fixture
+def ssh_listener():
+    """A loopback TCP server that identifies itself as OpenSSH (the installed system coming up)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.sendall(b"SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13.5\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join(5)
+    server.close()
+
+
+def test_phase3_install_boots_the_autoinstall_iso_and_waits_for_ssh(emulator, tmp_path, iso, ssh_listener):
+    url, sha256, size = iso
+    record_verified({"name": "ubuntu-autoinstall-box1.iso", "url": "remastered from ubuntu.iso",
+                     "served_url": url, "sha256": sha256, "size_bytes": size, "derived_from": "ubuntu.iso"},
+                    tmp_path / "backups" / "iso-verified.json")
+    hosts = '[hosts."@local"]\nbmc_poll_s = 0.2\ninstall_ssh_timeout = 20\n'
+    args = ["--data", "install_for=box1", "--data", "install_ssh_host=127.0.0.1",
+            "--data", f"install_ssh_port={ssh_listener}"]
+    rc, out = run_phase(tmp_path, emulator, "phase3_install.py", *args, hosts=hosts)
+    assert rc != 0 and "box1: phase 0 has not completed" in out and "Traceback" not in out
+    (tmp_path / "backups" / "phase0-ready-box1.json").write_text('{"ready": true, "host": "box1"}')
+    rc, out = run_phase(tmp_path, emulator, "phase3_install.py", *args, hosts=hosts)
+    assert rc != 0 and "ERASES the ubuntu-role disk" in out and "confirm_install=yes" in out
+    assert emulator.count("POST", INSERT) == 0 and emulator.count("POST", RESET) == 0
+
+    rc, out = run_phase(tmp_path, emulator, "phase3_install.py", *args, "--data", "confirm_install=yes",
+                        hosts=hosts)
+    assert rc == 0, out
+    assert emulator.get(f"{emulator.system_path()}/VirtualMedia/Cd")["Image"] == url
+    assert emulator.count("POST", INSERT) == 1 and emulator.count("POST", RESET) == 1
+    boot = emulator.get(emulator.system_path())["Boot"]
+    # boot once from CD, consumed by that boot: the installed system's reboot comes from its disk
+    assert "Boot once from the virtual CD in UEFI mode" in out
+    assert (boot["BootSourceOverrideTarget"], boot["BootSourceOverrideEnabled"]) == ("Cd", "Disabled")
+    assert f"127.0.0.1:{ssh_listener} answers (SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13.5)" in out
+    assert "ssh-keygen -R 127.0.0.1" in out
