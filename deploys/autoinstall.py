@@ -30,7 +30,7 @@ import shlex
 from typing import Any
 
 from deploys.markers import safe_name
-from deploys.settings import settings
+from omni.settings import settings
 
 DEFAULTS: dict[str, Any] = {
     "username": "omni",
