@@ -8,19 +8,26 @@ error (exit 2), never silently ignored. Serves until SIGTERM/SIGINT.
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 import threading
 
-_FA = {"on": 1, "off": 0, "auto": -1, "1": 1, "0": 0, "true": 1, "false": 0}
-_EXPS = r"\.ffn_(up|down|gate)_exps"
+from omni.llamacpp import FALSEY, TRUTHY, ArgError, LlamaArgs, parse
+
+_PROG = "python -m bench.xllamacpp_server"
+# the flags of omni.llamacpp this wrapper maps onto CommonParams (any other known flag is refused too)
+MAPPED = (
+    "model", "host", "port", "ctx_size", "parallel", "threads", "threads_batch", "threads_http",
+    "n_gpu_layers",
+    "tensor_split", "split_mode", "main_gpu", "override_tensor", "n_cpu_moe", "cpu_moe", "flash_attn",
+    "batch_size", "ubatch_size", "numa", "cache_type_k", "cache_type_v", "kv_unified", "no_kv_unified",
+    "no_kv_offload", "cont_batching", "no_cont_batching", "no_warmup", "metrics", "props", "no_slots", "poll",
+    "prio", "seed", "temp", "fit", "alias", "verbosity",
+)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, no usage dump
-        sys.stderr.write(f"xllamacpp_server: {message}; use llama-server flag names it maps (see --help)\n")
-        sys.exit(2)
+class UsageError(ValueError):
+    """A command line this wrapper cannot honour; one line, exit 2."""
 
 
 def _version() -> str:
@@ -35,120 +42,112 @@ def _version() -> str:
         return f"xllamacpp unavailable: {err}"
 
 
-def parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m bench.xllamacpp_server", allow_abbrev=False)
-    a = p.add_argument
-    a("--version", action="version", version=_version())
-    a("-m", "--model", required=True)
-    a("--host", default="127.0.0.1")
-    a("--port", type=int, default=8080)
-    a("-c", "--ctx-size", type=int)
-    a("-np", "--parallel", type=int)
-    a("-t", "--threads", type=int)
-    a("-tb", "--threads-batch", type=int)
-    a("--threads-http", type=int)
-    a("-ngl", "--n-gpu-layers", "--gpu-layers", type=int)
-    a("-ts", "--tensor-split")
-    a("-sm", "--split-mode", choices=["none", "layer", "row", "tensor"])
-    a("-mg", "--main-gpu", type=int)
-    a("-ot", "--override-tensor", action="append", default=[])
-    a("-ncmoe", "--n-cpu-moe", type=int)
-    a("-cmoe", "--cpu-moe", action="store_true")
-    a("-fa", "--flash-attn", choices=sorted(_FA))
-    a("-b", "--batch-size", type=int)
-    a("-ub", "--ubatch-size", type=int)
-    a("--numa", choices=["distribute", "isolate", "numactl", "mirror"])
-    a("-ctk", "--cache-type-k")
-    a("-ctv", "--cache-type-v")
-    a("-kvu", "--kv-unified", action="store_true")
-    a("-nkvo", "--no-kv-offload", action="store_true")
-    a("-cb", "--cont-batching", action="store_true", default=None)
-    a("-nocb", "--no-cont-batching", dest="cont_batching", action="store_false")
-    a("--no-warmup", action="store_true")
-    a("--metrics", action="store_true")
-    a("--props", action="store_true")
-    a("--no-slots", action="store_true")
-    a("--poll", type=int)
-    a("--prio", type=int)
-    a("-s", "--seed", type=int)
-    a("--temp", type=float)
-    a("-fit", "--fit", choices=["on", "off"])
-    a("-a", "--alias")
-    a("-lv", "--verbosity", type=int)
-    return p
+def _usage() -> str:
+    from omni.llamacpp import LLAMA_CPP
+
+    flags = LLAMA_CPP.by_name()
+    return f"usage: {_PROG} -m MODEL [llama-server flags]\nflags it maps:\n" + "\n".join(
+        "  " + ", ".join(flags[name].spellings) for name in MAPPED)
 
 
-def params_from_args(ns: argparse.Namespace):  # -> xllamacpp.CommonParams
+def parse_args(argv: list[str]) -> LlamaArgs:
+    """The llama-server command line, refusing what the wrapper would silently ignore."""
+    try:
+        args = parse(argv)
+    except ArgError as err:
+        raise UsageError(str(err)) from None
+    if args.unknown:
+        raise UsageError(f"unknown argument {args.unknown[0]!r}: use llama-server flag names it maps "
+                         f"(see --help)")
+    unmapped = [it.token for it in args if it.flag is not None and it.flag.name not in MAPPED]
+    if unmapped:
+        raise UsageError(f"{unmapped[0]} is a llama-server flag this wrapper does not map; "
+                         f"use engine = \"llama-server\" for it")
+    if not args.model:
+        raise UsageError("-m/--model is required: give the path of a GGUF file")
+    return args
+
+
+def params_from_args(a: LlamaArgs):  # -> xllamacpp.CommonParams
     import xllamacpp as x
 
     p = x.CommonParams()
-    p.model.path = ns.model
-    p.hostnames = [ns.host]
-    p.port = ns.port
+    p.model.path = a.model
+    p.hostnames = [a.host or "127.0.0.1"]
+    p.port = a.port if a.port is not None else 8080
     p.endpoint_props = True
     p.endpoint_metrics = True
     _set = {
-        "ctx_size": "n_ctx", "parallel": "n_parallel", "n_gpu_layers": "n_gpu_layers",
-        "main_gpu": "main_gpu", "batch_size": "n_batch", "ubatch_size": "n_ubatch",
-        "threads_http": "n_threads_http", "verbosity": "verbosity",
+        "ctx_size": "n_ctx", "parallel": "n_parallel", "main_gpu": "main_gpu", "batch_size": "n_batch",
+        "ubatch_size": "n_ubatch", "threads_http": "n_threads_http", "verbosity": "verbosity",
     }
     for arg, attr in _set.items():
-        if getattr(ns, arg) is not None:
-            setattr(p, attr, getattr(ns, arg))
-    if ns.threads is not None:
-        p.cpuparams.n_threads = ns.threads
-        p.cpuparams_batch.n_threads = ns.threads if ns.threads_batch is None else ns.threads_batch
-    elif ns.threads_batch is not None:
-        p.cpuparams_batch.n_threads = ns.threads_batch
+        if a.get(arg) is not None:
+            setattr(p, attr, a.get(arg))
+    ngl = a.n_gpu_layers
+    if ngl is not None:  # CommonParams takes a number: llama.cpp's -1 auto, -2 all
+        p.n_gpu_layers = {"auto": -1, "all": -2}.get(ngl, ngl) if isinstance(ngl, str) else ngl
+    if a.threads is not None:
+        p.cpuparams.n_threads = a.threads
+        p.cpuparams_batch.n_threads = a.threads if a.threads_batch is None else a.threads_batch
+    elif a.threads_batch is not None:
+        p.cpuparams_batch.n_threads = a.threads_batch
     for cpu in (p.cpuparams, p.cpuparams_batch):
-        if ns.poll is not None:
-            cpu.poll = ns.poll
-        if ns.prio is not None:
-            cpu.priority = x.ggml_sched_priority(ns.prio)
-    if ns.tensor_split:
-        parts = [float(v) for v in ns.tensor_split.replace("/", ",").split(",")]
+        if a.get("poll") is not None:
+            cpu.poll = a.get("poll")
+        if a.get("prio") is not None:
+            cpu.priority = x.ggml_sched_priority(a.get("prio"))
+    if a.tensor_split:
+        parts = list(a.tensor_split)
         p.tensor_split = parts + [0.0] * (128 - len(parts))
-    if ns.split_mode:
-        p.split_mode = x.llama_split_mode[f"LLAMA_SPLIT_MODE_{ns.split_mode.upper()}"]
-    overrides = list(ns.override_tensor)
-    if ns.cpu_moe:
-        overrides.append(f"{_EXPS}=CPU")
-    if ns.n_cpu_moe:
-        overrides += [rf"blk\.{i}{_EXPS}=CPU" for i in range(ns.n_cpu_moe)]
-    if overrides:
-        p.tensor_buft_overrides = ",".join(overrides)
-    if ns.flash_attn:
-        p.flash_attn_type = x.llama_flash_attn_type(_FA[ns.flash_attn])
-    if ns.numa:
-        p.numa = x.ggml_numa_strategy[f"GGML_NUMA_STRATEGY_{ns.numa.upper()}"]
-    for arg, attr in (("cache_type_k", "cache_type_k"), ("cache_type_v", "cache_type_v")):
-        if getattr(ns, arg):
-            setattr(p, attr, x.ggml_type[f"GGML_TYPE_{getattr(ns, arg).upper()}"])
-    if ns.kv_unified:
-        p.kv_unified = True
-    if ns.no_kv_offload:
+    if a.split_mode:
+        p.split_mode = x.llama_split_mode[f"LLAMA_SPLIT_MODE_{a.split_mode.upper()}"]
+    if a.overrides:
+        p.tensor_buft_overrides = ",".join(f"{pattern}={device}" for pattern, device in a.overrides)
+    if a.flash_attn:
+        fa = 1 if a.flash_attn in TRUTHY else 0 if a.flash_attn in FALSEY else -1
+        p.flash_attn_type = x.llama_flash_attn_type(fa)
+    if a.numa:
+        p.numa = x.ggml_numa_strategy[f"GGML_NUMA_STRATEGY_{a.numa.upper()}"]
+    for attr in ("cache_type_k", "cache_type_v"):
+        if a.get(attr):
+            setattr(p, attr, x.ggml_type[f"GGML_TYPE_{a.get(attr).upper()}"])
+    if a.kv_unified is not None:
+        p.kv_unified = a.kv_unified
+    if a.get("no_kv_offload"):
         p.no_kv_offload = True
-    if ns.cont_batching is not None:
-        p.cont_batching = ns.cont_batching
-    if ns.no_warmup:
+    if a.get("cont_batching") is not None:
+        p.cont_batching = a.get("cont_batching")
+    if a.get("no_warmup"):
         p.warmup = False
-    if ns.no_slots:
+    if a.get("no_slots"):
         p.endpoint_slots = False
-    if ns.seed is not None:
-        p.sampling.seed = ns.seed
-    if ns.temp is not None:
-        p.sampling.temp = ns.temp
-    if ns.fit:
-        p.fit_params = ns.fit == "on"
-    if ns.alias:  # a set[str] in CommonParams; llama-server splits the value on commas
-        p.model_alias = {a.strip() for a in ns.alias.split(",") if a.strip()}
+    if a.get("seed") is not None:
+        p.sampling.seed = a.get("seed")
+    if a.get("temp") is not None:
+        p.sampling.temp = a.get("temp")
+    if a.fit:
+        p.fit_params = a.fit == "on"
+    if a.get("alias"):  # a set[str] in CommonParams; llama-server splits the value on commas
+        p.model_alias = {s.strip() for s in a.get("alias").split(",") if s.strip()}
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    ns = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if "--version" in argv:
+        print(_version())
+        return 0
+    if "-h" in argv or "--help" in argv:
+        print(_usage())
+        return 0
     try:
-        params = params_from_args(ns)
+        args = parse_args(argv)
+    except UsageError as err:
+        sys.stderr.write(f"xllamacpp_server: {err}\n")
+        return 2
+    try:
+        params = params_from_args(args)
     except (KeyError, ValueError) as err:
         sys.stderr.write(f"xllamacpp_server: bad value {err}; use a value llama-server accepts\n")
         return 2

@@ -17,15 +17,10 @@ from typing import Any, ClassVar
 from bench.engines.base import Engine, Launch, Readback
 from bench.plan import ServerConfig
 from bench.spec import ServerSpec, SpecError
+from omni.llamacpp import parse
 from omni.numa import parse_numa
 
-# flag spellings → canonical name (the ones whose applied value we can read back)
-_ASKED = {
-    "-t": "threads", "--threads": "threads",
-    "-np": "parallel", "--parallel": "parallel",
-    "-c": "ctx_size", "--ctx-size": "ctx_size",
-    "-ngl": "n_gpu_layers", "--n-gpu-layers": "n_gpu_layers", "--gpu-layers": "n_gpu_layers",
-}
+_ASKED = ("threads", "parallel", "ctx_size", "n_gpu_layers")  # flags whose applied value we can read back
 _LOG = {
     "threads": re.compile(r"n_threads\s*=\s*(\d+)"),
     "parallel": re.compile(r"n_slots\s*=\s*(\d+)"),
@@ -43,11 +38,8 @@ _LOG = {
 
 def asked_values(argv: list[str]) -> dict[str, str]:
     """The last value given for each flag we can verify (llama.cpp's own last-wins rule)."""
-    out: dict[str, str] = {}
-    for i, tok in enumerate(argv[:-1]):
-        if tok in _ASKED:
-            out[_ASKED[tok]] = argv[i + 1]
-    return out
+    args = parse(argv, lenient=True)
+    return {name: str(given[-1].raw) for name in _ASKED if (given := args.given(name))}
 
 
 def parse_log(text: str) -> dict[str, Any]:

@@ -15,9 +15,10 @@ from pathlib import Path
 from gguf import GGUFReader, GGUFValueType
 
 from omni import gguf_files
+from omni.llamacpp import EXPS_REGEX
 
 # llama.cpp's LLM_FFN_EXPS_REGEX (common/common.h), plus the expert biases that travel with them.
-ROUTED_EXPERT_RE = re.compile(r"\.ffn_(up|down|gate|gate_up)_(ch|)exps\.")
+ROUTED_EXPERT_RE = re.compile(EXPS_REGEX + r"\.")
 _LAYER_RE = re.compile(r"^blk\.(\d+)\.")
 
 

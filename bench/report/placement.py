@@ -16,23 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from bench.report.modelbytes import ModelBytes
-
-_EXPS = r"\.ffn_(up|down|gate|gate_up)_(ch|)exps"  # llama.cpp LLM_FFN_EXPS_REGEX
-ALL_LAYERS = 1 << 30
-
-_FLAGS = {
-    "ngl": ("-ngl", "--gpu-layers", "--n-gpu-layers"),
-    "ot": ("-ot", "--override-tensor"),
-    "ncmoe": ("-ncmoe", "--n-cpu-moe"),
-    "ts": ("-ts", "--tensor-split"),
-    "sm": ("-sm", "--split-mode"),
-    "mg": ("-mg", "--main-gpu"),
-    "dev": ("-dev", "--device"),
-}
-_SWITCHES = {"cmoe": ("-cmoe", "--cpu-moe")}
-# llama.cpp reads the same settings from LLAMA_ARG_* when the flag is absent.
-_ENV = {"ngl": "LLAMA_ARG_N_GPU_LAYERS", "ncmoe": "LLAMA_ARG_N_CPU_MOE", "ts": "LLAMA_ARG_TENSOR_SPLIT",
-        "sm": "LLAMA_ARG_SPLIT_MODE", "mg": "LLAMA_ARG_MAIN_GPU", "cmoe": "LLAMA_ARG_CPU_MOE"}
+from omni.llamacpp import ALL_LAYERS, parse
 
 
 @dataclass(frozen=True)
@@ -57,90 +41,27 @@ class Placement:
         return ", ".join(parts)
 
 
-def _collect(argv: Sequence[str]) -> tuple[dict[str, list[str]], list[tuple[str, str]]]:
-    """Flag values in argv order, plus the ordered list of override-producing flags."""
-    by_flag = {alias: key for key, aliases in _FLAGS.items() for alias in aliases}
-    switches = {alias: key for key, aliases in _SWITCHES.items() for alias in aliases}
-    values: dict[str, list[str]] = {}
-    ordered: list[tuple[str, str]] = []
-    i = 0
-    while i < len(argv):
-        arg = str(argv[i])
-        name, eq, inline = arg.partition("=")
-        if name in by_flag:
-            if eq:
-                value = inline
-            elif i + 1 < len(argv):
-                value, i = str(argv[i + 1]), i + 1
-            else:
-                value = ""
-            values.setdefault(by_flag[name], []).append(value)
-            if by_flag[name] in ("ot", "ncmoe"):
-                ordered.append((by_flag[name], value))
-        elif arg in switches:
-            values.setdefault(switches[arg], []).append("1")
-            ordered.append((switches[arg], "1"))
-        i += 1
-    return values, ordered
-
-
-def _int(text: str, what: str, notes: list[str]) -> int | None:
-    try:
-        return int(text)
-    except ValueError:
-        notes.append(f"{what}={text!r} is not an integer; ignored")
-        return None
-
-
 def parse_placement(argv: Sequence[str], env: Mapping[str, str] | None = None, n_gpus: int = 0) -> Placement:
-    """Placement for a llama.cpp-style launch; `n_gpus == 0` means everything runs on the CPU."""
-    values, ordered = _collect(argv)
-    env = env or {}
-    for key, var in _ENV.items():
-        if key not in values and env.get(var) not in (None, ""):
-            values[key] = [str(env[var])]
-            if key in ("ncmoe", "cmoe"):
-                ordered.append((key, str(env[var])))
-    notes: list[str] = []
-    if n_gpus <= 0 or any(v.strip().lower() == "none" for v in values.get("dev", [])):
+    """Placement for a llama.cpp-style launch; `n_gpus == 0` means everything runs on the CPU.
+
+    Lenient: the argv already ran, so a value llama.cpp would reject becomes a note, not an error."""
+    args = parse(argv, env=env, lenient=True)
+    notes = [f"{p}; ignored" for p in args.problems]
+    if n_gpus <= 0 or any(str(v).strip().lower() == "none" for v in args.values("device")):
         return Placement(cpu_only=True)  # "all on CPU": every tensor is read from host RAM
 
     ngl = ALL_LAYERS
-    if "ngl" in values:
-        raw = values["ngl"][-1].strip().lower()
-        if raw in ("all", "-1", "auto"):
-            if raw == "auto":
-                notes.append("-ngl auto: assumed every layer fits on the GPUs")
-        else:
-            parsed = _int(raw, "-ngl", notes)
-            ngl = ALL_LAYERS if parsed is None or parsed < 0 else parsed
-    else:
-        notes.append("no -ngl given: llama.cpp's default (auto-fit) assumed to place every layer on the GPUs")
-
-    overrides: list[tuple[str, str]] = []
-    for key, value in ordered:
-        if key == "ot":
-            for item in value.split(","):
-                pat, eq, buft = item.rpartition("=")
-                if eq and pat:
-                    overrides.append((pat, buft.strip()))
-                elif item.strip():
-                    notes.append(f"--override-tensor {item!r} has no =BUFFER part; ignored")
-        elif key == "cmoe" and value.strip().lower() not in ("0", "false", "off"):
-            overrides.append((_EXPS, "CPU"))
-        elif key == "ncmoe":
-            count = _int(value, "--n-cpu-moe", notes) or 0
-            overrides += [(rf"blk\.{i}{_EXPS}", "CPU") for i in range(count)]
-
-    split: tuple[float, ...] = ()
-    if values.get("ts"):
-        try:
-            split = tuple(float(x) for x in re.split(r"[,/]+", values["ts"][-1].strip()) if x)
-        except ValueError:
-            notes.append(f"--tensor-split {values['ts'][-1]!r} is not a list of numbers; ignored")
-    mode = (values.get("sm") or ["layer"])[-1].strip().lower() or "layer"
-    main = _int((values.get("mg") or ["0"])[-1], "--main-gpu", notes) or 0
-    return Placement(ngl, tuple(overrides), split, mode, main, False, tuple(notes))
+    raw = args.n_gpu_layers
+    if raw is None:
+        if not any("-ngl" in n for n in notes):
+            notes.append("no -ngl given: llama.cpp's default (auto-fit) assumed to place every layer "
+                         "on the GPUs")
+    elif raw == "auto":
+        notes.append("-ngl auto: assumed every layer fits on the GPUs")
+    elif isinstance(raw, int) and raw >= 0:
+        ngl = raw
+    return Placement(ngl, tuple(args.overrides), args.tensor_split, args.split_mode or "layer",
+                     args.main_gpu or 0, False, tuple(notes))
 
 
 def _device_of_buffer(buft: str) -> int | None:

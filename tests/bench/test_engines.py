@@ -129,7 +129,11 @@ def test_xllamacpp_entry_point_refuses_unknown_flags(tiny_model: Path):
     argv = [sys.executable, "-m", "bench.xllamacpp_server", "-m", str(tiny_model), "--bogus", "1"]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
-    assert proc.stderr.count("\n") == 1 and "unrecognized arguments: --bogus 1" in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "unknown argument '--bogus'" in proc.stderr
+    for bad, needle in ((["-t", "two"], "-t 'two': not a whole number"),
+                        (["--mlock"], "--mlock is a llama-server flag")):
+        proc = subprocess.run([*argv[:5], *bad], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and needle in proc.stderr, proc.stderr
 
 
 def test_numa_vocabulary_is_the_stacks_llama_cpp_flag_included():

@@ -75,7 +75,7 @@ def test_argv_parsing_follows_llama_cpp_flags_and_env():
     assert parse_placement(["-ngl", "99"], n_gpus=0).cpu_only
     assert parse_placement(["-dev", "none"], n_gpus=1).cpu_only
     assert parse_placement([], n_gpus=1).n_gpu_layers == ALL_LAYERS
-    assert any("not an integer" in n for n in parse_placement(["-ngl", "many"], n_gpus=1).notes)
+    assert any("-ngl 'many'" in n for n in parse_placement(["-ngl", "many"], n_gpus=1).notes)
 
 
 def test_hybrid_placement_splits_bytes_like_llama_cpp(tmp_path):
