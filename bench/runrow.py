@@ -16,7 +16,6 @@ from bench.metrics import summarize
 from bench.plan import Cell, ServerConfig
 from bench.schema import AXIS_PREFIX, GPU_PEAK, GPU_TOTAL, VERSION_PREFIX, MemSample, RequestRecord, Row
 
-_ROW_FIELDS = set(Row.model_fields)
 _PLACEMENT_READBACK = ("log.offloaded_layers", "log.total_layers", "log.buffers_mib")
 
 
@@ -80,7 +79,7 @@ def build_row(info: LaunchInfo, cell: Cell, status: str, reason: str, records: l
         cell_id=cell.cell_id, repeat=info.repeat, n_repeats=info.n_repeats, engine=info.engine,
         status=status, error_reason=reason, concurrency=cell.concurrency, input_tokens=cell.input_tokens,
         output_tokens=cell.output_tokens, requests=cell.requests, warmup_requests=cell.warmup,
-        endpoint=info.endpoint, **{k: v for k, v in metrics.items() if k in _ROW_FIELDS}, **mem,
+        endpoint=info.endpoint, **metrics, **mem,
         host_mem_total_bytes=info.mem_total, oom_floor_bytes=info.floor_bytes,
         launch_command=launch.command, launch_argv=json.dumps(launch.shown_argv),
         launch_env=json.dumps(launch.shown_env),

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from bench.metric_registry import METRICS, Metric
 
 AXIS_PREFIX = "axis."  # axis.<axis key> → the value of that axis for the row's config
 GPU_PEAK = "gpu{index}_mem_peak_bytes"  # per-GPU used-memory peak during the run (NVML)
@@ -85,111 +87,72 @@ class MemSample(BaseModel):
         return max(self.host_available - held, 0)
 
 
-class Row(BaseModel):
-    """One results.csv row: (server config, workload cell, repeat). Empty where not applicable.
+ROW_DOC = """One results.csv row: (server config, workload cell, repeat). Empty where not applicable.
 
-    `decode_tps` = mean per-request client-measured decode rate; `throughput_tps` = output tokens of
-    all measured requests / wall time of the cell. `*_ci95_lo/hi` are t-based 95 % confidence
-    bounds of the mean: across repeats when the cell ran >= 2 repeats (`ci_basis = repeats`), else
-    across the cell's requests (`ci_basis = requests`).
-    """
+`decode_tps` = mean per-request client-measured decode rate; `throughput_tps` = output tokens of
+all measured requests / wall time of the cell. `*_ci95_lo/hi` are t-based 95 % confidence
+bounds of the mean: across repeats when the cell ran >= 2 repeats (`ci_basis = repeats`), else
+across the cell's requests (`ci_basis = requests`). Every numeric field is a registered metric
+(`bench.metric_registry.METRICS`: unit, better direction, description in the field's schema).
+"""
 
-    model_config = ConfigDict(extra="forbid")
-    # identity
-    sweep_id: str
-    config_id: str
-    config_label: str
-    cell_id: str
-    repeat: int  # launch number of this configuration (each repeat is a fresh server start)
-    n_repeats: int
-    engine: str
-    status: Status
-    error_reason: str = ""
-    # workload
-    concurrency: int
-    input_tokens: int
-    output_tokens: int
-    requests: int
-    warmup_requests: int
-    endpoint: str
-    # outcome counts
-    ok_requests: int = 0
-    errors: int = 0
-    dropped_connections: int = 0
-    token_count_mismatches: int = 0
-    burst_requests: int = 0  # requests whose tokens arrived in bursts: left out of decode_tps
-    input_tokens_measured: float | None = None  # mean usage.prompt_tokens
-    output_tokens_measured: float | None = None  # mean output tokens per request
-    # latency (ms)
-    ttft_ms_p50: float | None = None
-    ttft_ms_p90: float | None = None
-    ttft_ms_p99: float | None = None
-    ttft_ms_mean: float | None = None
-    ttft_content_ms_p50: float | None = None
-    ttft_content_ms_p90: float | None = None
-    itl_ms_p50: float | None = None
-    itl_ms_p90: float | None = None
-    itl_ms_p99: float | None = None
-    itl_ms_mean: float | None = None
-    tpot_ms_p50: float | None = None
-    tpot_ms_p90: float | None = None
-    tpot_ms_p99: float | None = None
-    tpot_ms_mean: float | None = None
-    e2e_ms_p50: float | None = None
-    e2e_ms_p90: float | None = None
-    e2e_ms_p99: float | None = None
-    e2e_ms_mean: float | None = None
-    # rates (tokens/s)
-    decode_tps: float | None = None
-    decode_tps_p50: float | None = None
-    decode_tps_ci95_lo: float | None = None
-    decode_tps_ci95_hi: float | None = None
-    server_decode_tps: float | None = None
-    server_decode_tps_ci95_lo: float | None = None
-    server_decode_tps_ci95_hi: float | None = None
-    prefill_tps: float | None = None
-    prefill_tps_ci95_lo: float | None = None
-    prefill_tps_ci95_hi: float | None = None
-    server_prefill_tps: float | None = None
-    throughput_tps: float | None = None
-    throughput_tps_ci95_lo: float | None = None
-    throughput_tps_ci95_hi: float | None = None
-    ci_basis: Literal["repeats", "requests", ""] = ""
-    cell_wall_s: float | None = None
-    # memory (bytes)
-    host_mem_total_bytes: int | None = None
-    host_mem_available_min_bytes: int | None = None
-    host_mem_peak_bytes: int | None = None  # MemTotal - min MemAvailable during the run
-    host_cached_peak_bytes: int | None = None  # page cache (Cached + Buffers), the whole host
-    server_rss_peak_bytes: int | None = None
-    server_mem_peak_bytes: int | None = None  # RSS, mapped model by its cached pages (MemSample)
-    model_mapped_peak_bytes: int | None = None  # resident GGUF pages the server maps (smaps)
-    model_cached_peak_bytes: int | None = None  # GGUF pages in the page cache while mapped (mincore)
-    host_headroom_min_bytes: int | None = None  # min MemAvailable less the mapped model's pages
-    gpu_mem_peak_bytes: int | None = None  # sum over GPUs of each GPU's peak used memory
-    oom_floor_bytes: int | None = None
-    # launch (strings, so the row alone can relaunch the server)
-    launch_command: str = ""  # prefix + argv, shell-quoted
-    launch_argv: str = ""  # JSON list
-    launch_env: str = ""  # JSON object: only the variables the spec sets
-    launch_prefix: str = ""  # JSON list (numactl ...), [] when none
-    numa: str = ""
-    load_s: float | None = None  # launch → healthy
-    applied_config: str = ""  # JSON: what the server reports it applied
-    config_mismatches: str = ""  # "; "-joined asked≠applied findings
-    # provenance
-    started_at: str = ""
-    finished_at: str = ""
-    run_json: str = ""  # path relative to the sweep dir
-    log_path: str = ""  # server log, relative to the sweep dir
-    log_tail_path: str = ""  # set when status is not ok
-    client_cpu_s: float | None = None  # our process's CPU seconds during the cell
-    hostname: str = ""
-    facts_source: str = ""
+# identity and workload: what the row is a measurement of
+_HEAD: dict[str, Any] = {
+    "sweep_id": (str, ...),
+    "config_id": (str, ...),
+    "config_label": (str, ...),
+    "cell_id": (str, ...),
+    "repeat": (int, Field(..., description="launch number of this configuration (each is a fresh start)")),
+    "n_repeats": (int, ...),
+    "engine": (str, ...),
+    "status": (Status, ...),
+    "error_reason": (str, ""),
+    "concurrency": (int, ...),
+    "input_tokens": (int, ...),
+    "output_tokens": (int, ...),
+    "requests": (int, ...),
+    "warmup_requests": (int, ...),
+    "endpoint": (str, ...),
+}
+# launch strings (so the row alone can relaunch the server) and provenance
+_TAIL: dict[str, Any] = {
+    "ci_basis": (Literal["repeats", "requests", ""], ""),
+    "launch_command": (str, Field("", description="prefix + argv, shell-quoted")),
+    "launch_argv": (str, Field("", description="JSON list")),
+    "launch_env": (str, Field("", description="JSON object: only the variables the spec sets")),
+    "launch_prefix": (str, Field("", description="JSON list (numactl ...), [] when none")),
+    "numa": (str, ""),
+    "applied_config": (str, Field("", description="JSON: what the server reports it applied")),
+    "config_mismatches": (str, Field("", description='"; "-joined asked≠applied findings')),
+    "started_at": (str, ""),
+    "finished_at": (str, ""),
+    "run_json": (str, Field("", description="path relative to the sweep dir")),
+    "log_path": (str, Field("", description="server log, relative to the sweep dir")),
+    "log_tail_path": (str, Field("", description="set when status is not ok")),
+    "hostname": (str, ""),
+    "facts_source": (str, ""),
     # placement: where the launch's placement came from and what the planner predicted for it
-    placement_source: str = ""  # planner | fit | template | grid | manual
-    predicted_decode_tps: float | None = None
-    placement_readback: str = ""  # JSON: model buffer MiB per device and layers offloaded (server log)
+    "placement_source": (str, Field("", description="planner | fit | template | grid | manual")),
+    "placement_readback": (str, Field("", description="JSON: model buffer MiB per device and layers "
+                                                      "offloaded (server log)")),
+}
+
+
+def _metric_field(m: Metric) -> tuple[Any, Any]:
+    extra = {"unit": m.unit, "direction": m.direction}
+    if m.integer:
+        return int, Field(0, description=m.description, json_schema_extra=extra)
+    return m.python_type | None, Field(None, description=m.description, json_schema_extra=extra)
+
+
+Row = create_model(  # type: ignore[call-overload]
+    "Row", __config__=ConfigDict(extra="forbid"), __doc__=ROW_DOC, __module__=__name__,
+    **_HEAD, **{m.name: _metric_field(m) for m in METRICS.values()}, **_TAIL,
+)
+NUMERIC_COLUMNS: tuple[str, ...] = tuple(
+    name for name, f in Row.model_fields.items() if f.annotation in (int, float, int | None, float | None)
+)
+TEXT_COLUMNS: tuple[str, ...] = tuple(name for name in Row.model_fields if name not in NUMERIC_COLUMNS)
 
 
 FIXED_COLUMNS: tuple[str, ...] = tuple(Row.model_fields)

@@ -18,28 +18,20 @@ import pandas as pd
 
 from bench.report.hostfacts import HostFacts, from_facts, unflatten
 from bench.report.options import ReportError, ReportOptions, load_options, resolve_headroom
+from bench.schema import (
+    AXIS_PREFIX,
+    HOST_PREFIX,
+    NUMERIC_COLUMNS,
+    OK_STATUSES,
+    TEXT_COLUMNS,
+    VERSION_PREFIX,
+)
 from bench.spec import redact_spec
-
-try:  # the names the bench writes; the report must still read a sweep if they move
-    from bench.schema import AXIS_PREFIX, HOST_PREFIX, OK_STATUSES, VERSION_PREFIX
-except ImportError:  # pragma: no cover - only when bench.schema is absent
-    AXIS_PREFIX, HOST_PREFIX, VERSION_PREFIX, OK_STATUSES = "axis.", "host.", "version.", ("ok", "partial")
 
 _GPU_PEAK = re.compile(r"gpu(\d+)_mem_peak_bytes")
 FACT_FILES = ("facts.json", "host_facts.json", "host.json", "hardware.json")
-NUMERIC = (
-    "concurrency", "input_tokens", "output_tokens", "requests", "ok_requests", "errors", "repeat",
-    "ttft_ms_p50", "ttft_ms_p90", "ttft_ms_p99", "itl_ms_p50", "itl_ms_p90", "itl_ms_p99",
-    "e2e_ms_p50", "e2e_ms_p90", "decode_tps", "decode_tps_ci95_lo", "decode_tps_ci95_hi",
-    "server_decode_tps", "prefill_tps", "prefill_tps_ci95_lo", "prefill_tps_ci95_hi",
-    "throughput_tps", "throughput_tps_ci95_lo", "throughput_tps_ci95_hi", "host_mem_total_bytes",
-    "host_mem_available_min_bytes", "host_mem_peak_bytes", "server_rss_peak_bytes",
-    "gpu_mem_peak_bytes", "load_s", "dropped_connections", "server_mem_peak_bytes",
-    "model_mapped_peak_bytes", "model_cached_peak_bytes", "host_headroom_min_bytes", "host_cached_peak_bytes",
-)
-TEXT = ("config_id", "config_label", "engine", "status", "error_reason", "cell_id", "launch_command",
-        "launch_argv", "launch_env", "launch_prefix", "run_json", "log_tail_path", "log_path",
-        "started_at", "finished_at", "sweep_id", "hostname", "config_mismatches", "numa")
+NUMERIC = NUMERIC_COLUMNS  # every registered metric and the workload numbers (bench.schema)
+TEXT = TEXT_COLUMNS
 
 
 @dataclass

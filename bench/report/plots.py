@@ -25,6 +25,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from bench.metric_registry import METRICS
 from bench.report.options import ReportOptions
 from bench.report.summary import GB, ConfigSummary
 
@@ -222,7 +223,7 @@ def _small_multiples(data: pd.DataFrame, summaries: Sequence[ConfigSummary], met
         _concurrency_axis(ax, data["concurrency"])
         ax.set_xlabel("concurrency" if k // ncols == nrows - 1 else "")
         if k % ncols == 0:
-            ax.set_ylabel(f"{name} (ms)")
+            ax.set_ylabel(f"{name} ({METRICS[f'{metric}_ms_p50'].unit})")
     for k in range(len(groups), nrows * ncols):
         axes[k // ncols][k % ncols].set_visible(False)
     fit_limits(axes[0][0], values, "y", log)

@@ -12,11 +12,10 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from bench.metric_registry import METRICS
 from bench.schema import OK_STATUSES
-
-LOWER_IS_BETTER_PREFIXES = ("ttft_", "itl_", "e2e_", "tpot_")
 
 
 class Objective(BaseModel):
@@ -26,9 +25,18 @@ class Objective(BaseModel):
     metric: str = Field("throughput_tps", min_length=1)
     concurrency: int | None = Field(None, ge=1)
 
+    @field_validator("metric")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        if name not in METRICS:
+            rates = ", ".join(n for n, m in METRICS.items()
+                              if m.unit in ("tokens/s", "ms") and "ci95" not in n)
+            raise ValueError(f"{name!r} is not a results metric: use one of {rates}")
+        return name
+
     @property
     def lower_is_better(self) -> bool:
-        return self.metric.startswith(LOWER_IS_BETTER_PREFIXES)
+        return METRICS[self.metric].direction == "lower"
 
 
 def _number(value: Any) -> float | None:

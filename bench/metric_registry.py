@@ -1,0 +1,146 @@
+"""Every measured quantity of a results row, once: name, unit, better direction, description.
+
+Why a registry: the row schema (`bench.schema.Row`), results.csv, the report's numeric columns,
+its plot labels and the strategies' objective all name metrics; when each kept its own list they
+drifted (computed values silently dropped from the row, row values read as text by the report).
+Now they all read `METRICS` (shaped like AIPerf's metric classes / GuideLLM's
+`Field(description=)`), and a test checks that what `bench.metrics.summarize` computes is exactly
+what the registry names.
+
+A latency family (`ttft_ms`) expands to its statistics (`ttft_ms_p50`, ...); a rate with a
+confidence interval expands to `<name>_ci95_lo` / `<name>_ci95_hi`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Direction = Literal["higher", "lower", ""]  # "" where neither is better (counts, sizes asked)
+Source = Literal["requests", "repeats", "memory", "launch", "cell", "planner"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One numeric row column. `source`: who fills it (`requests`: `bench.metrics.summarize` from the
+    request records; `repeats`: results.csv across a cell's repeats only; `memory`: the sampler;
+    `launch`: the server start; `cell`: the loop)."""
+
+    name: str
+    unit: str
+    direction: Direction
+    description: str
+    source: Source = "requests"
+    integer: bool = False  # counts: an int column that defaults to 0
+
+    @property
+    def python_type(self) -> type:
+        """int for counts and byte sizes (exact in the CSV), float for the rest."""
+        return int if self.integer or self.unit == "bytes" else float
+
+    @property
+    def label(self) -> str:
+        """Axis / table label: the description's head with its unit."""
+        head = self.description.split(";")[0].split(":")[0]
+        return f"{head} ({self.unit})" if self.unit else head
+
+
+_PCT = {"p50": "median", "p90": "90th percentile", "p99": "99th percentile", "mean": "mean"}
+_LATENCY = {  # family → (what it measures, statistics recorded)
+    "ttft_ms": ("time to first token of any kind (reasoning or content)", ("p50", "p90", "p99", "mean")),
+    "ttft_content_ms": ("time to the first content token (reasoning models stream thinking first)",
+                        ("p50", "p90", "p99", "mean")),
+    "itl_ms": ("gap between token-bearing chunks (inter-token latency)", ("p50", "p90", "p99", "mean")),
+    "tpot_ms": ("time per output token after the first: (e2e - ttft) / (output tokens - 1)",
+                ("p50", "p90", "p99", "mean")),
+    "e2e_ms": ("request latency, send to last byte", ("p50", "p90", "p99", "mean")),
+}
+_RATES = {  # name → (description, the t-based 95 % CI of the mean comes from: requests or repeats only)
+    "decode_tps": ("decode rate per request, client clock: (output tokens - 1) / (t_last - t_first); "
+                   "mean over requests (burst-delivered requests left out)", "requests"),
+    "server_decode_tps": ("decode rate per request as llama.cpp timed it (timings.predicted_per_second); "
+                          "mean over requests", "requests"),
+    "prefill_tps": ("prefill rate per request, client clock: input tokens / ttft; mean over requests",
+                    "requests"),
+    "server_prefill_tps": ("prefill rate per request as llama.cpp timed it (timings.prompt_per_second); "
+                           "mean over requests", "requests"),
+    "throughput_tps": ("throughput: output tokens of all measured requests / wall time of the cell",
+                       "repeats"),
+}
+
+
+def _build() -> tuple[Metric, ...]:
+    out = [
+        Metric("ok_requests", "requests", "higher", "measured requests that succeeded", integer=True),
+        Metric("errors", "requests", "lower", "measured requests that failed", integer=True),
+        Metric("dropped_connections", "retries", "lower",
+               "fresh-connection retries after a dropped keep-alive connection", integer=True),
+        Metric("token_count_mismatches", "requests", "lower",
+               "requests whose streamed token count differs from the server's usage count", integer=True),
+        Metric("burst_requests", "requests", "",
+               "requests whose tokens arrived in bursts: left out of decode_tps", integer=True),
+        Metric("input_tokens_measured", "tokens", "",
+               "mean prompt tokens the server counted (usage.prompt_tokens)"),
+        Metric("output_tokens_measured", "tokens", "", "mean output tokens per request"),
+    ]
+    for family, (what, stats) in _LATENCY.items():
+        out += [Metric(f"{family}_{s}", "ms", "lower", f"{what}: {_PCT[s]} over requests") for s in stats]
+    for name, (what, ci_from) in _RATES.items():
+        out.append(Metric(name, "tokens/s", "higher", what))
+        if name == "decode_tps":
+            out.append(Metric("decode_tps_p50", "tokens/s", "higher",
+                              "decode rate per request, client clock: median over requests"))
+        across = "across repeats when the cell ran >= 2"
+        across += ", else across requests" if ci_from == "requests" else ""
+        for side, bound in (("lo", "lower"), ("hi", "upper")):
+            out.append(Metric(f"{name}_ci95_{side}", "tokens/s", "higher",
+                              f"{name}: {bound} bound of the t-based 95 % confidence interval of the mean "
+                              f"({across})", source=ci_from))
+    out += [
+        Metric("cell_wall_s", "s", "lower", "wall time of the cell's measured requests"),
+        Metric("host_mem_total_bytes", "bytes", "", "host MemTotal", source="memory"),
+        Metric("host_mem_available_min_bytes", "bytes", "higher", "lowest host MemAvailable during the run",
+               source="memory"),
+        Metric("host_mem_peak_bytes", "bytes", "lower",
+               "host memory in use, peak: MemTotal - min MemAvailable during the run", source="memory"),
+        Metric("host_cached_peak_bytes", "bytes", "",
+               "host page cache (Cached + Buffers), peak during the run", source="memory"),
+        Metric("server_rss_peak_bytes", "bytes", "lower", "server process tree RSS, peak during the run",
+               source="memory"),
+        Metric("server_mem_peak_bytes", "bytes", "lower",
+               "server memory, peak: its RSS with the mapped model counted by its page-cache residency",
+               source="memory"),
+        Metric("model_mapped_peak_bytes", "bytes", "",
+               "resident GGUF pages the server maps (smaps Rss), peak", source="memory"),
+        Metric("model_cached_peak_bytes", "bytes", "",
+               "GGUF pages in the page cache while mapped (mincore), peak", source="memory"),
+        Metric("host_headroom_min_bytes", "bytes", "higher",
+               "host headroom, lowest: MemAvailable less the mapped model's cached pages", source="memory"),
+        Metric("gpu_mem_peak_bytes", "bytes", "lower", "GPU memory used, sum over GPUs of each GPU's peak",
+               source="memory"),
+        Metric("oom_floor_bytes", "bytes", "",
+               "MemAvailable floor below which the OOM guard kills the server", source="memory"),
+        Metric("load_s", "s", "lower", "server load time: launch to healthy", source="launch"),
+        Metric("client_cpu_s", "s", "lower", "our client's CPU seconds during the cell", source="cell"),
+        Metric("predicted_decode_tps", "tokens/s", "higher",
+               "decode rate the placement planner predicted for this launch (empty: not planned)",
+               source="planner"),
+    ]
+    return tuple(out)
+
+
+METRICS: dict[str, Metric] = {m.name: m for m in _build()}
+# the rates whose CI columns are recomputed across repeats (bench.store) when a cell ran >= 2
+CI_METRICS: tuple[str, ...] = tuple(n for n in _RATES if f"{n}_ci95_lo" in METRICS)
+
+
+def computed_by(source: Source) -> list[str]:
+    return [m.name for m in METRICS.values() if m.source == source]
+
+
+def metric(name: str) -> Metric:
+    """The registered metric `name`; KeyError with the known names when it is not one."""
+    try:
+        return METRICS[name]
+    except KeyError:
+        raise KeyError(f"{name!r} is not a registered metric (bench.metric_registry.METRICS)") from None
