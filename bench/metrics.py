@@ -1,61 +1,13 @@
-"""Per-cell statistics from request records: percentiles, means and t-based 95 % intervals.
-
-Why a hand-written t table: scipy is a heavy dependency for one quantile; the table below is the
-exact two-sided 95 % Student t quantile for df 1..30 and a Cornish-Fisher expansion beyond (error
-< 1e-4), which is what the CI columns need.
+"""Per-cell metrics from request records: the row fields `bench.metric_registry` names as computed
+from requests (percentiles, means, t-based 95 % intervals from `bench.stats`).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
 from typing import Any
 
-import numpy as np
-
 from bench.schema import RequestRecord
-
-_T975 = (
-    12.7062, 4.3027, 3.1824, 2.7764, 2.5706, 2.4469, 2.3646, 2.3060, 2.2622, 2.2281,
-    2.2010, 2.1788, 2.1604, 2.1448, 2.1314, 2.1199, 2.1098, 2.1009, 2.0930, 2.0860,
-    2.0796, 2.0739, 2.0687, 2.0639, 2.0595, 2.0555, 2.0518, 2.0484, 2.0452, 2.0423,
-)
-_Z975 = 1.959964
-
-
-def t975(df: int) -> float:
-    """Two-sided 95 % Student t quantile."""
-    if df < 1:
-        raise ValueError("df must be >= 1")
-    if df <= len(_T975):
-        return _T975[df - 1]
-    z = _Z975
-    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-
-
-def ci95(values: Sequence[float]) -> tuple[float | None, float | None]:
-    """t-based 95 % confidence interval of the mean; (None, None) with fewer than 2 values."""
-    xs = [v for v in values if v is not None and math.isfinite(v)]
-    if len(xs) < 2:
-        return None, None
-    arr = np.asarray(xs, dtype=float)
-    half = t975(len(arr) - 1) * arr.std(ddof=1) / math.sqrt(len(arr))
-    m = float(arr.mean())
-    return m - half, m + half
-
-
-def _clean(values: Iterable[float | None]) -> np.ndarray:
-    return np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
-
-
-def pct(values: Iterable[float | None], q: float) -> float | None:
-    arr = _clean(values)
-    return float(np.percentile(arr, q)) if arr.size else None
-
-
-def mean(values: Iterable[float | None]) -> float | None:
-    arr = _clean(values)
-    return float(arr.mean()) if arr.size else None
+from bench.stats import ci95, mean, pct
 
 
 def summarize(records: list[RequestRecord], wall_s: float | None) -> dict[str, Any]:

@@ -31,9 +31,9 @@ from typing import Any
 import psutil
 
 from bench.metric_registry import CI_METRICS
-from bench.metrics import ci95
 from bench.schema import AXIS_PREFIX, FIXED_COLUMNS, HOST_PREFIX, OK_STATUSES, LaunchRecord, Row, RunRecord
 from bench.spec import SpecError, secret_values
+from bench.stats import ci95
 from omni.files import atomic_write_text
 
 

@@ -21,10 +21,11 @@ from bench.report.data import Sweep, json_dict, json_list
 from bench.report.hostfacts import Gpu
 from bench.report.modelbytes import ModelBytes, ModelFileError, read_model
 from bench.report.placement import ALL_LAYERS, parse_placement
+from bench.stats import mean
+from omni.llamacpp import parse
 
 GB = 1e9
 DISAGREE = (0.8, 1.25)  # client/server decode ratio outside this band is shown as a finding
-_MODEL_FLAGS = ("-m", "--model")
 
 
 @dataclass
@@ -109,7 +110,7 @@ def _num(value: object) -> float | None:
 
 
 def _mean(series: pd.Series) -> float | None:
-    return _num(pd.to_numeric(series, errors="coerce").mean())
+    return mean(pd.to_numeric(series, errors="coerce"))
 
 
 def _rate(series: pd.Series) -> float | None:
@@ -120,13 +121,7 @@ def _rate(series: pd.Series) -> float | None:
 
 def model_path(argv: list[str], spec: dict, meta: dict | None = None) -> str | None:
     """The server's model: the last `-m/--model` value (`python -m pkg` comes first), else the sweep's."""
-    found = None
-    for i, tok in enumerate(argv):
-        if tok in _MODEL_FLAGS and i + 1 < len(argv):
-            found = argv[i + 1]
-        for flag in _MODEL_FLAGS:
-            if tok.startswith(flag + "="):
-                found = tok.split("=", 1)[1]
+    found = parse(argv, lenient=True).model
     if found and (found.endswith(".gguf") or "/" in found):
         return found
     server = spec.get("server") if isinstance(spec.get("server"), dict) else {}

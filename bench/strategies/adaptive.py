@@ -10,8 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from bench.stats import pooled_var, t_quantile
 from bench.strategies.base import Arm, Strategy
-from bench.strategies.stats import pooled_var, t_quantile
 
 
 class _Adaptive(Strategy):

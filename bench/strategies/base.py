@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from bench.strategies.stats import mean
+from bench.stats import mean
 
 
 @dataclass
@@ -38,7 +38,8 @@ class Arm:
 
     @property
     def mean_log(self) -> float:
-        return mean(self.logs)
+        m = mean(self.logs)
+        return math.nan if m is None else m
 
     @property
     def score(self) -> float:

@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from bench.stats import pooled_var, t_quantile
 from bench.strategies import (
     Grid,
     Halving,
@@ -15,7 +16,6 @@ from bench.strategies import (
     make_strategy,
     parse_strategy,
 )
-from bench.strategies.stats import pooled_var, t_quantile
 
 
 def drive(strategy, scores: dict[str, list[float | None]]) -> list[str]:

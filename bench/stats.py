@@ -1,15 +1,22 @@
-"""Student-t quantiles and pooled launch-to-launch variance, for the racing strategy.
+"""The one home of the bench's statistics: Student-t quantiles, means, percentiles, t-based CIs,
+pooled variance. Used by the per-cell metrics, the CI across repeats in results.csv, the racing
+strategy and the report.
 
-Why hand-rolled: the strategies need one quantile function and nothing else from scipy; it is
-computed by Newton's method on the t CDF (Simpson integration of the density) and cached per
-(probability, degrees of freedom), which take few distinct values in a sweep.
+Why hand-rolled: scipy is a heavy dependency for one quantile; the quantile is computed by
+Newton's method on the t CDF (Simpson integration of the density, error < 1e-9, checked against
+t-table values in tests/bench/test_stats.py) and cached per (probability, degrees of freedom),
+which take few distinct values in a sweep. (It replaces a second, table-plus-expansion t975 that
+disagreed with it beyond df 30.)
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from statistics import NormalDist
+
+import numpy as np
 
 _SIMPSON_STEPS = 400  # even; error < 1e-9 on the quantiles we use (checked against scipy)
 
@@ -48,13 +55,41 @@ def t_quantile(p: float, df: float) -> float:
     return x
 
 
-def mean(xs: list[float]) -> float:
-    return sum(xs) / len(xs)
+def finite(values: Iterable[float | None]) -> list[float]:
+    """The values that are numbers (None, NaN and inf dropped): what every statistic is taken over."""
+    return [float(v) for v in values if v is not None and math.isfinite(v)]
 
 
-def sample_var(xs: list[float]) -> float:
-    m = mean(xs)
-    return sum((x - m) ** 2 for x in xs) / (len(xs) - 1)
+def mean(values: Iterable[float | None]) -> float | None:
+    """Mean of the finite values; None when there is none."""
+    xs = finite(values)
+    return math.fsum(xs) / len(xs) if xs else None
+
+
+def pct(values: Iterable[float | None], q: float) -> float | None:
+    """The q-th percentile (numpy's linear interpolation) of the finite values; None when none."""
+    xs = finite(values)
+    return float(np.percentile(xs, q)) if xs else None
+
+
+def ci(values: Sequence[float | None], confidence: float = 0.95) -> tuple[float | None, float | None]:
+    """t-based two-sided confidence interval of the mean; (None, None) with fewer than 2 values."""
+    xs = finite(values)
+    if len(xs) < 2:
+        return None, None
+    m = math.fsum(xs) / len(xs)
+    half = t_quantile(0.5 + confidence / 2, len(xs) - 1) * math.sqrt(sample_var(xs) / len(xs))
+    return m - half, m + half
+
+
+def ci95(values: Sequence[float | None]) -> tuple[float | None, float | None]:
+    return ci(values, 0.95)
+
+
+def sample_var(xs: Sequence[float]) -> float:
+    """Unbiased sample variance (n - 1) of at least two values."""
+    m = math.fsum(xs) / len(xs)
+    return math.fsum((x - m) ** 2 for x in xs) / (len(xs) - 1)
 
 
 def pooled_var(groups: list[list[float]], prior_var: float, prior_df: float) -> tuple[float, float]:
