@@ -26,7 +26,8 @@ import openai
 
 from bench.engines import get_engine
 from bench.load import CellLoad, Client, StreamError, make_prompt, run_cell
-from bench.metrics import pct, summarize
+from bench.metrics import summarize
+from bench.stats import pct
 
 
 class _Entered:

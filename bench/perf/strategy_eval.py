@@ -26,8 +26,8 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.perf.strategy_surfaces import SURFACES, Surface, record_grid, recorded_surface
+from bench.stats import t_quantile
 from bench.strategies import StrategySpec, make_strategy
-from bench.strategies.stats import t_quantile
 
 STRATEGIES: dict[str, StrategySpec] = {
     "grid": StrategySpec(name="grid"),
