@@ -24,6 +24,8 @@ import psutil
 
 from bench.engines.base import Launch
 from bench.memory import kill_group
+from omni.files import atomic_write_bytes
+from omni.secrets import MASK, redact_text
 
 _ERROR = re.compile(r"\b(error|failed|failure|fatal|invalid|unrecognized|unknown (argument|option)|cannot|"
                     r"can't|could not|not found|no such|out of memory|oom|abort(ed)?|exception|"
@@ -128,6 +130,8 @@ class ServerProcess:
                               "leave server.port unset so each launch gets a free port")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
+        if self.launch.secrets:  # the server may echo them until scrub_log: only we read it meanwhile
+            os.fchmod(log.fileno(), 0o600)
         log.write(f"# omni: {self.launch.command}\n".encode())
         log.flush()
         env = {**os.environ, **self.launch.env}
@@ -178,7 +182,29 @@ class ServerProcess:
                        f"server (pid {self.pid}): stop the other server or leave server.port unset")
 
     def stop(self, timeout_s: float) -> str:
-        """SIGTERM the group, then SIGKILL after `timeout_s`. Returns how it ended."""
+        """SIGTERM the group, then SIGKILL after `timeout_s`; the log is scrubbed of secrets. Returns
+        how it ended."""
+        try:
+            return self._stop(timeout_s)
+        finally:
+            self.scrub_log()
+
+    def scrub_log(self) -> None:
+        """Rewrite the server's log with this launch's secret values as ``***`` (a server may echo
+        its env or flags); atomic, and only when one is there."""
+        secrets = [s.encode() for s in self.launch.secrets if len(s) >= 4]
+        try:
+            data = self.log_path.read_bytes() if secrets else b""
+        except OSError:
+            return
+        if any(secret in data for secret in secrets):
+            for secret in secrets:
+                data = data.replace(secret, MASK.encode())
+            atomic_write_bytes(self.log_path, data)
+        with contextlib.suppress(OSError):
+            self.log_path.chmod(0o644)  # holds no secret now
+
+    def _stop(self, timeout_s: float) -> str:
         if not self.proc:
             return "not started"
         if self.proc.poll() is not None:
@@ -202,7 +228,7 @@ class ServerProcess:
                 text = f.read().decode(errors="replace")
         except OSError:
             return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return redact_text("\n".join(text.splitlines()[-lines:]), self.launch.secrets)
 
     def log_text(self, limit: int = 4 * 2**20) -> str:
         try:

@@ -44,6 +44,13 @@ class Launch:
         return shown
 
     @property
+    def secrets(self) -> tuple[str, ...]:
+        """The secret values this launch passes (env and flag values), to blank in what it writes."""
+        values = [value for name, value in self.env.items() if is_secret_name(name) and value]
+        values += [arg for arg, shown in zip(self.argv, self.shown_argv, strict=True) if arg != shown]
+        return tuple(value.partition("=")[2] if value.startswith("-") else value for value in values)
+
+    @property
     def command(self) -> str:
         """The command line as recorded (secrets masked); the process gets the real ``env``/``argv``."""
         def quote(word: str) -> str:

@@ -37,15 +37,21 @@ def test_redaction_helpers() -> None:
 
 def test_launch_records_mask_secrets_but_the_process_gets_them(tmp_path: Path) -> None:
     out = tmp_path / "seen"
-    launch = Launch(argv=["sh", "-c", f'printf %s "$HF_TOKEN" > {out}', "--api-key", KEY],
+    echo = f'printf %s "$HF_TOKEN" > {out}; echo "token=$HF_TOKEN key=$1"'  # a server echoing its secrets
+    launch = Launch(argv=["sh", "-c", echo, "--api-key", KEY],
                     env={"HF_TOKEN": TOKEN}, prefix=[], base_url=f"http://127.0.0.1:{free_port()}")
     assert TOKEN not in launch.command and KEY not in launch.command and "HF_TOKEN=***" in launch.command
     assert launch.shown_argv[-1] == "***" and launch.argv[-1] == KEY
     srv = ServerProcess(launch, tmp_path / "log")
     srv.start()
+    assert stat.S_IMODE((tmp_path / "log").stat().st_mode) == 0o600  # while it may hold them
     srv.proc.wait(timeout=10)
     assert out.read_text() == TOKEN
-    assert TOKEN not in (tmp_path / "log").read_text()
+    assert "token=***" in srv.log_tail() and KEY not in srv.log_tail()
+    srv.stop(5)
+    log = (tmp_path / "log").read_text()
+    assert TOKEN not in log and KEY not in log and "token=*** key=***" in log
+    assert stat.S_IMODE((tmp_path / "log").stat().st_mode) == 0o644
 
 
 @pytest.mark.slow
