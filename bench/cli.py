@@ -309,8 +309,9 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
     all_gpus = [g.index for g in host.gpus]
     argv = pl.placement_argv(best, mt.n_layer, all_gpus)
     threads = f"--threads {host.cores}" + (" --numa distribute" if host.numa_nodes > 1 else "")
+    threads += "".join(f" {a}" for a in pl.cpu_only_args(host))
     console.print(f"  flags: {shlex.join(argv)} {threads}", highlight=False, soft_wrap=True)
-    for note in best.notes:
+    for note in best.notes + ([pl.NO_AMX_REASON] if pl.cpu_only_args(host) else []):
         console.print(f"  note: {note}", highlight=False)
     if args.out:
         grid = [(g, shlex.split(g)) for g in args.grid or []]

@@ -63,6 +63,22 @@ class HostFacts:
     cores: int
     numa_nodes: int
     gpus: tuple[Gpu, ...]
+    cpu_amx: bool = False  # Intel AMX (amx_tile): see cpu_only_args
+
+
+# Why --no-repack on a CPU-only AMX host: the pinned llama.cpp (lcp 0.3.36) prefers the AMX buffer
+# type for CPU weights when no GPU host buffer comes first. It admits deepseek2's attn_k_b (F16/Q8_0)
+# from a probe with a contiguous input, but the MLA graph multiplies it by a permuted q_nope, which
+# the AMX type refuses: ggml_backend_sched_split_graph aborts with GGML_ASSERT(*cur_backend_id != -1)
+# (f16 and q8_0 files, the real R1 Q8_0 too); in a VM without usable AMX tiles the K-quant AMX
+# kernels also fault. With a GPU the CUDA host buffer comes first and AMX is never used.
+NO_AMX_REASON = ("CPU-only on an AMX CPU: --no-repack keeps weights out of llama.cpp's AMX buffer, which "
+                 "aborts MLA models (GGML_ASSERT(*cur_backend_id != -1) on attn_k_b)")
+
+
+def cpu_only_args(host: HostFacts) -> list[str]:
+    """Server flags a CPU-only placement needs on this host (see NO_AMX_REASON)."""
+    return ["--no-repack"] if host.cpu_amx and not host.gpus else []
 
 
 @dataclass
@@ -159,7 +175,8 @@ def host_from_facts(doc: dict[str, Any], membw: dict[str, Any] | None = None,
         raise PlanError("facts: no host memory bandwidth; give --host-gbps N or --membw membw.json")
     cpu = facts.get("cpu") or {}
     cores = int(cpu.get("cores") or 0) or 1
-    return HostFacts(ram, ram_src, bw, bw_src, cores, max(len(nodes), 1), tuple(gpus))
+    amx = "amx_tile" in (cpu.get("amx_flags") or [])
+    return HostFacts(ram, ram_src, bw, bw_src, cores, max(len(nodes), 1), tuple(gpus), amx)
 
 
 def load_host(facts_path: str | None, local: bool, membw_path: str | None, host_gbps: float | None,
@@ -592,6 +609,7 @@ def spec_text(model: str, mt: ModelTable, host: HostFacts, s: Settings, best: Pl
     rows.append(("runbook template", ["-ngl", "99", "-ot", "exps=CPU"], "template", None))
     seen: set[str] = set()
     rows = [r for r in rows if not (json.dumps(r[1]) in seen or seen.add(json.dumps(r[1])))]  # type: ignore[func-returns-value]
+    server_args = ["-c", str(s.ctx), "-ub", str(s.ubatch), "-fa", "on", "--no-warmup", *cpu_only_args(host)]
     lines = [
         f"# Placement sweep written by `python -m bench plan` for {Path(model).name}.",
         "# Rows: the plan, its neighbours, leave-a-GPU-out, llama.cpp --fit and the runbook template;",
@@ -604,7 +622,8 @@ def spec_text(model: str, mt: ModelTable, host: HostFacts, s: Settings, best: Pl
         "[server]",
         f"binary = {_toml_str(binary)}",
         f"model = {_toml_str(str(model))}",
-        f'args = ["-c", "{s.ctx}", "-ub", "{s.ubatch}", "-fa", "on", "--no-warmup"]',
+        *([f"# {NO_AMX_REASON}"] if cpu_only_args(host) else []),
+        f"args = {json.dumps(server_args)}",
         "health_timeout_s = 1800",
         "stop_timeout_s = 60",
         "",

@@ -154,3 +154,43 @@ def test_deepseek2_quantized_and_split_by_the_real_tools(tmp_path: Path, llama_s
     size = sum(Path(p).stat().st_size for p in shards)
     assert total_bytes(shards[-1]) == size and model_table(shards[-1]).model.file_bytes == size
     assert ensure_model(ModelShape(**DS2, quantize="Q3_K_M", split_max_size="2M"), tmp_path) == q3  # cached
+
+
+def _amx_here() -> bool:
+    return "amx_tile" in Path("/proc/cpuinfo").read_text().split()
+
+
+@pytest.mark.parametrize("dtype, quantize", [("f16", None), ("q8_0", "Q4_K_M")])
+def test_deepseek2_proxy_planned_and_served_by_the_real_llama_server(
+        tmp_path: Path, llama_server_binary: Path, serve, monkeypatch: pytest.MonkeyPatch,
+        dtype: str, quantize: str | None):
+    """`bench plan` for this CPU-only host, launched as the spec says by the pinned llama-server.
+
+    On an AMX CPU the plan adds --no-repack: without it this build aborts the f16 proxy in
+    ggml_backend_sched_split_graph (attn_k_b in the AMX buffer, see planner.NO_AMX_REASON).
+    """
+    import tomllib
+
+    from bench import planner as pl
+    from bench.plan import server_configs
+    from bench.spec import parse_spec
+    from facts.collect import collect_local
+
+    monkeypatch.setenv("OMNI_LLAMA_BIN", str(llama_server_binary.parent))
+    model = ensure_model(ModelShape(**DS2, dtype=dtype, quantize=quantize), tmp_path)
+    mt = pl.model_table(model)
+    host = pl.host_from_facts(collect_local(), host_gbps=10.0)
+    assert not host.gpus and host.cpu_amx == _amx_here()
+    s = pl.Settings(ctx=1024)
+    best, options = pl.plan(mt, host, s)
+    spec = parse_spec(tomllib.loads(pl.spec_text(str(model), mt, host, s, best, [], options,
+                                                 binary=str(llama_server_binary))))
+    assert ("--no-repack" in spec.server.args) == _amx_here()
+    config = server_configs(spec)[0]
+    assert spec.placement[0].source == "planner"
+    assert config.args == ["-ngl", "0", "--threads", str(host.cores)]
+    base = serve(str(llama_server_binary), "-m", str(model), *spec.server.args, *config.args[:2], "-t", "1")
+    status, body = http_json(f"{base}/completion", {"prompt": "hello", "n_predict": 32, "return_tokens": True,
+                                                    "temperature": 1.0}, timeout=120)
+    assert status == 200 and len(body["tokens"]) == 32
+    assert min(body["tokens"]) >= len(forbidden_token_ids())

@@ -146,3 +146,21 @@ def test_bad_inputs_are_one_line_errors(r1, tmp_path, setup, args, message):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_no_repack_only_for_a_cpu_only_amx_host(table):
+    """The AMX workaround (planner.NO_AMX_REASON) never touches a GPU box's launch."""
+    doc = copy.deepcopy(REF_FACTS)
+    doc["facts"]["cpu"]["amx_flags"] = ["amx_bf16", "amx_int8", "amx_tile"]
+    with_gpus = pl.host_from_facts(doc)
+    doc["facts"]["nvidia_gpus"] = {"available": False, "gpus": None}
+    cpu_only = pl.host_from_facts(doc)
+    doc["facts"]["cpu"]["amx_flags"] = []
+    no_amx = pl.host_from_facts(doc)
+    assert (pl.cpu_only_args(with_gpus), pl.cpu_only_args(cpu_only), pl.cpu_only_args(no_amx)) == \
+        ([], ["--no-repack"], [])
+    s = pl.Settings(ctx=4096, ram_headroom_gib=0)
+    for host, want in ((with_gpus, False), (cpu_only, True)):
+        best, options = pl.plan(table, host, s)
+        text = pl.spec_text("r1.gguf", table, host, s, best, [], options)
+        assert ('"--no-repack"' in text) == want
