@@ -40,7 +40,9 @@ class Case(BaseModel):
     id: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
     prompt: str = Field(min_length=1)
     system: str | None = None
-    max_tokens: int = Field(256, ge=1)
+    # R1-class models think first (often 1-3k tokens) and the thinking counts against max_tokens:
+    # a small budget ends the reply before the answer begins.
+    max_tokens: int = Field(4096, ge=1)
     check: Check
     tags: list[str] = []
 
@@ -66,9 +68,17 @@ def load_cases(folder: Path) -> list[Case]:
     return cases
 
 
+THINK = re.compile(r"^\s*(?:<think>)?.*?</think>", re.DOTALL)
+
+
+def final_answer(content: str) -> str:
+    """The reply after a reasoning model's ``<think>...</think>`` block, when the server left it inline."""
+    return THINK.sub("", content, count=1) if "</think>" in content else content
+
+
 def score(check: Check, answer: str) -> bool:
     """Whether ``answer`` passes ``check``; pure, so every check type is unit-tested on fixed text."""
-    text = answer.strip()
+    text = final_answer(answer).strip()
     flags = 0 if check.case_sensitive else re.IGNORECASE
     values = check.value if isinstance(check.value, list) else [check.value or ""]
     if check.type == "nonempty":
@@ -116,6 +126,9 @@ def run(endpoint: str, golden: Path = GOLDEN, out: Path = Path("reports/evals"),
             reasoning = getattr(message, "reasoning_content", None) or (message.model_extra or {}).get(
                 "reasoning_content")
             usage = reply.usage.model_dump() if reply.usage else {}
+            if reply.choices[0].finish_reason == "length" and not final_answer(answer).strip():
+                error = (f"the reply hit max_tokens={case.max_tokens} before any answer (a reasoning "
+                         "model thinks first): raise the case's max_tokens")
         except (APIConnectionError, APIStatusError) as exc:
             answer, error, reasoning, usage = "", f"{type(exc).__name__}: {exc}", None, {}
         latency = time.monotonic() - start

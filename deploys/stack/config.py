@@ -48,8 +48,10 @@ DEFAULTS: dict[str, Any] = {
         "gpu_reserve_mib": 1024,  # per GPU: CUDA context and driver
         "models": None,  # None: one model, "architect", from the reference box's model/inference keys
     },
-    "memgraph": {"enabled": True, "image": "memgraph/memgraph:3.6.2", "port": 7687,
-                 "glibc_tunables": "auto", "bind": None},
+    # MAGE: Memgraph plus its graph-algorithm library (runbook 5.3); data and logs on /nvme (bind mounts)
+    "memgraph": {"enabled": True, "image": "memgraph/memgraph-mage:3.8.1", "port": 7687,
+                 "glibc_tunables": "auto", "bind": None,
+                 "data_dir": "/nvme/memgraph/data", "log_dir": "/nvme/memgraph/log"},
     "agents": {"enabled": False, "image": None, "build": None, "port": 8080, "model": None,
                "env": {}, "bind": None},
     "autoglm": {"enabled": False, "image": None, "build": None, "port": None, "model": None,
@@ -214,6 +216,8 @@ class MemgraphSpec(_Strict):
     port: int = Field(ge=1, le=65535)
     glibc_tunables: Literal["auto", "on", "off"]
     bind: BindAddress | None
+    data_dir: str = Field(pattern=r"^/")
+    log_dir: str = Field(pattern=r"^/")
 
 
 class PhoenixSpec(_Strict):

@@ -168,8 +168,9 @@ def client_env(config: StackConfig, key: str) -> dict[str, str]:
     model = config.target_model(key)
     env: dict[str, str] = {}
     if model:
+        # Microsoft Agent Framework's OpenAIChatClient reads exactly these three
         env |= {"OPENAI_BASE_URL": f"http://omni-{model.service}:{model.port}/v1", "OPENAI_API_KEY": "none",
-                "OPENAI_MODEL": model.served_name, "OPENAI_CHAT_COMPLETION_MODEL": model.served_name}
+                "OPENAI_CHAT_MODEL_ID": model.served_name}
     if config.memgraph.enabled:
         env["MEMGRAPH_URI"] = "bolt://omni-memgraph:7687"  # the container port, not the published one
     if config.phoenix.enabled:

@@ -143,6 +143,8 @@ def converged(box: Box) -> Box:
         box.files[f"/etc/systemd/system/{unit}"] = (phoenix[unit], "-rw-r--r--")
     box.units["omni-phoenix.path"] = True
     box.dirs[config.phoenix.state_dir] = "drwxrwxrwt"
+    for folder in (config.memgraph.data_dir, config.memgraph.log_dir):
+        box.dirs[folder] = "drwxr-x---"
     secret = password_file(config)
     box.dirs[secret.rsplit("/", 1)[0]] = "drwx------"
     box.files[secret] = ("x" * 32, "-r--------")

@@ -22,7 +22,7 @@ def test_reference_box_gives_one_architect_model_on_port_8000():
 def test_stack_table_merges_into_defaults_and_keeps_the_rest():
     data = host_data(env={}, overrides={"stack": {"memgraph": {"port": 7688}, "bind": "127.0.0.2"}})
     config = stack_config(data)
-    assert config.memgraph.port == 7688 and config.memgraph.image.startswith("memgraph/memgraph:")
+    assert config.memgraph.port == 7688 and config.memgraph.image.startswith("memgraph/memgraph-mage:")
     assert config.bind_for("memgraph") == "127.0.0.2"
 
 

@@ -23,6 +23,10 @@ from evals.runner import GOLDEN, Case, Check, EvalError, load_cases, run, score
         ({"type": "json_keys", "value": ["status"]}, '{"state": "ok"}', False),
         ({"type": "json_keys", "value": ["status"]}, "{not json}", False),
         ({"type": "nonempty"}, "   ", False),
+        # a reasoning model's inline thinking is not the answer
+        ({"type": "regex", "value": r"^391$"}, "<think>17*23... 17*20=340, +51 = 391</think>\n391", True),
+        ({"type": "contains", "value": "Paris"}, "<think>France... Paris?</think>", False),
+        ({"type": "regex", "value": r"^391$"}, "thinking without an opening tag 391</think>391", True),
     ],
 )
 def test_checks_score_fixed_answers(check, answer, passed):
@@ -32,6 +36,8 @@ def test_checks_score_fixed_answers(check, answer, passed):
 def test_shipped_golden_set_is_valid():
     cases = load_cases(GOLDEN)
     assert len(cases) >= 5 and len({c.id for c in cases}) == len(cases)
+    # DeepSeek-R1 thinks first (often 1-3k tokens) and that counts against max_tokens
+    assert all(c.max_tokens >= 2048 for c in cases), [c.id for c in cases if c.max_tokens < 2048]
 
 
 def test_bad_golden_line_fails_with_file_and_line(tmp_path):

@@ -100,6 +100,9 @@ def test_every_published_port_binds_to_the_configured_address(scenario):
         doc = yaml.safe_load(files["compose.yaml"])
         expected = config.bind_for(concern) if concern != "inference" else config.bind
         for name, service in doc["services"].items():
+            if service.get("network_mode") == "none":  # a one-shot helper (memgraph-dirs): no ports
+                assert service["restart"] == "no" and "ports" not in service, name
+                continue
             assert service["networks"] == [config.network], name
             assert service["restart"] == "unless-stopped", name
             for port in service.get("ports", []):
@@ -248,3 +251,20 @@ def test_systemd_units_pass_systemd_analyze(tmp_path, systemd_analyze):
                           env=dict(os.environ, SYSTEMD_LOG_LEVEL="warning"))
     problems = [line for line in proc.stderr.splitlines() if "omni-phoenix" in line]
     assert proc.returncode == 0 and not problems, proc.stderr
+
+
+def test_agents_get_the_environment_agent_framework_reads():
+    """OpenAIChatClient reads OPENAI_CHAT_MODEL_ID, OPENAI_API_KEY, OPENAI_BASE_URL."""
+    env = yaml.safe_load(rendered("full")["agents"]["compose.yaml"])["services"]["agents"]["environment"]
+    assert env["OPENAI_CHAT_MODEL_ID"] == "deepseek-r1"
+    assert env["OPENAI_BASE_URL"] == "http://omni-llm-architect:8000/v1" and env["OPENAI_API_KEY"] == "none"
+    assert "OPENAI_CHAT_COMPLETION_MODEL" not in env
+
+
+def test_memgraph_is_mage_with_data_and_logs_under_nvme():
+    doc = yaml.safe_load(rendered("reference")["memgraph"]["compose.yaml"])
+    server, dirs = doc["services"]["memgraph"], doc["services"]["memgraph-dirs"]
+    assert server["image"].startswith("memgraph/memgraph-mage:")  # runbook 5.3: MAGE algorithms
+    mounts = ["/nvme/memgraph/data:/var/lib/memgraph", "/nvme/memgraph/log:/var/log/memgraph"]
+    assert server["volumes"] == mounts and dirs["volumes"] == mounts and "volumes" not in doc
+    assert server["depends_on"] == {"memgraph-dirs": {"condition": "service_completed_successfully"}}
