@@ -25,6 +25,22 @@ EXIT_FAILED = 1
 EXIT_CONFIG = 2
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not argparse's usage block
+        self.exit(EXIT_CONFIG, f"{self.prog}: {message} (see --help)\n")
+
+
+def _seconds(text: str) -> float:
+    """A timeout or poll interval: a finite number of seconds above 0 (no 'nan', no negative)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 86400:  # also false for nan
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0, e.g. 30")
+    return value
+
+
 def _connection_options() -> argparse.ArgumentParser:
     opts = argparse.ArgumentParser(add_help=False)
     group = opts.add_argument_group("connection (defaults from the inventory host data and OMNI_* variables)")
@@ -37,36 +53,37 @@ def _connection_options() -> argparse.ArgumentParser:
     tls = group.add_mutually_exclusive_group()
     tls.add_argument("--ca-file", metavar="PATH", help="CA bundle that signed the BMC's certificate")
     tls.add_argument("--insecure", action="store_true", help="skip TLS verification (trusted networks only)")
-    group.add_argument("--connect-timeout", type=float, metavar="S", help="TCP connect timeout (default 5)")
-    group.add_argument("--read-timeout", type=float, metavar="S", help="wait for each answer (default 30)")
+    group.add_argument("--connect-timeout", type=_seconds, metavar="S",
+                       help="TCP connect timeout (default 5)")
+    group.add_argument("--read-timeout", type=_seconds, metavar="S", help="wait for each answer (default 30)")
     group.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     return opts
 
 
 def build_parser() -> argparse.ArgumentParser:
     common = _connection_options()
-    parser = argparse.ArgumentParser(prog="python -m bmc", description=__doc__.split("\n")[0])
-    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    parser = _Parser(prog="python -m bmc", description=__doc__.split("\n")[0])
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB", parser_class=_Parser)
 
     verbs.add_parser("status", parents=[common], help="power, boot override, media, BIOS version")
 
     med = verbs.add_parser("media", help="virtual media by URL").add_subparsers(
-        dest="media_verb", required=True
+        dest="media_verb", required=True, parser_class=_Parser
     )
     ins = med.add_parser("insert", parents=[common], help="mount an image URL and wait until Inserted")
     ins.add_argument("image_url", metavar="URL")
     ins.add_argument("--type", choices=sorted(media.MEDIA_TYPES), default="cd")
     ins.add_argument(
-        "--timeout", type=float, default=120.0, help="seconds to wait for Inserted (default 120)"
+        "--timeout", type=_seconds, default=120.0, help="seconds to wait for Inserted (default 120)"
     )
-    ins.add_argument("--poll", type=float, default=2.0, help=argparse.SUPPRESS)
+    ins.add_argument("--poll", type=_seconds, default=2.0, help=argparse.SUPPRESS)
     ej = med.add_parser("eject", parents=[common], help="eject inserted images and wait until empty")
     ej.add_argument("--type", choices=sorted(media.MEDIA_TYPES))
-    ej.add_argument("--timeout", type=float, default=60.0)
-    ej.add_argument("--poll", type=float, default=2.0, help=argparse.SUPPRESS)
+    ej.add_argument("--timeout", type=_seconds, default=60.0)
+    ej.add_argument("--poll", type=_seconds, default=2.0, help=argparse.SUPPRESS)
 
     bt = verbs.add_parser("boot", help="one-time boot override").add_subparsers(
-        dest="boot_verb", required=True
+        dest="boot_verb", required=True, parser_class=_Parser
     )
     once = bt.add_parser("once", parents=[common], help="boot DEVICE on the next boot only")
     once.add_argument("device", choices=list(boot.TARGETS))
@@ -77,10 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     pw.add_argument(
         "--wait", action="store_true", help="wait until the system reaches the action's end state"
     )
-    pw.add_argument("--timeout", type=float, default=300.0, help="seconds to wait with --wait (default 300)")
-    pw.add_argument("--poll", type=float, default=2.0, help=argparse.SUPPRESS)
+    pw.add_argument("--timeout", type=_seconds, default=300.0,
+                    help="seconds to wait with --wait (default 300)")
+    pw.add_argument("--poll", type=_seconds, default=2.0, help=argparse.SUPPRESS)
 
-    bi = verbs.add_parser("bios", help="BIOS attributes").add_subparsers(dest="bios_verb", required=True)
+    bi = verbs.add_parser("bios", help="BIOS attributes").add_subparsers(dest="bios_verb", required=True,
+                                                                            parser_class=_Parser)
     get = bi.add_parser("get", parents=[common], help="current values (all, named, or matching --grep)")
     get.add_argument("names", nargs="*", metavar="NAME")
     get.add_argument("--grep", metavar="TEXT", help="names or registry display names containing TEXT")

@@ -131,15 +131,15 @@ def settings_from_data(
 
 
 def safe_retry() -> Retry:
-    """One retry for requests that never reached the BMC (refused, connect timeout); none else.
+    """One retry for requests that never reached the BMC; one for GETs that timed out; none else.
 
-    A read timeout is not retried, GET included: the BMC took the request and did not answer, and
-    asking again only doubles the wait (2 x 30 s) without saying so.
+    The GET retry doubles the wait on a BMC that never answers (2 x the read timeout): the error
+    says so (bmc/errors.py), so the wait is bounded and never silent.
     """
     return Retry(
-        total=1,
+        total=2,
         connect=1,
-        read=0,
+        read=1,
         status=0,
         other=0,
         redirect=0,

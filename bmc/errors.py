@@ -63,9 +63,12 @@ def _transport_error(exc: BaseException, ctx: ErrorContext, what: str) -> BmcErr
             "tls",
         )
     if isinstance(inner, requests.exceptions.ReadTimeout) or "Read timed out" in text:
+        if what.split(" ", 1)[0] in ("GET", "HEAD"):  # reads are asked twice (connection.safe_retry)
+            how = f"asked twice, {2 * ctx.read_timeout:g} s in all"
+        else:
+            how = "not re-sent; it may still take effect"
         return BmcError(
-            f"the BMC at {ctx.url} did not answer {what} within {ctx.read_timeout:g} s "
-            "(not re-sent; it may still take effect)",
+            f"the BMC at {ctx.url} did not answer {what} within {ctx.read_timeout:g} s ({how})",
             "run `python -m bmc status` before trying again, or raise --read-timeout",
             "timeout",
         )

@@ -38,7 +38,7 @@ def power_state(bmc: Bmc) -> str:
 
 
 def _allowed(bmc: Bmc) -> set[str]:
-    with bmc.errors("read the allowed reset types"):
+    with bmc.errors("GET the allowed reset types"):
         return {v.value for v in bmc.system().get_allowed_reset_system_values()}
 
 
