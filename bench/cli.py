@@ -208,11 +208,15 @@ def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
     if spec.server.generate is not None:
         console.print(f"model: random-weight GGUF cached in {cache_dir()} (generated when missing)")
     model = model_path(spec, generate=True)
-    sweep_dir = run_sweep(spec, text, out, model, console, retry_failed=args.retry_failed)
-    if args.no_report:
-        print(sweep_dir / "results.csv")
-        return 0
-    print(render(sweep_dir))
+    from bench.progress import earlier_timing
+
+    timing = earlier_timing(REPORTS, spec_hash(text), spec.name)
+    sweep_dir = run_sweep(spec, text, out, model, console, retry_failed=args.retry_failed, timing=timing)
+    print(sweep_dir / "results.csv" if args.no_report else render(sweep_dir))
+    if SweepStore(sweep_dir).meta().get("served_runs") == 0:
+        print(f"error: every launch failed (no configuration served a request); causes in "
+              f"{sweep_dir / ('results.csv' if args.no_report else 'index.html')}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -81,6 +81,7 @@ class CellLoad:
     model: str = "omni"
     api_prefix: str = "/v1"
     progress: Any = None  # callable(record) after each finished request
+    on_phase: Any = None  # callable("warming" | "measuring") as the cell moves on (the live display)
     abort: threading.Event = field(default_factory=threading.Event)
 
 
@@ -285,6 +286,8 @@ def run_cell(load: CellLoad, prompts: Prompts, n_warmup: int,
                 rec, body = todo.pop()
                 client.request(rec, body, t_cell)
 
+        if todo and load.on_phase:
+            load.on_phase("warming")
         _threads(min(load.concurrency, len(todo)), send_warm)
         records += warm
         queue = deque(enumerate(bodies[n_warmup:], start=n_warmup))
@@ -302,6 +305,8 @@ def run_cell(load: CellLoad, prompts: Prompts, n_warmup: int,
                 if load.progress:
                     load.progress(rec)
 
+        if load.on_phase:
+            load.on_phase("measuring")
         t_start = time.perf_counter()
         _threads(load.concurrency, worker)
         wall = time.perf_counter() - t_start

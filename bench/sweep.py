@@ -12,22 +12,22 @@ import random
 import shlex
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench.engines import Engine, get_engine
 from bench.hostinfo import collect_facts, flatten_facts, versions
 from bench.load import CellLoad, Client, make_prompt, run_cell
 from bench.memory import Gpus, Sampler, host_sample, wait_released
 from bench.plan import Cell, ServerConfig, cells, server_configs
+from bench.progress import SweepProgress, Timing, cell_units
 from bench.runrow import LaunchInfo, build_row, run_status
 from bench.schema import OK_STATUSES, LaunchRecord, RunRecord
-from bench.server import ServerProcess, check_bind_host, free_port, http_json
+from bench.server import ServerProcess, check_bind_host, error_line, free_port, http_json
 from bench.spec import Spec, numa_prefix, parse_size
 from bench.store import SweepStore, now
 from bench.strategies import launch_score, make_strategy, parse_strategy
@@ -48,8 +48,11 @@ class Sweep:
     sweep_columns: dict[str, Any]  # host.* and version.* columns shared by every row
     facts_source: str
     retry_failed: bool = False
-    progress: Progress | None = None
-    cells_task: Any = None
+    progress: SweepProgress | None = None
+    # configurations whose launch failed before serving: config_id -> (why, log tail); later repeats
+    # are recorded as skipped, not relaunched (a bad flag fails the same way every time)
+    fatal: dict[str, tuple[str, str]] = field(default_factory=dict)
+    served_runs: int = 0  # runs (replayed or new) where the server answered: 0 at the end fails the sweep
 
 
 def placement_of(spec: Spec, config: ServerConfig) -> tuple[str, float | None]:
@@ -79,15 +82,18 @@ def preflight(spec: Spec, model: str, check_model: bool = True) -> tuple[Engine,
 
 
 def run_sweep(spec: Spec, spec_text: str, out: Path, model: str, console: Console,
-              retry_failed: bool = False) -> Path:
-    """Run (or resume) the sweep into `out` under its lock; returns the sweep dir."""
+              retry_failed: bool = False, timing: Timing | None = None) -> Path:
+    """Run (or resume) the sweep into `out` under its lock; returns the sweep dir. `timing`: costs
+    measured earlier (an ETA from the first launch on); sweep.json's `served_runs` is 0 when no
+    launch served a request."""
     engine, configs = preflight(spec, model)
     with SweepStore(out).locked() as store:  # a second sweep into `out` stops here (SweepBusy)
-        return _run_locked(spec, spec_text, out, model, console, retry_failed, engine, configs, store)
+        return _run_locked(spec, spec_text, out, model, console, retry_failed, engine, configs, store, timing)
 
 
 def _run_locked(spec: Spec, spec_text: str, out: Path, model: str, console: Console, retry_failed: bool,
-                engine: Engine, configs: list[ServerConfig], store: SweepStore) -> Path:
+                engine: Engine, configs: list[ServerConfig], store: SweepStore,
+                timing: Timing | None = None) -> Path:
     resumed = store.exists()
     facts, source = collect_facts()
     host_cols = flatten_facts(facts)
@@ -112,23 +118,59 @@ def _run_locked(spec: Spec, spec_text: str, out: Path, model: str, console: Cons
     n_runs = sum(len(cells(spec, c)) for c in configs) * spec.workload.repeats
     console.print(f"sweep {out} ({'resumed' if resumed else 'new'}): {len(configs)} server configurations, "
                   f"{n_runs} runs at most, strategy {st.name}, engine {spec.engine}")
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    with Progress(*columns, console=console, transient=False) as progress:
-        launches = progress.add_task("launches", total=len(configs) * spec.workload.repeats)
-        sw.progress, sw.cells_task = progress, progress.add_task("cells", total=n_runs)
+    units = spec.workload.repeats * sum(_units(c) for cfg in configs for c in cells(spec, cfg))
+    with SweepProgress(console, len(configs) * spec.workload.repeats, n_runs, units, timing) as progress:
+        sw.progress = progress
         seq = 0
         while (cid := strategy.ask()) is not None:
             repeat = strategy.arms[cid].launches
-            score = _launch_or_replay(sw, sw.configs[cid], repeat, seq)
+            if cid in sw.fatal:
+                score = _skip_launch(sw, sw.configs[cid], repeat)
+            else:
+                score = _launch_or_replay(sw, sw.configs[cid], repeat, seq)
+                seq += 1
             strategy.tell(cid, score)
-            seq += 1
-            progress.advance(launches)
     store.write_csv(sw.sweep_columns)
     best = strategy.best()
     store.update_meta(status="finished", finished_at=now(), launches=seq, best_config=best or "",
-                      strategy=st.name)
-    console.print(f"results: {store.path / 'results.csv'} ({seq} launches; best {best or 'none'})")
+                      strategy=st.name, served_runs=sw.served_runs)
+    label = sw.configs[best].label if best in sw.configs else "none"
+    console.print(f"results: {store.path / 'results.csv'} ({seq} launches; best {label})")
+    if not sw.served_runs:
+        first = next(iter(sw.fatal.items()), None)
+        cause = "see the failures in the report"
+        if first:
+            cid, (why, tail_rel) = first
+            tail = (store.path / tail_rel).read_text(errors="replace") if tail_rel else ""
+            cause = f"{sw.configs[cid].label}: {error_line(tail) or why}"
+        console.print(f"[red]every launch failed: no configuration served a request. {cause}[/red]",
+                      highlight=False)
     return store.path
+
+
+def _units(cell: Cell) -> float:
+    return cell_units(cell.requests, cell.warmup, cell.output_tokens, cell.concurrency)
+
+
+def _skip_launch(sw: Sweep, config: ServerConfig, repeat: int) -> float | None:
+    """A repeat of a configuration that failed before serving: every cell a `skipped` row, no launch."""
+    why, tail_rel = sw.fatal[config.config_id]
+    launch = sw.engine.launch(sw.spec.server, sw.model, config, sw.spec.server.port or 0)
+    info = LaunchInfo(sweep_id=sw.store.path.name, engine=sw.spec.engine, config=config, repeat=repeat,
+                      n_repeats=sw.spec.workload.repeats, endpoint=sw.spec.workload.endpoint, launch=launch,
+                      log_rel="", mem_total=sw.mem_total, floor_bytes=sw.floor_bytes,
+                      facts_source=sw.facts_source, placement=placement_of(sw.spec, config))
+    todo = cells(sw.spec, config)
+    reason = f"not relaunched: {why}"
+    for cell in todo:
+        if sw.store.read_run(config.config_id, repeat, cell.cell_id) is None:
+            _save(sw, info, cell, "skipped", reason, [], None, [], None, now(), now(), tail_rel)
+        elif sw.progress is not None:
+            sw.progress.cell_done(_units(cell), measured=False)
+    if sw.progress is not None:
+        sw.progress.launch_done(ok=False)
+    sw.console.print(f"[yellow]{config.label} r{repeat}: skipped ({reason})[/yellow]", highlight=False)
+    return None
 
 
 def _launch_or_replay(sw: Sweep, config: ServerConfig, repeat: int, seq: int) -> float | None:
@@ -138,11 +180,19 @@ def _launch_or_replay(sw: Sweep, config: ServerConfig, repeat: int, seq: int) ->
         run = sw.store.read_run(config.config_id, repeat, cell.cell_id)
         if run and (run.row.status in OK_STATUSES or not sw.retry_failed):
             done_rows.append(run.row.model_dump())
-            sw.progress.advance(sw.cells_task)
+            sw.served_runs += run.row.status in OK_STATUSES
+            if sw.progress is not None:
+                sw.progress.cell_done(_units(cell), measured=False)
         else:
             todo.append(cell)
     if todo:
         done_rows += run_launch(sw, config, repeat, todo, seq)
+    elif sw.progress is not None:
+        sw.progress.launch_done(ok=False)  # replayed from disk: nothing to time
+    if done_rows and all(r["status"] == "launch-failed" for r in done_rows):  # replayed or new
+        first = done_rows[0]
+        sw.fatal.setdefault(config.config_id, (f"repeat {repeat} failed before serving: "
+                                               f"{first['error_reason']}", first["log_tail_path"]))
     score = launch_score(done_rows, parse_strategy(sw.spec.strategy, sw.spec.strategy_options).objective)
     rec = sw.store.read_launch(config.config_id, repeat)
     if rec is not None:
@@ -175,6 +225,9 @@ def run_launch(sw: Sweep, config: ServerConfig, repeat: int, todo: list[Cell],
     rows: list[dict[str, Any]] = []
     sampler: Sampler | None = None
     closers: list[Any] = []
+    progress = sw.progress
+    if progress is not None:
+        progress.launch(f"{config.label} r{repeat}")
     try:
         try:
             srv.start()
@@ -185,6 +238,8 @@ def run_launch(sw: Sweep, config: ServerConfig, repeat: int, todo: list[Cell],
             sampler = Sampler(srv.pid, srv.pgid, spec.memory.interval_s, sw.floor_bytes, sw.gpus,
                               on_breach=lambda _avail: abort.set())
             sampler.start()
+            if progress is not None:
+                progress.phase("loading")
             ok, reason = srv.wait_healthy(spec.server.health_timeout_s, abort)
         info.load_s = rec.load_s = round(time.monotonic() - srv.started, 3) if srv.proc else None
         rec.load_samples = sampler.since(0) if sampler else []
@@ -195,7 +250,9 @@ def run_launch(sw: Sweep, config: ServerConfig, repeat: int, todo: list[Cell],
                                     sampler.failed)[1]  # type: ignore[union-attr]
             rec.status, rec.error_reason = status, reason
             tail = _write_tail(store, srv, log)
-            sw.console.print(f"[red]{config.config_id} {config.label} r{repeat}: {status}: {reason}[/red]")
+            says = error_line(srv.log_tail())
+            sw.console.print(f"[red]{config.label} r{repeat}: {status}: {reason}"
+                             + (f"\n  server says: {says}" if says else "") + "[/red]", highlight=False)
             for cell in todo:
                 rows.append(_save(sw, info, cell, status, reason, [], None, [], None, now(), now(), tail))
             return rows
@@ -223,6 +280,8 @@ def run_launch(sw: Sweep, config: ServerConfig, repeat: int, todo: list[Cell],
                 break
         return rows
     finally:
+        if progress is not None:
+            progress.phase("stopping")
         try:
             for close in closers:
                 close()
@@ -235,11 +294,13 @@ def run_launch(sw: Sweep, config: ServerConfig, repeat: int, todo: list[Cell],
         rec.memory_released, rec.memory_release_detail = wait_released(
             srv.pgid, base_avail, tolerance, spec.memory.release_timeout_s, sw.gpus, gpu_base)
         if not rec.memory_released:
-            sw.console.print(f"[yellow]memory not released after {config.config_id}: "
+            sw.console.print(f"[yellow]memory not released after {config.label} r{repeat}: "
                              f"{rec.memory_release_detail}[/yellow]")
         rec.stopped_at = now()
         store.write_launch(rec)
         store.write_csv(sw.sweep_columns)
+        if progress is not None:
+            progress.launch_done(ok=rec.status == "ok")
 
 
 def _run_one(sw: Sweep, info: LaunchInfo, srv: ServerProcess, sampler: Sampler, abort: threading.Event,
@@ -258,6 +319,7 @@ def _run_one(sw: Sweep, info: LaunchInfo, srv: ServerProcess, sampler: Sampler, 
             concurrency=cell.concurrency, fixed_fields=sw.engine.fixed_length_fields, extra_body=w.extra_body,
             timeout_s=w.request_timeout_s, max_retries=w.max_retries, api_prefix=sw.engine.api_prefix,
             abort=abort,
+            on_phase=(lambda phase: sw.progress.phase(phase, cell.cell_id)) if sw.progress else None,
         )
         cpu0 = time.process_time()
         records, wall = run_cell(load, prompts, cell.warmup, client)
@@ -273,27 +335,31 @@ def _run_one(sw: Sweep, info: LaunchInfo, srv: ServerProcess, sampler: Sampler, 
             status, reason = "failed", f"{type(err).__name__}: {err}"
     sampler.sample()
     tail = _write_tail(sw.store, srv, srv.log_path) if status not in OK_STATUSES else ""
-    row = _save(sw, info, cell, status, reason, records, wall, sampler.since(mark), cpu, started, now(), tail)
+    row = _save(sw, info, cell, status, reason, records, wall, sampler.since(mark), cpu, started, now(), tail,
+                timed=True)
+    sw.served_runs += status in OK_STATUSES
     color = "green" if status == "ok" else "yellow" if status == "partial" else "red"
     dec = row.get("decode_tps")
+    says = error_line(srv.log_tail()) if status not in OK_STATUSES and srv.exit_code() is not None else ""
     sw.console.print(
-        f"[{color}]{info.config.config_id} {info.config.label} r{info.repeat} {cell.cell_id}: {status}"
+        f"[{color}]{info.config.label} r{info.repeat} {cell.cell_id}: {status}"
         + (f" decode {dec:.1f} tok/s, throughput {row['throughput_tps']:.1f} tok/s" if dec else "")
-        + (f" ({reason})" if reason else "") + f"[/{color}]"
+        + (f" ({reason})" if reason else "") + (f"\n  server says: {says}" if says else "") + f"[/{color}]",
+        highlight=False,
     )
     return row
 
 
 def _save(sw: Sweep, info: LaunchInfo, cell: Cell, status: str, reason: str, records: list,
           wall: float | None, samples: list, cpu: float | None, started: str, finished: str,
-          tail: str) -> dict[str, Any]:
+          tail: str, timed: bool = False) -> dict[str, Any]:
     run_rel = sw.store.rel(sw.store.run_path(info.config.config_id, info.repeat, cell.cell_id))
     row, cols = build_row(info, cell, status, reason, records, wall, samples, cpu, started, finished,
                           run_rel, tail)
     sw.store.write_run(RunRecord(row=row, columns=cols, requests=records, memory=samples))
     sw.store.write_csv(sw.sweep_columns)
     if sw.progress is not None:
-        sw.progress.advance(sw.cells_task)
+        sw.progress.cell_done(_units(cell), measured=timed)
     return row.model_dump()
 
 

@@ -181,7 +181,7 @@ def test_server_dying_mid_cell_is_a_row_not_a_crash(tiny_model: Path, tmp_path: 
     pid = json.loads((out / "server.pid").read_text())["pid"]
     os.killpg(pid, signal.SIGKILL)  # a crash: the server vanishes under load
     _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 0, stderr[-3000:]
+    assert proc.returncode == 1 and "every launch failed" in stderr, stderr[-3000:]  # nothing served
     table = {r["cell_id"]: r for r in rows(out)}
     first, second = table["in32-out64-c1"], table["in32-out64-c2"]
     assert first["status"] == "server-died" and "exited with code -9" in first["error_reason"]
@@ -340,3 +340,40 @@ def test_resume_accepts_a_changed_report_table_and_refuses_a_changed_axis(tiny_m
         assert proc.returncode == 2 and proc.stdout == "", proc.stdout[-2000:]
         assert proc.stderr.strip().count("\n") == 0 and "holds a sweep of a different spec" in proc.stderr
     assert len(rows(out)) == 2
+
+
+def test_every_launch_failing_exits_1_with_the_servers_words_and_is_not_relaunched_per_repeat(
+        tiny_model: Path, tmp_path: Path):
+    """A bad flag fails before serving: repeat 0 is launch-failed, repeats 1-2 are recorded as
+    skipped without a launch; no configuration served, so the sweep exits 1 and says why."""
+    text = spec_text(tiny_model, '"-ctk" = ["bogus"]', workload="repeats = 3")
+    spec = write_spec(tmp_path / "s.toml", text)
+    out = tmp_path / "sweep"
+    proc = run_bench("sweep", str(spec), "--out", str(out))
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "every launch failed" in proc.stderr and str(out / "index.html") in proc.stderr
+    assert "server says:" in proc.stdout
+    assert "bogus" in proc.stdout.split("server says:")[1].splitlines()[0].lower()
+    assert "every launch failed: no configuration served a request." in proc.stdout
+    table = rows(out)
+    assert [r["status"] for r in table if r["repeat"] == "0"] == ["launch-failed"] * 2
+    skipped = [r for r in table if r["repeat"] != "0"]
+    assert len(skipped) == 4 and {r["status"] for r in skipped} == {"skipped"}
+    assert all(r["error_reason"].startswith("not relaunched: repeat 0 failed before serving")
+               for r in skipped)
+    assert len(list((out / "logs").glob("*.log"))) == 1  # one launch, not one per repeat
+    assert json.loads((out / "sweep.json").read_text())["served_runs"] == 0
+    html = (out / "index.html").read_text()
+    assert 'id="failed-configs"' in html and "skipped" in html
+
+
+def test_progress_shows_labels_phases_and_an_eta_not_hashes(tiny_model: Path, tmp_path: Path):
+    spec = write_spec(tmp_path / "s.toml", spec_text(tiny_model, '"-np" = [1, 2]'))
+    out = tmp_path / "sweep"
+    proc = run_bench("sweep", str(spec), "--out", str(out), "--no-report", env={"COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ids = {r["config_id"] for r in rows(out)}
+    lines = [ln for ln in proc.stdout.splitlines() if " r0 " in ln and ": ok" in ln]
+    assert lines and all(not any(i in ln for i in ids) for ln in lines), lines
+    assert any(ln.startswith("np=1 r0 in32-out16-c1: ok decode") or "np=1" in ln for ln in lines), lines
+    assert "launch 2/2" in proc.stdout and "ETA" in proc.stdout
