@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import io
 import json
+import shlex
 from typing import Any
 
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import DeployError
 from pyinfra.api.operation import OperationMeta
-from pyinfra.operations import apt, files
+from pyinfra.operations import apt, files, server
 
 from deploys.phase4_apt import install_pinned, vendor_repository
-from deploys.phase4_facts import JsonFile
+from deploys.phase4_facts import JsonFile, UserAccount
 from deploys.phase4_services import restart_if, running_and_enabled
-from deploys.phase4_settings import DEFAULTS, DockerSettings, load
+from deploys.phase4_settings import DEFAULTS, DockerSettings, access_users, load
 
 DAEMON_JSON = "/etc/docker/daemon.json"
 PREREQUISITES = {"ca-certificates": None, "curl": None, "gnupg": None}
@@ -64,7 +65,15 @@ def docker() -> OperationMeta | None:
         files.directory(name="Create /etc/docker", path="/etc/docker", mode="0755")
         config_op = files.put(name=f"Merge our settings into {DAEMON_JSON}",
                               src=io.StringIO(render_daemon_json(wanted)), dest=DAEMON_JSON, mode="0644")
-    install_pinned("Docker CE", cfg.packages, sources)
+    install_pinned("Docker CE", cfg.packages, sources, hold=True)
     running_and_enabled("docker.service", "Docker")
+    for user in access_users():  # docker without sudo (membership counts from the next login)
+        account = host.get_fact(UserAccount, user=user)
+        if account is None:
+            raise DeployError(f"{host.name}: phase4.users names {user!r}, which has no account on the host: "
+                              "fix phase4.users (or ssh_user)")
+        if "docker" not in account["groups"]:
+            server.shell(name=f"Add {user} to the docker group",
+                         commands=[f"usermod -aG docker {shlex.quote(user)}"])
     restart_if("docker.service", "Docker", "its daemon.json changed", [config_op] if config_op else [])
     return config_op

@@ -29,14 +29,14 @@ from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, deploy, o
 from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS
 from pyinfra.api.exceptions import DeployError
 from pyinfra.api.operation import OperationMeta
-from pyinfra.facts.files import File
+from pyinfra.facts.files import File, Sha256File
 from pyinfra.operations import files, server
 from pyinfra.operations.util import any_changed
 
 from deploys.phase4_apt import install_pinned
-from deploys.phase4_facts import K3sVersions
+from deploys.phase4_facts import K3sVersions, UserAccount
 from deploys.phase4_services import restart_if, running_and_enabled
-from deploys.phase4_settings import DEFAULTS, K3sSettings, load, render
+from deploys.phase4_settings import DEFAULTS, K3sSettings, access_users, load, render
 
 AGENTS_GROUP = "k3s_agents"
 SERVERS_GROUP = "workstations"
@@ -45,6 +45,8 @@ AGENT_TOKEN = "/etc/rancher/k3s/omni-agent-token"
 NODE_TOKEN = "/var/lib/rancher/k3s/server/node-token"
 MANIFESTS = "/var/lib/rancher/k3s/server/manifests"
 OUR_RUNTIMECLASS = f"{MANIFESTS}/omni-nvidia-runtimeclass.yaml"
+DEVICE_PLUGIN = f"{MANIFESTS}/omni-nvidia-device-plugin.yaml"
+KUBECONFIG = "/etc/rancher/k3s/k3s.yaml"
 KUBECTL = "k3s kubectl"
 
 #: First release of each minor line whose packaged manifests include the nvidia RuntimeClass
@@ -168,11 +170,53 @@ def _start_server(cfg: K3sSettings, versions: dict[str, str | None],
     else:
         files.file(name="Remove our nvidia RuntimeClass (this K3s release ships its own)",
                    path=OUR_RUNTIMECLASS, present=False)
+    device_plugin(cfg)
     started = running_and_enabled("k3s.service", "K3s")
     drift = versions["binary"] == cfg.version and versions["running"] not in (None, cfg.version)
     reason = "running release differs from the pin" if drift else "install, config or NVIDIA toolkit changed"
     restarted = restart_if("k3s.service", "K3s", reason, changes, force=drift)
     return [op for op in (started, restarted) if op is not None and op.will_change]
+
+
+def device_plugin(cfg: K3sSettings) -> None:
+    """NVIDIA's device plugin as a K3s manifest, so pods can request ``nvidia.com/gpu``."""
+    if not cfg.device_plugin:
+        files.file(name="Remove our NVIDIA device plugin manifest", path=DEVICE_PLUGIN, present=False)
+        return
+    if cfg.device_plugin_digest is None:
+        message = (f"the NVIDIA device plugin image {cfg.device_plugin_image} is not pinned: on a networked "
+                   f"machine run `docker buildx imagetools inspect {cfg.device_plugin_image}` and set "
+                   "k3s.device_plugin_digest = \"sha256:...\" (or k3s.device_plugin = false)")
+        server.shell(name="Check the NVIDIA device plugin image is pinned",
+                     commands=[f"echo {shlex.quote(message)} >&2; exit 1"])
+        return
+    files.put(name="Deploy NVIDIA's device plugin (K3s manifest, pinned by digest)",
+              src=io.StringIO(render("nvidia-device-plugin.yaml.j2", image=cfg.device_plugin_image,
+                                     digest=cfg.device_plugin_digest)),
+              dest=DEVICE_PLUGIN, mode="0600")
+
+
+def kubeconfig_for_users() -> None:
+    """Each access user gets K3s's admin kubeconfig as ``~/.kube/config`` (0600, theirs).
+
+    Why a copy and not ``write-kubeconfig-mode: 0644``: the file holds cluster-admin credentials;
+    world-readable would hand them to every local account. The copy is refreshed when it differs.
+    """
+    source = host.get_fact(Sha256File, path=KUBECONFIG)
+    for user in access_users():
+        account = host.get_fact(UserAccount, user=user)
+        if account is None:
+            raise DeployError(f"{host.name}: phase4.users names {user!r}, which has no account on the host: "
+                              "fix phase4.users (or ssh_user)")
+        target = f"{account['home']}/.kube/config"
+        if source is not None and host.get_fact(Sha256File, path=target) == source:
+            continue
+        owner = f"{shlex.quote(user)}:{shlex.quote(account['group'])}"
+        server.shell(name=f"Give {user} the K3s kubeconfig ({target}, 0600)", commands=[
+            f"install -d -m 0700 -o {shlex.quote(user)} -g {shlex.quote(account['group'])} "
+            f"{shlex.quote(account['home'] + '/.kube')} && install -m 0600 -o {shlex.quote(user)} "
+            f"-g {shlex.quote(account['group'])} {KUBECONFIG} {shlex.quote(target)} && "
+            f"chown {owner} {shlex.quote(target)}"])
 
 
 def _wait_for_server(started: Sequence[OperationMeta]) -> None:
@@ -220,4 +264,6 @@ def k3s(restart_when: Sequence[OperationMeta] = ()) -> list[OperationMeta]:
     _wait_for_server(started)  # every server step runs before any agent step below
     if role() == "agent":
         _join_agent(changes)
+    else:
+        kubeconfig_for_users()
     return changes

@@ -34,7 +34,7 @@ def nvidia_toolkit(docker_enabled: bool = True) -> OperationMeta:
                                 key_url=cfg.key_url, fingerprints=cfg.key_fingerprints,
                                 uris=f"{cfg.repo_url}/{cfg.architecture}", suites="/", components=None,
                                 architecture=cfg.architecture, legacy_lists=cfg.legacy_lists)
-    packages = install_pinned("the NVIDIA Container Toolkit", cfg.packages, sources)
+    packages = install_pinned("the NVIDIA Container Toolkit", cfg.packages, sources, hold=True)
     if docker_enabled and cfg.configure_docker and not docker_has_nvidia_runtime():
         configured = server.shell(name="Register the nvidia runtime with Docker (nvidia-ctk)",
                                   commands=[CONFIGURE_DOCKER])

@@ -16,7 +16,7 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.deb import DebPackages
 from pyinfra.operations import apt, files, server
 
-from deploys.phase4_facts import KeyringFingerprints, primary_fingerprints_command
+from deploys.phase4_facts import AptHolds, KeyringFingerprints, primary_fingerprints_command
 
 KEYRING_DIR = "/etc/apt/keyrings"
 
@@ -67,12 +67,24 @@ def missing_packages(packages: Mapping[str, str | None]) -> list[str]:
 
 
 def install_pinned(label: str, packages: Mapping[str, str | None],
-                   sources: Sequence[OperationMeta] = ()) -> OperationMeta:
-    """``apt-get update`` only when something must be installed or a source changed, then install pins."""
+                   sources: Sequence[OperationMeta] = (), hold: bool = False) -> OperationMeta:
+    """``apt-get update`` only when something must be installed or a source changed, then install pins.
+
+    ``hold``: ``apt-mark hold`` every package with a version pin, so an unattended ``apt upgrade``
+    cannot move Docker or the toolkit off the pin between runs; the install itself passes
+    ``--allow-change-held-packages``, so a new pin in the settings still moves them.
+    """
     if missing_packages(packages) or any(op.will_change for op in sources):
         apt.update(name=f"Update apt package lists for {label}")
-    return apt.packages(
+    op = apt.packages(
         name=f"Install {label} at the pinned versions",
         packages=[f"{name}={version}" if version else name for name, version in packages.items()],
         allow_downgrades=True,  # a pin is a pin both ways: a newer package drifted and goes back
+        extra_install_args="--allow-change-held-packages" if hold else None,
     )
+    pinned = sorted(name for name, version in packages.items() if version)
+    held = host.get_fact(AptHolds) or []
+    if hold and [name for name in pinned if name not in held]:
+        server.shell(name=f"Hold {label} at the pins (apt-mark hold)",
+                     commands=[f"apt-mark hold {' '.join(shlex.quote(n) for n in pinned)} >/dev/null"])
+    return op

@@ -29,6 +29,34 @@ class SystemdBooted(FactBase):
         return output[-1].strip() == "booted"
 
 
+class AptHolds(FactBase):
+    """Packages on hold (``apt-mark showhold``): a list of names."""
+
+    def command(self) -> str:
+        return "apt-mark showhold 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> list[str]:
+        return sorted(line.strip() for line in output if line.strip())
+
+
+class UserAccount(FactBase):
+    """One account: ``{"home", "group", "groups"}`` or None when it does not exist.
+
+    Why not pyinfra's ``Users``: it reads every password hash from /etc/shadow into the run.
+    """
+
+    def command(self, user: str) -> str:
+        quoted = "'" + user.replace("'", "") + "'"
+        return (f"getent passwd {quoted} | cut -d: -f6 && id -gn {quoted} && id -Gn {quoted} || "
+                "echo absent")
+
+    def process(self, output: list[str]) -> dict[str, Any] | None:
+        lines = [line.strip() for line in output]
+        if not lines or lines[-1] == "absent" or len(lines) < 3:
+            return None
+        return {"home": lines[0], "group": lines[1], "groups": lines[2].split()}
+
+
 class JsonFile(FactBase):
     """A JSON file as data: ``None`` when absent, ``{"__invalid__": text}`` when not valid JSON.
 

@@ -88,8 +88,17 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "config": {"write-kubeconfig-mode": "0600", "disable": ["traefik"]},
         "agent_config": {},
         "server_url": None,  # agents: None means https://<first workstations host>:6443
+        # NVIDIA's device plugin, so pods can ask for nvidia.com/gpu (K3s ships none). The image is
+        # pinned by digest; None stops the run with one line saying how to read it (we never ship a
+        # digest we did not read from the registry ourselves).
+        "device_plugin": True,
+        "device_plugin_image": "nvcr.io/nvidia/k8s-device-plugin:v0.17.1",
+        "device_plugin_digest": None,
     },
     "phase4": {
+        # accounts that get the docker group and their own copy of the K3s kubeconfig (0600);
+        # None: the SSH user (ssh_user) when it is set and not root
+        "users": None,
         "verify": True,
         "cuda_image": "nvidia/cuda:12.8.0-base-ubuntu24.04",
         "pod_timeout_s": 300,
@@ -139,6 +148,16 @@ class K3sSettings(_Section):
     config: dict[str, Any]
     agent_config: dict[str, Any]
     server_url: str | None
+    device_plugin: bool = True
+    device_plugin_image: str = "nvcr.io/nvidia/k8s-device-plugin:v0.17.1"
+    device_plugin_digest: str | None = None
+
+    @field_validator("device_plugin_digest")
+    @classmethod
+    def _digest(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"sha256:[0-9a-f]{64}", value):
+            raise ValueError("is not an image digest (sha256:<64 hex digits>)")
+        return value
 
     @field_validator("version")
     @classmethod
@@ -170,6 +189,7 @@ class K3sSettings(_Section):
 
 
 class Phase4Settings(_Section):
+    users: list[str] | None = None
     verify: bool
     cuda_image: str
     pod_timeout_s: int = Field(gt=0)
@@ -189,6 +209,15 @@ def load(section: Section, data: Any = None) -> Any:
         name = host.name if data is None else "host data"
         fix = "fix it in your hosts file (OMNI_HOSTS_FILE)"
         raise DeployError(f"{name}: {one_line(exc, root=[section], fix=fix)}") from None
+
+
+def access_users() -> list[str]:
+    """Who gets the docker group and a kubeconfig: ``phase4.users``, else the SSH user unless root."""
+    cfg: Phase4Settings = load("phase4")
+    if cfg.users is not None:
+        return list(cfg.users)
+    ssh_user = host.data.get("ssh_user")
+    return [ssh_user] if ssh_user and ssh_user != "root" else []
 
 
 @cache

@@ -31,12 +31,21 @@ def docker_gpus_command(image: str) -> str:
             "in /etc/docker/daemon.json and restart docker\" >&2; exit 1; }")
 
 
-def gpu_pod_command(image: str, timeout_s: int) -> str:
-    manifest = shlex.quote(render("gpu-smoke-pod.yaml.j2", name=POD, image=image))
+GPUS_PLACEHOLDER = "__OMNI_GPUS__"
+
+
+def smoke_pod(image: str, device_plugin: bool) -> str:
+    """The smoke pod: it asks the device plugin for every GPU, or (without one) sees all directly."""
+    return render("gpu-smoke-pod.yaml.j2", name=POD, image=image,
+                  gpus=GPUS_PLACEHOLDER if device_plugin else None)
+
+
+def gpu_pod_command(image: str, timeout_s: int, device_plugin: bool = True) -> str:
+    manifest = shlex.quote(smoke_pod(image, device_plugin))
     k = KUBECTL
     return (
         f"{_HOST_GPUS}; {k} delete pod {POD} --ignore-not-found --wait=true >/dev/null; "
-        f"printf '%s' {manifest} | {k} apply -f - >/dev/null; phase=; "
+        f"printf '%s' {manifest} | sed \"s/{GPUS_PLACEHOLDER}/$want/\" | {k} apply -f - >/dev/null; phase=; "
         f"for i in $(seq {max(1, timeout_s // 2)}); do "
         f"phase=$({k} get pod {POD} -o jsonpath='{{.status.phase}}'); "
         "case \"$phase\" in Succeeded|Failed) break;; esac; sleep 2; done; "
@@ -46,6 +55,17 @@ def gpu_pod_command(image: str, timeout_s: int) -> str:
         f"{timeout_s} s: check kubectl describe pod and that k3s found nvidia-container-runtime\" >&2; "
         "exit 1; }"
     )
+
+
+def device_plugin_command(timeout_s: int) -> str:
+    """Wait until the nodes' allocatable nvidia.com/gpu adds up to the GPUs nvidia-smi lists."""
+    k = KUBECTL
+    count = (f"{k} get nodes -o jsonpath='{{range .items[*]}}{{.status.allocatable.nvidia\\.com/gpu}}"
+             "{\"\\n\"}{end}' | awk '{s+=$1} END {print s+0}'")
+    return (f"{_HOST_GPUS}; got=0; for i in $(seq {max(1, timeout_s // 2)}); do got=$({count}); "
+            "[ \"$got\" = \"$want\" ] && exit 0; sleep 2; done; "
+            "echo \"the nodes advertise $got nvidia.com/gpu, nvidia-smi lists $want: kubectl -n kube-system "
+            "logs ds/nvidia-device-plugin-daemonset\" >&2; exit 1")
 
 
 def marker_text() -> str:
@@ -72,8 +92,12 @@ def verify_phase4() -> list[OperationMeta]:
             commands=[f"[ \"$({KUBECTL} get runtimeclass nvidia -o jsonpath='{{.handler}}')\" = nvidia ] || "
                       "{ echo 'RuntimeClass nvidia missing: see docs/phase4.md (RuntimeClass)' >&2; "
                       "exit 1; }"]))
+        plugin = load("k3s").device_plugin
+        if plugin:
+            checks.append(server.shell(name="Verify the NVIDIA device plugin advertises every GPU",
+                                       commands=[device_plugin_command(cfg.pod_timeout_s)]))
         checks.append(server.shell(name="Verify a runtimeClassName nvidia pod runs nvidia-smi",
-                                   commands=[gpu_pod_command(cfg.cuda_image, cfg.pod_timeout_s)]))
+                                   commands=[gpu_pod_command(cfg.cuda_image, cfg.pod_timeout_s, plugin)]))
     files.directory(name="Create /var/lib/omni", path="/var/lib/omni", mode="0755")
     files.put(name=f"Record phase 4 as complete in {MARKER}", src=io.StringIO(marker_text()), dest=MARKER,
               mode="0644")

@@ -49,6 +49,9 @@ BASE_PACKAGES = {"apt": "2.7.14build2", "ca-certificates": "20240203", "curl": "
 KEYS = {"docker": "9DC858229FC7DD38854AE2D88D81803C0EBFCD88",
         "nvidia-container-toolkit": "C95B321B61E88C1809C4F759DDCAE044F796ECB0"}
 K3S_VERSION = DEFAULTS["k3s"]["version"]
+#: A digest the tests pin (the real one is read from the registry by the owner: docs/phase4.md).
+TEST_DIGEST = "sha256:" + "ab" * 32
+DEVICE_PLUGIN = "/var/lib/rancher/k3s/server/manifests/omni-nvidia-device-plugin.yaml"
 
 
 def sha1(text: str) -> str:
@@ -90,6 +93,8 @@ class Box:
         self.systemd = systemd
         self.extra: dict[str, Any] = {}
         self.probes: dict[str, Any] = {}  # read-only commands verify runs (docker info, kubectl ...)
+        self.holds: list[str] = []  # apt-mark showhold
+        self.accounts: dict[str, tuple[str, str, str]] = {}  # user -> (home, group, groups)
 
     def data(self, **extra: Any) -> dict[str, Any]:
         return {"fake_responses": self.responses(), **self.extra, **extra}
@@ -102,6 +107,9 @@ class Box:
             r[f"--property SubState {unit}"] = [f"Id={unit}", f"SubState={'running' if up else 'dead'}"]
             r[f"--property UnitFileState {unit}"] = [f"Id={unit}", f"UnitFileState={'enabled' if up else ''}"]
         r["dpkg -l"] = dpkg_lines(self.packages)
+        r["apt-mark showhold"] = list(self.holds)
+        for user, (home, group, groups) in self.accounts.items():
+            r[f"getent passwd '{user}'"] = [home, group, groups]
         r["##PYINFRA_FILE"] = [line for path, text in self.sources.items()
                                for line in (f"##PYINFRA_FILE {path}", *text.splitlines(), "")]
         for name, fingerprint in self.keyrings.items():
@@ -112,7 +120,7 @@ class Box:
             r[f"cat {path} 2>/dev/null"] = content
             r[f"test -e {path} && ( sha1sum"] = f"{sha1(content)}  {path}"
             r[f"test -e {path} && ( sha256sum"] = f"{hashlib.sha256(content.encode()).hexdigest()}  {path}"
-            mode = "-rw-------" if path.startswith("/etc/rancher") else "-rw-r--r--"
+            mode = "-rw-------" if path.startswith(("/etc/rancher", "/var/lib/rancher")) else "-rw-r--r--"
             r[f"(test -e {path} ||"] = stat_line(path, mode, len(content))
         for path in ("/var/lib/omni/phase4.json", "/var/lib/rancher/k3s/agent/etc/containerd/config.toml"):
             if path not in self.files:  # a real `cat` of a missing file fails (verify reads these)
@@ -138,6 +146,7 @@ def converged(k3s_binary: str = K3S_VERSION, k3s_running: str | None = K3S_VERSI
     box = Box()
     pins = {**DEFAULTS["docker"]["packages"], **DEFAULTS["nvidia_toolkit"]["packages"]}
     box.packages.update(pins)
+    box.holds = sorted(pins)
     box.sources["/etc/apt/sources.list.d/docker.sources"] = golden("docker.sources")
     nvidia = "nvidia-container-toolkit.sources"
     box.sources[f"/etc/apt/sources.list.d/{nvidia}"] = golden(nvidia)
@@ -156,6 +165,9 @@ def converged(k3s_binary: str = K3S_VERSION, k3s_running: str | None = K3S_VERSI
         box.files["/etc/rancher/k3s/omni-agent-token"] = "K10secret::server:token\n"
     else:
         config = DEFAULTS["k3s"]["config"]
+        box.files[DEVICE_PLUGIN] = render("nvidia-device-plugin.yaml.j2",
+                                          image=DEFAULTS["k3s"]["device_plugin_image"], digest=TEST_DIGEST)
+    box.extra["k3s"] = {"device_plugin_digest": TEST_DIGEST}
     box.files["/etc/rancher/k3s/config.yaml"] = render("k3s-config.yaml.j2", config=config)
     for path in ("/etc/docker", "/etc/rancher/k3s", "/usr/local/share/omni/k3s", "/var/lib/omni",
                  "/var/lib/rancher/k3s/server/manifests"):

@@ -7,8 +7,17 @@ import re
 import pytest
 
 from deploys.k3s import FIRST_WITH_NVIDIA_RUNTIMECLASS, ships_nvidia_runtimeclass
-from deploys.phase4_settings import DEFAULTS, render
-from tests.deploys.phase4.phase4_boxes import KEYS, Box, converged, fresh_ubuntu, golden
+from deploys.phase4_settings import DEFAULTS
+from deploys.phase4_verify import smoke_pod
+from tests.deploys.phase4.phase4_boxes import (
+    DEVICE_PLUGIN,
+    KEYS,
+    TEST_DIGEST,
+    Box,
+    converged,
+    fresh_ubuntu,
+    golden,
+)
 from tests.deploys.phase4.phase4_harness import Result, run_deploy
 
 BOX = "@fake/box"
@@ -80,9 +89,10 @@ def test_rendered_files_match_the_reviewed_golden_files(fresh):
     assert uploads["/etc/docker/daemon.json"] == golden("daemon.json")
     assert uploads["/etc/rancher/k3s/config.yaml"] == golden("k3s-config.yaml")
     assert uploads["/var/lib/omni/phase4.json"] == golden("phase4.json")
-    pod = render("gpu-smoke-pod.yaml.j2", name="omni-gpu-smoke", image=DEFAULTS["phase4"]["cuda_image"])
-    assert pod == golden("gpu-smoke-pod.yaml")
+    pod = smoke_pod(DEFAULTS["phase4"]["cuda_image"], device_plugin=True)
+    assert pod == golden("gpu-smoke-pod.yaml") and "nvidia.com/gpu: __OMNI_GPUS__" in pod
     assert pod.strip() in fresh.op(BOX, "runtimeClassName nvidia pod").text()
+    assert 'sed "s/__OMNI_GPUS__/$want/"' in fresh.op(BOX, "runtimeClassName nvidia pod").text()
 
 
 def test_unpinned_install_script_stops_before_running_with_the_hash_to_pin(fresh):
@@ -102,6 +112,7 @@ def test_converged_host_plans_and_executes_no_change():
     assert result.changing(BOX) == ["Verify Docker containers see every GPU",
                                     "Verify every K3s node is Ready",
                                     "Verify the nvidia RuntimeClass exists",
+                                    "Verify the NVIDIA device plugin advertises every GPU",
                                     "Verify a runtimeClassName nvidia pod runs nvidia-smi"]
     assert not any(op.conditional for op in result.ops[BOX])
     assert [name for name in result.changed[BOX] if not name.startswith("Verify ")] == []
@@ -267,3 +278,44 @@ def test_hand_made_one_line_sources_are_replaced_by_deb822():
     assert result.changing(BOX) == ["Remove the Docker one-line source docker.list (replaced by deb822)",
                                     "Update apt package lists for Docker CE"]
     assert result.op(BOX, "source docker.list").text() == "rm -f /etc/apt/sources.list.d/docker.list"
+
+
+def test_device_plugin_is_deployed_pinned_by_digest_or_the_run_says_what_to_pin(fresh):
+    """K3s ships no device plugin: without one, no pod can request nvidia.com/gpu."""
+    check = fresh.op(BOX, "Check the NVIDIA device plugin image is pinned").text()
+    assert "nvcr.io/nvidia/k8s-device-plugin:v0.17.1 is not pinned" in check
+    assert "k3s.device_plugin_digest" in check and check.endswith("exit 1")
+    pinned = plan(fresh_ubuntu(), k3s={"device_plugin_digest": TEST_DIGEST})
+    manifest = pinned.uploads(BOX)[DEVICE_PLUGIN]
+    assert f'image: "nvcr.io/nvidia/k8s-device-plugin:v0.17.1@{TEST_DIGEST}"' in manifest
+    assert "runtimeClassName: nvidia" in manifest and "kind: DaemonSet" in manifest
+    order = pinned.changing(BOX)
+    assert order.index("Deploy NVIDIA's device plugin (K3s manifest, pinned by digest)") < order.index(
+        "Enable and start K3s")
+    off = plan(fresh_ubuntu(), k3s={"device_plugin": False})
+    assert "Verify the NVIDIA device plugin advertises every GPU" not in off.changing(BOX)
+    assert "NVIDIA_VISIBLE_DEVICES" in off.op(BOX, "runtimeClassName nvidia pod").text()
+
+
+def test_pinned_docker_and_toolkit_are_held_and_the_ssh_user_gets_docker_and_kubeconfig():
+    box = fresh_ubuntu()
+    box.accounts["omni"] = ("/home/omni", "omni", "omni adm")
+    result = plan(box, ssh_user="omni")
+    changing = result.changing(BOX)
+    hold = result.op(BOX, "Hold Docker CE at the pins (apt-mark hold)").text()
+    assert hold.startswith("apt-mark hold containerd.io docker-buildx-plugin docker-ce")
+    toolkit = result.op(BOX, "Hold the NVIDIA Container Toolkit").text()
+    assert "apt-mark hold libnvidia-container-tools" in toolkit
+    assert "--allow-change-held-packages" in result.op(BOX, "Install Docker CE at the pinned versions").text()
+    assert result.op(BOX, "Add omni to the docker group").text() == "usermod -aG docker omni"
+    give = result.op(BOX, "Give omni the K3s kubeconfig (/home/omni/.kube/config, 0600)").text()
+    assert "install -m 0600 -o omni -g omni /etc/rancher/k3s/k3s.yaml /home/omni/.kube/config" in give
+    assert changing.index("Enable and start K3s") < changing.index(
+        "Give omni the K3s kubeconfig (/home/omni/.kube/config, 0600)")
+    # already in the group, holds in place: nothing of that again
+    box.accounts["omni"] = ("/home/omni", "omni", "omni adm docker")
+    box.holds = sorted({*DEFAULTS["docker"]["packages"], *DEFAULTS["nvidia_toolkit"]["packages"]})
+    again = plan(box, ssh_user="omni").changing(BOX)
+    assert not any(n.startswith(("Hold ", "Add omni to the docker group")) for n in again)
+    missing = run_deploy([(BOX, fresh_ubuntu().data(phase4={"users": ["nobody-here"]}), ["workstations"])])
+    assert "phase4.users names 'nobody-here', which has no account on the host" in missing.error
