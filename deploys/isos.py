@@ -38,6 +38,7 @@ from pyinfra.operations.util import any_changed
 from deploys import autoinstall, iso_record
 from deploys.checks.context import CheckContext
 from deploys.controller import controller_check
+from deploys.phase4_facts import SystemdBooted
 from omni.settings import settings
 
 TEMPLATES = Path(__file__).with_name("templates") / "phase0"
@@ -226,6 +227,9 @@ def stage_isos(cfg: dict[str, Any], seeds: list[tuple[str, dict[str, Any]]] | No
         )
     if seeds:
         autoinstall_isos(cfg, seeds)
+    if not host.get_fact(SystemdBooted):
+        raise IsoConfigError("the ISO server runs nginx as a systemd unit and this host has no running "
+                             "systemd (a container?): put a host that boots with systemd in iso_servers")
     http = cfg["http"]
     apt.packages(name="Install nginx (serves HTTP Range requests)", packages=["nginx"], update=True,
                  cache_time=3600)

@@ -26,7 +26,7 @@ class SystemdBooted(FactBase):
         return "test -d /run/systemd/system && echo booted || echo not-booted"
 
     def process(self, output: list[str]) -> bool:
-        return output[-1].strip() == "booted"
+        return bool(output) and output[-1].strip() == "booted"
 
 
 class AptHolds(FactBase):

@@ -48,6 +48,7 @@ def fake(**data) -> tuple[str, dict]:
             "absent /root/manifests",
         ]
     }
+    responses["test -d /run/systemd/system"] = "booted"
     return "@fake", {"isos": iso_data(), "iso_http_port": 8080, "fake_responses": responses, **data}
 
 
@@ -96,6 +97,8 @@ def test_fresh_plan_backs_up_present_paths_stages_isos_and_checks(tmp_path):
         ({"isos": iso_data(port=8081)}, "isos.http.port is no longer read: set the host data's iso_http_p"),
         ({"iso_http_port": "8080"}, "iso_http_port='8080' is not a TCP port"),
         ({"phase0_steps": "backups,bios"}, "phase0_steps: unknown step(s) bios"),
+        ({"fake_responses": {"test -d /run/systemd/system": "not-booted"}},
+         "the ISO server runs nginx as a systemd unit and this host has no running systemd"),
         ({"phase0_steps": "model"}, "model_download.include is not set"),
     ],
 )
