@@ -609,7 +609,9 @@ def spec_text(model: str, mt: ModelTable, host: HostFacts, s: Settings, best: Pl
     rows.append(("runbook template", ["-ngl", "99", "-ot", "exps=CPU"], "template", None))
     seen: set[str] = set()
     rows = [r for r in rows if not (json.dumps(r[1]) in seen or seen.add(json.dumps(r[1])))]  # type: ignore[func-returns-value]
-    server_args = ["-c", str(s.ctx), "-ub", str(s.ubatch), "-fa", "on", "--no-warmup", *cpu_only_args(host)]
+    # -lv 4: libllama's buffer lines, so every row (--fit's too) reads back where its bytes went
+    server_args = ["-c", str(s.ctx), "-ub", str(s.ubatch), "-fa", "on", "--no-warmup", "-lv", "4",
+                   *cpu_only_args(host)]
     lines = [
         f"# Placement sweep written by `python -m bench plan` for {Path(model).name}.",
         "# Rows: the plan, its neighbours, leave-a-GPU-out, llama.cpp --fit and the runbook template;",

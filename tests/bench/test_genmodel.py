@@ -194,3 +194,8 @@ def test_deepseek2_proxy_planned_and_served_by_the_real_llama_server(
                                                     "temperature": 1.0}, timeout=120)
     assert status == 200 and len(body["tokens"]) == 32
     assert min(body["tokens"]) >= len(forbidden_token_ids())
+    from bench.engines.llamacpp import log_buffers
+
+    log = (tmp_path / f"server-{base.rsplit(':', 1)[1]}.log").read_text()
+    buffers = log_buffers(log)  # the spec's -lv 4: where the weights went is read back
+    assert buffers["CPU_Mapped model"] * 2**20 == pytest.approx(model.stat().st_size, rel=0.05), buffers
