@@ -30,11 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from pyinfra import host, logger
-from pyinfra.api import FactBase, deploy
+from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
 from deploys import markers
 from deploys.controller import controller_check
+from facts.files import PathsPresent
 from omni.files import atomic_write_json
 from omni.settings import settings
 
@@ -50,17 +51,6 @@ DEFAULTS: dict[str, Any] = {
     "remote_dir": "/var/tmp/omni-backups",
 }
 PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
-
-
-class PathsPresent(FactBase[dict]):
-    """Which of the given absolute paths exist on the host: ``{path: bool}``."""
-
-    def command(self, paths: list[str]) -> str:
-        quoted = [shlex.quote(p) for p in paths]
-        return "; ".join(f"test -e {p} && echo present {p} || echo absent {p}" for p in quoted) or "true"
-
-    def process(self, output: list[str]) -> dict:
-        return {line.split(" ", 1)[1]: line.startswith("present ") for line in output if " " in line}
 
 
 def backup_settings(data: Any) -> dict[str, Any]:

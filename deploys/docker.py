@@ -19,9 +19,9 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import apt, files, server
 
 from deploys.phase4_apt import install_pinned, vendor_repository
-from deploys.phase4_facts import JsonFile, UserAccount
 from deploys.phase4_services import restart_if, running_and_enabled
 from deploys.phase4_settings import DEFAULTS, DockerSettings, access_users, load
+from facts.runtime import JsonFile, UserAccount
 
 DAEMON_JSON = "/etc/docker/daemon.json"
 PREREQUISITES = {"ca-certificates": None, "curl": None, "gnupg": None}

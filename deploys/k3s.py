@@ -34,9 +34,9 @@ from pyinfra.operations import files, server
 from pyinfra.operations.util import any_changed
 
 from deploys.phase4_apt import install_pinned
-from deploys.phase4_facts import K3sVersions, UserAccount
 from deploys.phase4_services import restart_if, running_and_enabled
 from deploys.phase4_settings import DEFAULTS, K3sSettings, access_users, load, render
+from facts.runtime import K3sVersions, UserAccount
 
 AGENTS_GROUP = "k3s_agents"
 SERVERS_GROUP = "workstations"

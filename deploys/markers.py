@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from deploys.checks.context import MARKER_DIR
 from omni.files import atomic_write_json
 
+MARKER_DIR = "/var/lib/omni"  # on the host: <phase>.json per completed phase
 BACKUP_DIR_ENV = "OMNI_BACKUP_DIR"
 
 

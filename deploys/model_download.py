@@ -5,7 +5,7 @@ can still be the wrong quant. Before: free space at the target (or its nearest e
 must hold the inventory's ``model.size_bytes`` plus ``margin``, minus what an interrupted
 download already left there; otherwise refuse with the numbers. After: the GGUF header's
 ``general.architecture`` and the total size of the shards at ``model.path`` must match the
-inventory (``deploys/gguf_probe.py``). ``hf`` is the current Hugging Face CLI; the deprecated
+inventory (``facts/gguf.py``). ``hf`` is the current Hugging Face CLI; the deprecated
 ``huggingface-cli`` is not used.
 
 Host data ``model_download`` (merged over :data:`DEFAULTS`): ``repo``, ``include`` (the quant's
@@ -21,11 +21,12 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from pyinfra import host
-from pyinfra.api import FactBase, deploy
+from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
-from deploys import gguf_probe
 from deploys.controller import controller_check
+from facts import gguf as gguf_probe
+from facts.files import SpaceAt
 from omni.settings import settings
 
 DEFAULTS: dict[str, Any] = {
@@ -40,28 +41,6 @@ DEFAULTS: dict[str, Any] = {
 
 class ModelConfigError(ValueError):
     """A model download that cannot start; the message names the key or the missing space."""
-
-
-class SpaceAt(FactBase[dict]):
-    """Free bytes on the filesystem holding ``path`` (or its nearest existing parent) and whether the
-    ``hf`` CLI is on PATH. Bytes already downloaded come from the GGUF probe (all shards present)."""
-
-    def command(self, path: str, hf: str = "hf") -> str:
-        quoted = shlex.quote(path)
-        return (
-            f'p={quoted}; while [ ! -e "$p" ]; do p=$(dirname "$p"); done; '
-            f'echo free=$(df -B1 --output=avail "$p" | tail -1); '
-            f"echo hf=$(command -v {shlex.quote(hf)} || true)"
-        )
-
-    @staticmethod
-    def default() -> dict:
-        return {"free": None, "hf": None}
-
-    def process(self, output: list[str]) -> dict:
-        values = dict(line.split("=", 1) for line in output if "=" in line)
-        number = lambda key: int(values[key]) if values.get(key, "").strip().isdigit() else None  # noqa: E731
-        return {"free": number("free"), "hf": values.get("hf") or None}
 
 
 def model_settings(data: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ Every knob and pin lives in deploys/phase4_settings.py and can be overridden per
 from pyinfra import host
 
 from deploys.common import require_ubuntu_2404
-from deploys.phase4_facts import gather_facts_once
+from deploys.core.fact_memo import gather_facts_once
 
 gather_facts_once(host)
 require_ubuntu_2404("phase 4")

@@ -16,7 +16,7 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.deb import DebPackages
 from pyinfra.operations import apt, files, server
 
-from deploys.phase4_facts import AptHolds, KeyringFingerprints, primary_fingerprints_command
+from facts.runtime import AptHolds, KeyringFingerprints, primary_fingerprints_command
 
 KEYRING_DIR = "/etc/apt/keyrings"
 

@@ -16,7 +16,7 @@ from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import server, systemd
 from pyinfra.operations.util import any_changed
 
-from deploys.phase4_facts import SystemdBooted
+from facts.runtime import SystemdBooted
 
 NO_SYSTEMD = ("phase 4 needs systemd running as PID 1 (docker and k3s are systemd services): "
               "boot the host normally; --dry still shows the plan")

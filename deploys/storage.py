@@ -46,7 +46,8 @@ from pyinfra.api.exceptions import DeployError
 from pyinfra.facts.files import FileContents
 from pyinfra.operations import files, server
 
-from deploys.storage_probe import BlockInventory, DiskLayout
+from facts.hardware import BlockDevices
+from facts.storage import DiskLayout
 from omni.settings import settings
 
 DEFAULTS: dict[str, Any] = {
@@ -111,10 +112,12 @@ def wanted_disk(data: Any, cfg: dict[str, Any]) -> tuple[dict[str, Any], list[di
 def find_disk(
     inventory: dict[str, Any], want: dict[str, Any], others: list[dict[str, Any]], cfg: dict[str, Any]
 ) -> dict[str, Any]:
-    """The block device matching ``want`` by serial (and model); refuses anything ambiguous."""
-    devices = inventory.get("blockdevices")
-    if devices is None:
-        raise StorageRefusal(f"cannot list block devices ({inventory.get('error')}): install util-linux")
+    """The block device matching ``want`` by serial (and model); refuses anything ambiguous.
+
+    ``inventory`` is the ``facts.hardware.BlockDevices`` fact (``disks`` and ``others``)."""
+    if not inventory.get("available"):
+        raise StorageRefusal(f"cannot list block devices ({inventory.get('reason')}): install util-linux")
+    devices = [*(inventory.get("disks") or []), *(inventory.get("others") or [])]
     found = "; ".join(_describe(d) for d in devices) or "no block devices"
     role, serial, model = want.get("role"), _clean(want.get("serial")), _clean(want.get("model"))
     if not serial:
@@ -274,7 +277,7 @@ def plan_storage(
             "installed system: use layout 'whole-disk' for a blank dedicated disk"
         )
     if table is None:
-        if int(disk.get("size") or 0) // sector < min_sectors + 2 * _ALIGN:
+        if int(disk.get("size_bytes") or 0) // sector < min_sectors + 2 * _ALIGN:
             raise StorageRefusal(f"{path} is smaller than storage.min_size_gib={cfg['min_size_gib']}")
         number = 1
         script = f'label: gpt\nstart={_ALIGN}, type=linux, name="{label}"\n'
@@ -426,7 +429,7 @@ def _mkfs(part: str, label: str, fs_uuid: str) -> str:
 def probe_and_plan(cfg: dict[str, Any]) -> StoragePlan:
     """Facts for the configured disk and the plan; raises :class:`StorageRefusal`."""
     want, others = wanted_disk(host.data, cfg)
-    disk = find_disk(host.get_fact(BlockInventory), want, others, cfg)
+    disk = find_disk(host.get_fact(BlockDevices), want, others, cfg)
     layout = host.get_fact(DiskLayout, path=disk["path"])
     if (
         layout.get("table") is None

@@ -3,7 +3,7 @@
 Why one home: a 281-400 GB DeepSeek-R1 GGUF comes as shards (``name-00001-of-00009.gguf``), and
 every reader of model size (the sweep's bytes per token, the planner, the phase-5 memory budget, the
 download's disk-space check) must count all of them, not the first. This module uses only the
-standard library so that ``deploys.gguf_probe`` can ship its source to a host that has python3 but
+standard library so that ``facts.gguf`` can ship its source to a host that has python3 but
 no project venv.
 """
 

@@ -48,7 +48,6 @@ Row helpers: :func:`judge` (PASS/FAIL from a bool, UNKNOWN when the bool is ``No
 
 from __future__ import annotations
 
-import importlib
 import json
 import shlex
 import time
@@ -56,8 +55,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deploys.checks import Row, Status, Weight
+from deploys.markers import MARKER_DIR
+from facts import hardware as hardware_facts
 
-MARKER_DIR = "/var/lib/omni"
 HARDWARE_FACTS = (
     "PcieLinks",
     "MemoryModules",
@@ -134,10 +134,9 @@ class CheckContext:
         return self._facts[key]
 
     def hardware(self, name: str) -> dict[str, Any]:
-        try:
-            fact_cls = getattr(importlib.import_module("facts.hardware"), name)
-        except (ImportError, AttributeError) as exc:
-            return {"available": False, "source": None, "reason": f"facts.hardware.{name} unavailable: {exc}"}
+        fact_cls = getattr(hardware_facts, name, None)
+        if fact_cls is None:
+            return {"available": False, "source": None, "reason": f"facts.hardware has no fact {name!r}"}
         value = self.fact(fact_cls)
         if not isinstance(value, dict):
             reason = self.errors.get(fact_cls.__name__, "fact returned nothing")

@@ -12,8 +12,8 @@ from pyinfra.facts.deb import DebPackages
 from deploys.checks import Row, Weight
 from deploys.checks.context import CheckContext, judge, unknown
 from deploys.k3s import AGENTS_GROUP, KUBECTL
-from deploys.phase4_facts import K3sVersions
 from deploys.phase4_settings import load
+from facts.runtime import K3sVersions
 
 ORDER = 40
 PHASE = "phase4"

@@ -14,8 +14,9 @@ from pyinfra.api.exceptions import DeployError
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import files, server
 
+from facts.stack import ComposeServices, DockerCompose, DockerNetwork
+
 from .config import StackConfig, StackConfigError, stack_config
-from .facts import ComposeServices, DockerCompose, DockerNetwork
 
 NO_COMPOSE = "phase 5 needs Docker with the compose plugin on the host: run phase 4 first"
 

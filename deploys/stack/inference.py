@@ -6,12 +6,12 @@ from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import DeployError
 
-from deploys import gguf_probe
+from facts import gguf as gguf_probe
+from facts.stack import MemInfo
 
 from .budget import GIB, Budget, BudgetError, HostMemory, check_budget
 from .compose import host_stack, local_url_host, start, upload, wait_until
 from .config import StackConfig
-from .facts import MemInfo
 from .render import RenderError, render_inference
 
 HEALTH_TIMEOUT_S = 3600  # a 281 GB GGUF read from NVMe into page cache, then the first warm-up

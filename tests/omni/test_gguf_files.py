@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from deploys import gguf_probe
+from facts import gguf as gguf_probe
 from omni import gguf_files
 
 

@@ -8,7 +8,7 @@ they always execute, by design, so they are not part of a no-change rerun). ``-v
 one "Loaded fact" line per fact it reads and echo (">>>") every command the connector really runs;
 on a no-change run every such command gathers a fact. The script exits non-zero if a command ran
 twice (a fact gathered twice) or an operation changed something. It then repeats the run in-process
-with and without the fact memo (``deploys.phase4_facts.gather_facts_once``) to show what the memo
+with and without the fact memo (``deploys.core.fact_memo.gather_facts_once``) to show what the memo
 saves, and times ``pyinfra exec -- true`` on the same host as the CLI's fixed start-up cost. The fake
 connector answers instantly: on a real host each command run costs one SSH round trip on top.
 """
@@ -54,7 +54,7 @@ def cli_run(hosts_file: Path, *args: str, deploy: tuple[str, ...] = ("deploys/ph
 
 
 def in_process(memo: bool) -> tuple[float, int, int]:
-    import deploys.phase4_facts as phase4_facts
+    import deploys.core.fact_memo as phase4_facts
     from tests.deploys.phase4.phase4_harness import run_deploy
 
     real = phase4_facts.gather_facts_once

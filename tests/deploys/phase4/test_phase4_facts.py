@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from deploys.docker import merged_daemon_json
-from deploys.phase4_facts import JsonFile, K3sVersions, SystemdBooted
 from deploys.phase4_settings import DEFAULTS
+from facts.runtime import JsonFile, K3sVersions, SystemdBooted
 from tests.deploys.phase4.phase4_boxes import converged, fresh_ubuntu
 from tests.deploys.phase4.phase4_harness import run_deploy
 

@@ -17,9 +17,9 @@ import pytest
 
 from deploys.k3s import script_check_command
 from deploys.phase4_apt import fingerprint_check_command
-from deploys.phase4_facts import JsonFile, K3sVersions, KeyringFingerprints, SystemdBooted
 from deploys.phase4_settings import K3sSettings
 from deploys.phase4_verify import docker_gpus_command, gpu_pod_command
+from facts.runtime import JsonFile, K3sVersions, KeyringFingerprints, SystemdBooted
 from tests.sysdeps import ensure_binary
 
 ROOT = Path(__file__).resolve().parents[3]

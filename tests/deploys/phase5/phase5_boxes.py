@@ -92,7 +92,7 @@ class Box:
                               f"MemAvailable:   {self.ram_kb - GIB_KB} kB"]
         r["nvidia-smi --query-gpu"] = nvidia_smi(self.gpus_mib)
         r["lscpu -J"] = self.cpu
-        for path, size in self.model_sizes.items():  # deploys.gguf_probe's answer: all shards summed
+        for path, size in self.model_sizes.items():  # facts.gguf's answer: all shards summed
             r[f"re:present_shards\\(path\\)[\\s\\S]*{re.escape(path)}"] = json.dumps(
                 {"exists": True, "files": [path], "missing": [], "total_bytes": size,
                  "architecture": "deepseek2", "error": None})

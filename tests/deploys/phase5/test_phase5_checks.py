@@ -15,7 +15,7 @@ import pytest
 
 from bench.server import free_port
 from deploys.checks.stack import decode_tps, headroom_bytes, mgconsole_values
-from deploys.stack.facts import parse_meminfo
+from facts.stack import parse_meminfo
 
 RUNNER = Path(__file__).parent / "phase5_rows_runner.py"
 

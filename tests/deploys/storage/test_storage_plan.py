@@ -13,17 +13,18 @@ from deploys.storage import (
     plan_storage,
     wanted_disk,
 )
-from deploys.storage_probe import parse_layout
+from facts.storage import parse_layout
 
 CAPTURES = Path(__file__).with_name("captures")
-LOOP = {"name": "loop0", "path": "/dev/loop0", "type": "loop", "model": None, "serial": None, "size": 2**30}
+LOOP = {"name": "loop0", "path": "/dev/loop0", "type": "loop", "model": None, "serial": None,
+        "size_bytes": 2**30}
 NVME = {
     "name": "nvme0n1",
     "path": "/dev/nvme0n1",
     "type": "disk",
     "model": "CT4000T705SSD3",
     "serial": "S7DATA",
-    "size": 4000787030016,
+    "size_bytes": 4000787030016,
 }
 WIN = {
     "name": "nvme1n1",
@@ -31,7 +32,7 @@ WIN = {
     "type": "disk",
     "model": "WD_BLACK SN8100 4000GB",
     "serial": "S7WIN",
-    "size": 2000398934016,
+    "size_bytes": 2000398934016,
 }
 
 
@@ -136,7 +137,17 @@ def test_too_little_free_space_and_fstab_conflicts_are_refused():
 
 
 def inventory(*devices) -> dict:
-    return {"blockdevices": list(devices)}
+    """The ``facts.hardware.BlockDevices`` fact holding these devices."""
+    return {"available": True, "source": "lsblk", "reason": None,
+            "disks": [d for d in devices if d["type"] == "disk"],
+            "others": [d for d in devices if d["type"] != "disk"]}
+
+
+def test_no_lsblk_is_a_refusal_naming_the_fix():
+    missing = {"available": False, "source": None, "reason": "lsblk not installed", "disks": None,
+               "others": None}
+    with pytest.raises(StorageRefusal, match=r"block devices \(lsblk not installed\): install util-linux"):
+        find_disk(missing, {"role": "ubuntu", "serial": "S7DATA"}, [], cfg())
 
 
 def test_disk_is_found_by_serial_and_model_never_by_name():
@@ -183,7 +194,7 @@ def test_the_reference_box_disks_are_the_runbooks_and_serials_come_from_the_envi
     from omni.hostdata import host_data
 
     crucial = {**NVME, "model": "CT4000T705SSD3", "serial": "2413E8A1B2C3"}
-    wd = {**WIN, "model": "WD_BLACK SN8100 4000GB", "serial": "25123A800001", "size": 4000787030016}
+    wd = {**WIN, "model": "WD_BLACK SN8100 4000GB", "serial": "25123A800001", "size_bytes": 4000787030016}
     data = host_data({"OMNI_DISK_UBUNTU_SERIAL": "2413E8A1B2C3", "OMNI_DISK_WINDOWS_SERIAL": "25123A800001"})
     want, others = wanted_disk(data, cfg())
     assert want == {"role": "ubuntu", "model": "CT4000T705SSD3", "serial": "2413E8A1B2C3"}

@@ -1,7 +1,7 @@
-"""Read-only probes of the data disk for deploys/storage.py: block devices and one disk's layout.
+"""Read-only probe of one disk's layout for the storage deploy (block devices: ``facts.hardware``).
 
-Why apart: the probes and their pure parser are facts (what is there); storage.py decides what to
-do about it. ``parse_layout`` is tested on real captured outputs (tests/deploys/storage/captures).
+Why apart: the probe and its pure parser are facts (what is there); the storage deploy decides what
+to do about it. ``parse_layout`` is tested on real captured outputs (tests/deploys/storage/captures).
 """
 
 from __future__ import annotations
@@ -11,26 +11,6 @@ import shlex
 from typing import Any
 
 from pyinfra.api import FactBase
-
-
-class BlockInventory(FactBase[dict]):
-    """Whole block devices with model/serial and their partitions: ``lsblk -J -b``."""
-
-    def requires_command(self) -> str:
-        return "lsblk"
-
-    def command(self) -> str:
-        return "lsblk -J -b -o NAME,PATH,TYPE,MODEL,SERIAL,SIZE"
-
-    @staticmethod
-    def default() -> dict:
-        return {"blockdevices": None, "error": "lsblk not installed"}
-
-    def process(self, output: list[str]) -> dict:
-        try:
-            return json.loads("\n".join(output))
-        except ValueError:
-            return {"blockdevices": None, "error": " ".join(output)[:300]}
 
 
 class DiskLayout(FactBase[dict]):
