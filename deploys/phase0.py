@@ -7,10 +7,10 @@
 Steps (``--data phase0_steps=backups,isos,model``; default ``backups,isos``):
 
 * backups — on each workstation: tarballs of the configured paths pulled to
-  ``backups/<host>-<date>/`` and verified (``deploys/backups.py``);
-* isos — on hosts in group ``iso_servers``: download, verify, serve, record (``deploys/isos.py``);
+  ``backups/<host>-<date>/`` and verified (``deploys/backup/archives.py``);
+* isos — on hosts in group ``iso_servers``: download, verify, serve, record (``deploys/bmc/isos.py``);
 * model — on each workstation: ``hf download`` with space and GGUF checks
-  (``deploys/model_download.py``).
+  (``deploys/host/model_download.py``).
 
 The ready marker (``backups/phase0-ready-<host>.json``, which phase 3 requires) is written for a
 workstation only when its backups verify on the controller, every configured ISO is recorded as
@@ -22,9 +22,7 @@ require Ubuntu.
 from pyinfra import host, logger, state
 from pyinfra.api.exceptions import DeployError
 
-from deploys import iso_record, markers
-from deploys.autoinstall import AutoinstallConfigError, autoinstall_settings
-from deploys.backups import (
+from deploys.backup.archives import (
     backup_paths,
     backup_settings,
     latest_backup,
@@ -32,9 +30,12 @@ from deploys.backups import (
     not_private,
     verify_manifest,
 )
-from deploys.controller import controller_check
-from deploys.isos import IsoConfigError, iso_settings, stage_isos
-from deploys.model_download import ModelConfigError, _check_model, download_model, model_settings
+from deploys.bmc import iso_record
+from deploys.bmc.autoinstall import AutoinstallConfigError, autoinstall_settings
+from deploys.bmc.isos import IsoConfigError, iso_settings, stage_isos
+from deploys.core import markers
+from deploys.core.controller import controller_check
+from deploys.host.model_download import ModelConfigError, _check_model, download_model, model_settings
 
 STEPS = ("backups", "isos", "model")
 steps = [s.strip() for s in str(host.data.get("phase0_steps") or "backups,isos").split(",") if s.strip()]
@@ -48,7 +49,7 @@ try:
     isos = iso_settings(host.data) if "isos" in steps and (iso_server or workstation) else None
     model = model_settings(host.data) if "model" in steps and workstation else None
     backups_cfg = backup_settings(host.data)
-    # the autoinstall seed and ISO of every workstation that describes one (deploys/autoinstall.py)
+    # the autoinstall seed and ISO of every workstation that describes one (deploys/bmc/autoinstall.py)
     seeds = [
         (ws.name, autoinstall_settings(ws.data, ws.name))
         for ws in state.inventory.get_group("workstations", default=[])

@@ -8,6 +8,6 @@ The attribute names are board-specific: map them first (docs/bmc.md, ``bios_attr
 The BMC is driven from the controller; the hardware facts are read from the box over SSH.
 """
 
-from deploys.bmc_bios import apply_bios_targets
+from deploys.bmc.bios import apply_bios_targets
 
 apply_bios_targets()

@@ -7,6 +7,6 @@ and waits until the box is On; the installer itself is interactive (or driven by
 on the ISO). Runs on the controller once per host; refuses an ISO phase 0 did not verify.
 """
 
-from deploys.bmc_media import install_os_from_iso
+from deploys.bmc.media import install_os_from_iso
 
 install_os_from_iso(role="windows")

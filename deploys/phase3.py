@@ -18,11 +18,11 @@ from pyinfra.facts.files import File
 from pyinfra.operations import files, python, server
 from pyinfra.operations.util import any_changed
 
-from deploys import markers
-from deploys.common import require_ubuntu_2404
-from deploys.grub import configure_grub, grub_settings
-from deploys.nvidia_driver import host_packages, persistence_daemon, wanted_packages
-from deploys.storage import data_disk, storage_settings
+from deploys.core import markers
+from deploys.core.guards import require_ubuntu_2404
+from deploys.host.grub import configure_grub, grub_settings
+from deploys.host.nvidia_driver import host_packages, persistence_daemon, wanted_packages
+from deploys.host.storage import data_disk, storage_settings
 from facts.hardware import SecureBoot
 
 YES = {"1", "true", "yes", "on", True}

@@ -3,7 +3,7 @@
     OMNI_HOST=@local OMNI_BMC_URL=https://<bmc> pyinfra -y inventory.py deploys/phase3_install.py \\
         --data install_for=<workstation> --data install_ssh_host=<its address>
 
-POINT OF NO RETURN: the autoinstall (``deploys/autoinstall.py``, built and served by phase 0)
+POINT OF NO RETURN: the autoinstall (``deploys/bmc/autoinstall.py``, built and served by phase 0)
 erases the disk whose model and serial are the ``ubuntu`` role's. So this refuses without phase 0's
 ready marker for the workstation (backups verified), and without ``--data confirm_install=yes``.
 Then, from the controller: the workstation's remastered ISO (``ubuntu-autoinstall-<host>.iso``,
@@ -18,9 +18,9 @@ from pyinfra import host
 from pyinfra.api.exceptions import DeployError
 from pyinfra.operations import python
 
-from deploys import markers
-from deploys.autoinstall import iso_name
-from deploys.bmc_media import _wait_for_ssh, install_os_from_iso
+from deploys.bmc.autoinstall import iso_name
+from deploys.bmc.media import _wait_for_ssh, install_os_from_iso
+from deploys.core import markers
 
 YES = {"1", "true", "yes", "on", True}
 target = str(host.data.get("install_for") or "")

@@ -8,7 +8,7 @@ line-up (the runbook's 386 GB quant in 384 GB of RAM) stops the host with the nu
 Every key is documented in docs/phase5.md; defaults live in deploys/stack/config.py.
 """
 
-from deploys.common import require_ubuntu_2404
+from deploys.core.guards import require_ubuntu_2404
 
 require_ubuntu_2404("phase 5")
 

@@ -26,7 +26,7 @@ from pyinfra.api.exceptions import DeployError
 from pyinfra.facts.files import File
 from pyinfra.operations import files, server
 
-from deploys.backups import backup_settings, latest_backup, verify_manifest
+from deploys.backup.archives import backup_settings, latest_backup, verify_manifest
 
 folder = Path(host.data.get("restore_from")) if host.data.get("restore_from") else latest_backup(host.name)
 if folder is None:

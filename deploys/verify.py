@@ -11,6 +11,6 @@ components not deployed yet are UNKNOWN with the reason.
 
 from pyinfra import host, state
 
-from deploys.verification import verify_host
+from deploys.checks.matrix import verify_host
 
 verify_host(host, state)

@@ -1,9 +1,9 @@
 """What every ``deploys/checks/<module>.py`` receives: one :class:`CheckContext` per host.
 
 ``deploys/verify.py`` builds the context once per host while pyinfra prepares the run, then calls
-``rows(ctx) -> list[Row]`` of every module in the ``deploys.checks`` package (this module and
-private ``_*`` modules excepted). A module never raises for a missing component: it returns UNKNOWN
-rows with the reason (verify turns an unexpected exception into one UNKNOWN row anyway).
+``rows(ctx) -> list[Row]`` of every module in the ``deploys.checks`` package (this module, the engine
+``matrix.py`` and private ``_*`` modules excepted). A module never raises for a missing component: it
+returns UNKNOWN rows with the reason (verify turns an unexpected exception into one UNKNOWN row anyway).
 
 What a check module may use (nothing here raises; every probe runs ON the target host, so services
 bound to the host's 127.0.0.1 are reachable, and works for ``@local``, ``@ssh`` and ``@fake``):
@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deploys.checks import Row, Status, Weight
-from deploys.markers import MARKER_DIR
+from deploys.core.markers import MARKER_DIR
 from facts import hardware as hardware_facts
 
 HARDWARE_FACTS = (

@@ -13,12 +13,12 @@ from typing import Any
 
 from pyinfra.facts.server import LinuxDistribution
 
-from deploys import markers
 from deploys.checks import Row, Weight
 from deploys.checks.context import CheckContext, judge, unknown
-from deploys.grub import grub_settings, wanted_params
-from deploys.nvidia_driver import signed_modules_package
-from deploys.storage import storage_settings
+from deploys.core import markers
+from deploys.host.grub import grub_settings, wanted_params
+from deploys.host.nvidia_driver import signed_modules_package
+from deploys.host.storage import storage_settings
 from facts import gguf as gguf_probe
 from omni.settings import settings
 

@@ -1,6 +1,6 @@
 """Container-runtime rows of the Verification Matrix: Docker, the NVIDIA toolkit and K3s (phase 4).
 
-Each row compares the host with the pins in ``deploys/phase4_settings.py`` (as overridden by the
+Each row compares the host with the pins in ``deploys/runtime/settings.py`` (as overridden by the
 host's data). While ``/var/lib/omni/phase4.json`` is absent a failing row is UNKNOWN: phase 4 has
 not run there yet, which is not the same as broken.
 """
@@ -11,8 +11,8 @@ from pyinfra.facts.deb import DebPackages
 
 from deploys.checks import Row, Weight
 from deploys.checks.context import CheckContext, judge, unknown
-from deploys.k3s import AGENTS_GROUP, KUBECTL
-from deploys.phase4_settings import load
+from deploys.runtime.k3s import AGENTS_GROUP, KUBECTL
+from deploys.runtime.settings import load
 from facts.runtime import K3sVersions
 
 ORDER = 40

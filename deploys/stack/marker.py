@@ -12,7 +12,7 @@ from typing import Any
 
 from pyinfra.operations import files
 
-from deploys.markers import MARKER_DIR
+from deploys.core.markers import MARKER_DIR
 
 from .config import StackConfig
 from .render import phoenix_projects

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from test_phase1_bmc import ROOT, _harness, run_phase
 
-from deploys.iso_record import record_verified
+from deploys.bmc.iso_record import record_verified
 
 INSERT = "/Actions/VirtualMedia.InsertMedia"
 RESET = "/Actions/ComputerSystem.Reset"

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from deploys.plan import plan
-from deploys.storage import StorageRefusal, _host_blank_guard, plan_storage, storage_settings
-from deploys.storage_probe import parse_layout
+from deploys.core.pyinfra_run import plan
+from deploys.host.storage import StorageRefusal, _host_blank_guard, plan_storage, storage_settings
+from facts.storage import parse_layout
 from tests.sysdeps import ensure_binary
 
 DEPLOY = Path(__file__).parents[1] / "deploys" / "storage" / "storage_deploy.py"

@@ -2,8 +2,8 @@
 
 from pyinfra import host
 
-from deploys.controller import controller_check
-from deploys.isos import _verify_served, iso_settings
+from deploys.bmc.isos import _verify_served, iso_settings
+from deploys.core.controller import controller_check
 
 controller_check(
     _verify_served, iso_settings(host.data), name="Check the served ISOs and record them as verified"

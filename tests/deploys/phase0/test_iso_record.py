@@ -1,10 +1,10 @@
-"""deploys/iso_record.py: the verified-ISO record the BMC phases check before booting an image."""
+"""deploys/bmc/iso_record.py: the verified-ISO record the BMC phases check before booting an image."""
 
 import json
 
 import pytest
 
-from deploys import iso_record
+from deploys.bmc import iso_record
 
 SHA = "a" * 64
 ENTRY = {

@@ -20,8 +20,8 @@ import jinja2
 import pytest
 
 from bench.server import free_port
-from deploys.isos import NGINX, TEMPLATES, download_command
-from deploys.plan import plan
+from deploys.bmc.isos import NGINX, TEMPLATES, download_command
+from deploys.core.pyinfra_run import plan
 from tests.sysdeps import ensure_binary, extract_from_deb
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -361,7 +361,7 @@ def test_a_server_that_ignores_range_is_not_recorded(tmp_path, upstream):
     assert not (tmp_path / "backups" / "iso-verified.json").exists()
 
 
-# ---------------------------------------------------------------- Ubuntu autoinstall (deploys/autoinstall.py)
+# ---------------------------------------------------------- Ubuntu autoinstall (deploys/bmc/autoinstall.py)
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKu0omniTestKeyOnly0000000000000000000000000 owner@mac"
 AUTOINSTALL = {"password_hash": "$6$saltsalt$" + "x" * 86, "ssh_authorized_keys": [KEY]}
@@ -384,7 +384,7 @@ menuentry "Ubuntu Server with the HWE kernel" {
 
 
 def test_autoinstall_settings_refuse_in_one_line():
-    from deploys.autoinstall import AutoinstallConfigError, autoinstall_settings
+    from deploys.bmc.autoinstall import AutoinstallConfigError, autoinstall_settings
 
     cases = [
         ({"autoinstall": {**AUTOINSTALL, "password_hash": "hunter2"}, "disks": WS_DISKS},
@@ -403,7 +403,7 @@ def test_autoinstall_settings_refuse_in_one_line():
 def test_user_data_targets_the_ubuntu_disk_by_model_and_serial_with_the_runbook_layout():
     import yaml
 
-    from deploys.autoinstall import autoinstall_settings, user_data
+    from deploys.bmc.autoinstall import autoinstall_settings, user_data
 
     text = user_data(autoinstall_settings({"autoinstall": AUTOINSTALL, "disks": WS_DISKS}, "box1.lan"))
     assert text.startswith("#cloud-config\n")
@@ -441,7 +441,7 @@ def read_from_iso(iso: Path, member: str, dest: Path) -> str:
 
 
 def test_remaster_puts_the_seed_on_every_kernel_line_and_keeps_the_rest(tmp_path):
-    from deploys.autoinstall import remaster_command
+    from deploys.bmc.autoinstall import remaster_command
 
     iso = make_iso(tmp_path, GRUB_CFG)
     url = "http://192.0.2.5:8080/autoinstall/box1/"
@@ -485,7 +485,7 @@ def test_phase0_plans_the_seed_and_the_remastered_iso_for_a_workstation(tmp_path
 def test_the_seed_and_the_remastered_iso_are_served_and_recorded(tmp_path, nginx_iso_server):
     import yaml
 
-    from deploys.autoinstall import autoinstall_settings, remaster_command, user_data
+    from deploys.bmc.autoinstall import autoinstall_settings, remaster_command, user_data
 
     served, port = nginx_iso_server
     base = make_iso(tmp_path / "base", GRUB_CFG)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from deploys.nvidia_driver import wanted_packages
-from deploys.plan import plan
+from deploys.core.pyinfra_run import plan
+from deploys.host.nvidia_driver import wanted_packages
 
 ROOT = Path(__file__).resolve().parents[3]
 PHASE3 = ROOT / "deploys" / "phase3.py"

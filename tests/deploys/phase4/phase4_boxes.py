@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from deploys.phase4_settings import DEFAULTS, render
+from deploys.runtime.settings import DEFAULTS, render
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[2]

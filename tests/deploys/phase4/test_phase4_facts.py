@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from deploys.docker import merged_daemon_json
-from deploys.phase4_settings import DEFAULTS
+from deploys.runtime.docker import merged_daemon_json
+from deploys.runtime.settings import DEFAULTS
 from facts.runtime import JsonFile, K3sVersions, SystemdBooted
 from tests.deploys.phase4.phase4_boxes import converged, fresh_ubuntu
 from tests.deploys.phase4.phase4_harness import run_deploy

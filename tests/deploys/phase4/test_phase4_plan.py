@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from deploys.k3s import FIRST_WITH_NVIDIA_RUNTIMECLASS, ships_nvidia_runtimeclass
-from deploys.phase4_settings import DEFAULTS
-from deploys.phase4_verify import smoke_pod
+from deploys.runtime.gpu_smoke import smoke_pod
+from deploys.runtime.k3s import FIRST_WITH_NVIDIA_RUNTIMECLASS, ships_nvidia_runtimeclass
+from deploys.runtime.settings import DEFAULTS
 from tests.deploys.phase4.phase4_boxes import (
     DEVICE_PLUGIN,
     KEYS,

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from deploys.k3s import script_check_command
-from deploys.phase4_apt import fingerprint_check_command
-from deploys.phase4_settings import K3sSettings
-from deploys.phase4_verify import docker_gpus_command, gpu_pod_command
+from deploys.runtime.apt import fingerprint_check_command
+from deploys.runtime.gpu_smoke import docker_gpus_command, gpu_pod_command
+from deploys.runtime.k3s import script_check_command
+from deploys.runtime.settings import K3sSettings
 from facts.runtime import JsonFile, K3sVersions, KeyringFingerprints, SystemdBooted
 from tests.sysdeps import ensure_binary
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from phase5_boxes import OS_RELEASE, ROOT, Box, converged
 
-from deploys.plan import plan
+from deploys.core.pyinfra_run import plan
 
 DEPLOY = ROOT / "deploys" / "phase5.py"
 RUNBOOK_LIE = {"inference": {"models": [{"name": "architect", "path": "/nvme/models/r1/r1-q4.gguf",

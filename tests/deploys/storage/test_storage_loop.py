@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from deploys.plan import plan
+from deploys.core.pyinfra_run import plan
 from tests.sysdeps import ensure_binary
 
 DEPLOY = Path(__file__).with_name("storage_deploy.py")

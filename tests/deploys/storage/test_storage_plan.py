@@ -1,4 +1,4 @@
-"""Pure decisions of deploys/storage.py on real captured probe outputs (captures/*.txt)."""
+"""Pure decisions of deploys/host/storage.py on real captured probe outputs (captures/*.txt)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from deploys.storage import (
+from deploys.host.storage import (
     DEFAULTS,
     StorageRefusal,
     find_disk,

@@ -13,9 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from deploys import verification
-from deploys.checks import Status, Weight
-from deploys.plan import plan
+from deploys.checks import Status, Weight, matrix
+from deploys.core.pyinfra_run import plan
 from omni.hostdata import host_data
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -179,14 +178,14 @@ def test_pcie_row_judges_the_current_link_under_load_not_the_maximum(tmp_path):
 
 
 def test_a_crashing_check_module_becomes_one_unknown_row(monkeypatch):
-    monkeypatch.setattr(verification, "check_modules", lambda: ["json"])
-    (row,) = verification.collect_rows(ctx=None)  # type: ignore[arg-type]
+    monkeypatch.setattr(matrix, "check_modules", lambda: ["json"])
+    (row,) = matrix.collect_rows(ctx=None)  # type: ignore[arg-type]
     assert (row.name, row.status, row.weight) == ("json checks", Status.UNKNOWN, Weight.MEDIUM)
     assert "AttributeError" in row.reason
 
 
 def test_every_checks_module_is_collected():
-    names = verification.check_modules()
+    names = matrix.check_modules()
     assert "deploys.checks.hardware" in names and "deploys.checks.host" in names
     assert "deploys.checks.context" not in names
 

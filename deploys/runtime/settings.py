@@ -29,7 +29,7 @@ from pyinfra.api.exceptions import DeployError
 from omni.errors import one_line
 from omni.settings import settings
 
-TEMPLATES = Path(__file__).parent / "templates" / "phase4"
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "phase4"
 DOCKER_SUITE = "noble"
 _DOCKER_PIN = "5:29.7.2-1~ubuntu.24.04~noble"
 _TOOLKIT_PIN = "1.19.0-1"

@@ -26,6 +26,7 @@ from deploys.checks.context import CheckContext, unknown
 from omni.files import atomic_write_json
 
 REPORTS_ENV = "OMNI_REPORTS_DIR"
+NOT_CHECKS = ("context", "matrix")  # the modules of deploys.checks that contribute no rows
 _STYLE = {Status.PASS: "green", Status.FAIL: "bold red", Status.UNKNOWN: "yellow"}
 _runs: dict[int, dict[str, Any]] = {}
 
@@ -33,7 +34,7 @@ _runs: dict[int, dict[str, Any]] = {}
 def check_modules() -> list[str]:
     """Every ``deploys.checks`` module that contributes rows, in ``ORDER`` then name order."""
     names = [m.name for m in pkgutil.iter_modules(checks_pkg.__path__)
-             if m.name != "context" and not m.name.startswith("_")]
+             if m.name not in NOT_CHECKS and not m.name.startswith("_")]
     modules = [importlib.import_module(f"deploys.checks.{name}") for name in names]
     modules.sort(key=lambda m: (getattr(m, "ORDER", 50), m.__name__))
     return [m.__name__ for m in modules]

@@ -15,8 +15,15 @@ import shlex
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import files, server
 
-from deploys.k3s import KUBECTL, role
-from deploys.phase4_settings import DockerSettings, K3sSettings, Phase4Settings, ToolkitSettings, load, render
+from deploys.runtime.k3s import KUBECTL, role
+from deploys.runtime.settings import (
+    DockerSettings,
+    K3sSettings,
+    Phase4Settings,
+    ToolkitSettings,
+    load,
+    render,
+)
 
 POD = "omni-gpu-smoke"
 MARKER = "/var/lib/omni/phase4.json"

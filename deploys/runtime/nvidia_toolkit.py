@@ -3,7 +3,7 @@
 Only Docker is configured with ``nvidia-ctk``. K3s is not: its embedded containerd regenerates
 ``/var/lib/rancher/k3s/agent/etc/containerd/config.toml`` at every start and adds the ``nvidia``
 runtime itself when ``nvidia-container-runtime`` is on its PATH, so K3s only needs a restart after
-the toolkit changes (``deploys/k3s.py``). ``nvidia-ctk runtime configure --runtime=containerd``
+the toolkit changes (``deploys/runtime/k3s.py``). ``nvidia-ctk runtime configure --runtime=containerd``
 would edit ``/etc/containerd/config.toml``, which K3s never reads (docs/phase4.md).
 """
 
@@ -13,10 +13,10 @@ from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import server
 
-from deploys.docker import read_daemon_json
-from deploys.phase4_apt import install_pinned, vendor_repository
-from deploys.phase4_services import restart_if
-from deploys.phase4_settings import DEFAULTS, ToolkitSettings, load
+from deploys.runtime.apt import install_pinned, vendor_repository
+from deploys.runtime.docker import read_daemon_json
+from deploys.runtime.services import restart_if
+from deploys.runtime.settings import DEFAULTS, ToolkitSettings, load
 
 CONFIGURE_DOCKER = "nvidia-ctk runtime configure --runtime=docker"
 

@@ -6,7 +6,7 @@ moved into place; a mismatch deletes the part file and fails with the two hashes
 runs a standalone, unprivileged nginx (from apt) bound to the address the BMC can reach, because
 BMC virtual media reads the image with HTTP ``Range`` requests, which ``python3 -m http.server``
 ignores. Before an image is recorded as verified in the controller's record
-(``deploys/iso_record.py``, which the BMC phases require), the ISO host itself fetches two
+(``deploys/bmc/iso_record.py``, which the BMC phases require), the ISO host itself fetches two
 ``Range: bytes=`` slices (each must be ``206`` with the right ``Content-Range`` and the file's
 bytes) and the whole served body, whose sha256 must be the inventory's.
 
@@ -35,13 +35,13 @@ from pyinfra.facts.files import FileContents, Sha256File
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from deploys import autoinstall, iso_record
+from deploys.bmc import autoinstall, iso_record
 from deploys.checks.context import CheckContext
-from deploys.controller import controller_check
-from deploys.phase4_facts import SystemdBooted
+from deploys.core.controller import controller_check
+from facts.runtime import SystemdBooted
 from omni.settings import settings
 
-TEMPLATES = Path(__file__).with_name("templates") / "phase0"
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "phase0"
 DEFAULTS: dict[str, Any] = {
     "dir": "/srv/omni-iso",
     "images": [

@@ -33,8 +33,8 @@ from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
-from deploys import markers
-from deploys.controller import controller_check
+from deploys.core import markers
+from deploys.core.controller import controller_check
 from facts.files import PathsPresent
 from omni.files import atomic_write_json
 from omni.settings import settings

@@ -1,13 +1,13 @@
 """Boot an OS installer from an ISO through the BMC: virtual CD, boot once in UEFI mode, power-cycle.
 
 Why the refusals: the BMC boots whatever URL it is handed, so an ISO is used only when phase 0
-recorded its sha256 as verified (``deploys/iso_record.py``); and a power-cycle into an installer
+recorded its sha256 as verified (``deploys/bmc/iso_record.py``); and a power-cycle into an installer
 must happen once, so a controller-side marker (``backups/bmc-install-<role>-<host>.json``)
 makes the second run a no-op. Delete the marker to install again.
 
 Used by ``deploys/phase2.py`` (Windows) and the BMC half of phase 3 (Ubuntu)::
 
-    from deploys.bmc_media import install_os_from_iso
+    from deploys.bmc.media import install_os_from_iso
     install_os_from_iso(role="ubuntu")
 
 Everything runs on the controller; the box needs no OS. With no OS to SSH into, target the
@@ -33,8 +33,8 @@ from pyinfra.operations import python
 from bmc import boot, media, power
 from bmc.connection import Bmc, settings_from_data
 from bmc.errors import BmcError
-from deploys import iso_record
-from deploys.markers import backup_root, safe_name
+from deploys.bmc import iso_record
+from deploys.core.markers import backup_root, safe_name
 from omni.files import atomic_write_json
 
 DEFAULTS: dict[str, Any] = {

@@ -6,7 +6,7 @@ change. Also used on a real host (``@local``) with ``--execute`` for a real appl
 own process (``plan()``), because pyinfra needs gevent's monkey-patching, which must not leak into
 the caller (a pytest session running other suites).
 
-    python -m deploys.plan [--execute] DEPLOY_FILE HOSTS_JSON   # prints the RunResult as JSON
+    python -m deploys.core.pyinfra_run [--execute] DEPLOY_FILE HOSTS_JSON   # prints the RunResult as JSON
 
 ``HOSTS_JSON`` is ``{"hosts": [[name, data], ...], "groups": {group: [names]}}``; a
 ``fake_responses`` key written ``"re:PATTERN"`` becomes a compiled regular expression.
@@ -188,7 +188,7 @@ def plan(
     args = [
         sys.executable,
         "-m",
-        "deploys.plan",
+        "deploys.core.pyinfra_run",
         *(["--execute"] if execute else []),
         str(deploy_file),
         json.dumps({"hosts": encoded, "groups": groups or {}}),
@@ -196,7 +196,7 @@ def plan(
     proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
     lines = [line for line in proc.stdout.splitlines() if line.startswith('{"ops"')]
     if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"deploys.plan failed (exit {proc.returncode}): {proc.stderr[-3000:]}")
+        raise RuntimeError(f"deploys.core.pyinfra_run failed (exit {proc.returncode}): {proc.stderr[-3000:]}")
     document = json.loads(lines[-1])
     result = RunResult([OpResult(**op) for op in document["ops"]], document["error"])
     result.output = proc.stdout + proc.stderr  # type: ignore[attr-defined]
@@ -207,7 +207,7 @@ def main(argv: list[str]) -> int:
     execute = "--execute" in argv
     args = [a for a in argv if a != "--execute"]
     if len(args) != 2:
-        print("usage: python -m deploys.plan [--execute] DEPLOY_FILE HOSTS_JSON", file=sys.stderr)
+        print("usage: python -m deploys.core.pyinfra_run [--execute] DEPLOY_FILE HOSTS_JSON", file=sys.stderr)
         return 2
     document = json.loads(args[1])
     result = run_deploy(args[0], _decode_hosts(document), execute=execute, groups=document.get("groups"))

@@ -18,9 +18,9 @@ from pyinfra.api.exceptions import DeployError
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import apt, files, server
 
-from deploys.phase4_apt import install_pinned, vendor_repository
-from deploys.phase4_services import restart_if, running_and_enabled
-from deploys.phase4_settings import DEFAULTS, DockerSettings, access_users, load
+from deploys.runtime.apt import install_pinned, vendor_repository
+from deploys.runtime.services import restart_if, running_and_enabled
+from deploys.runtime.settings import DEFAULTS, DockerSettings, access_users, load
 from facts.runtime import JsonFile, UserAccount
 
 DAEMON_JSON = "/etc/docker/daemon.json"

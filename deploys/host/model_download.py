@@ -24,7 +24,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
-from deploys.controller import controller_check
+from deploys.core.controller import controller_check
 from facts import gguf as gguf_probe
 from facts.files import SpaceAt
 from omni.settings import settings

@@ -1,6 +1,6 @@
 """The controller's record of ISO images whose sha256 phase 0 verified.
 
-Why a record: the BMC boots whatever URL it is given, so phases 2 and 3 (``deploys/bmc_media.py``)
+Why a record: the BMC boots whatever URL it is given, so phases 2 and 3 (``deploys/bmc/media.py``)
 must refuse an image nobody checked. Phase 0 downloads each ISO to a temporary name, verifies its
 sha256 against the inventory, moves it into place, serves it over HTTP and checks two ``Range``
 requests (206 and the file's bytes) and the served body's sha256; only then does it call

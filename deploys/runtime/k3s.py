@@ -33,9 +33,9 @@ from pyinfra.facts.files import File, Sha256File
 from pyinfra.operations import files, server
 from pyinfra.operations.util import any_changed
 
-from deploys.phase4_apt import install_pinned
-from deploys.phase4_services import restart_if, running_and_enabled
-from deploys.phase4_settings import DEFAULTS, K3sSettings, access_users, load, render
+from deploys.runtime.apt import install_pinned
+from deploys.runtime.services import restart_if, running_and_enabled
+from deploys.runtime.settings import DEFAULTS, K3sSettings, access_users, load, render
 from facts.runtime import K3sVersions, UserAccount
 
 AGENTS_GROUP = "k3s_agents"

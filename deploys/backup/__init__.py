@@ -1,0 +1,1 @@
+"""Back up the box before the point of no return (phase 0) and restore it (restore.py)."""
