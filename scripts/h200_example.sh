@@ -61,7 +61,7 @@ stage_truth() {
   log "truth: llama-bench and memory bandwidth"
   local model
   model=$(cut -d' ' -f1 "$out/model.txt")
-  "$py" -m bench.perf.membw --gib 4 | tee "$out/membw.json"
+  "$py" -m bench.membw --gib 4 | tee "$out/membw.json"
   : >"$out/llama-bench.jsonl"
   while read -r label flags; do
     echo "llama-bench $label: $flags"

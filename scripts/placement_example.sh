@@ -65,7 +65,7 @@ stage_plan() {
   local model
   model=$(model_path)
   "$py" -m facts collect >"$out/facts.json" 2>"$out/facts.err" || echo "facts collect failed: see facts.err"
-  "$py" -m bench.perf.membw --gib 2 >"$out/membw.json" || echo "membw failed"
+  "$py" -m bench.membw --gib 2 >"$out/membw.json" || echo "membw failed"
   local gargs=()
   IFS=';' read -ra gs <<<"$grid"
   for g in "${gs[@]}"; do gargs+=(--grid "$g"); done

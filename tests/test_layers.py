@@ -128,3 +128,14 @@ def test_an_uphill_import_fails(tmp_path: Path, rel: str, source: str, needle: s
     found = violations(tmp_path)
     assert len(found) == 1 and needle in found[0], found
     assert found[0].startswith(f"{rel}:")
+
+
+def test_the_package_ships_the_layers_and_not_the_benchmarks_or_tests():
+    import tomllib
+
+    from setuptools import find_packages
+
+    find = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    shipped = set(find_packages(str(ROOT), include=find["include"]))
+    assert {"omni", "facts", "bmc", "bench", "bench.report", "deploys", "deploys.host", "evals"} <= shipped
+    assert not {p for p in shipped if p.split(".")[0] in {"benchmarks", "tests"}}

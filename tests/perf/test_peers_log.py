@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.perf.peers_server import parse_log, summarize_server
+from benchmarks.peers_server import parse_log, summarize_server
 
 LOG = (Path(__file__).parent / "fixtures" / "xllamacpp-slots.log").read_text()
 

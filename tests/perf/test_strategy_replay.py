@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.perf.strategy_eval import STRATEGIES, evaluate, grid_verdict, run_trial
-from bench.perf.strategy_surfaces import recorded_surface
+from benchmarks.strategy_eval import STRATEGIES, evaluate, grid_verdict, run_trial
+from benchmarks.strategy_surfaces import recorded_surface
 
 CSV = Path(__file__).parent / "fixtures" / "grid-record.csv"
 

@@ -1,6 +1,6 @@
 """Our load generator vs GuideLLM and AIPerf on one real server: accuracy and client CPU per token.
 
-    python -m bench.perf.peers [--requests 64] [--concurrency 1 4 16] [--tools ours guidellm aiperf]
+    python -m benchmarks.peers [--requests 64] [--concurrency 1 4 16] [--tools ours guidellm aiperf]
                                [--out DIR]
 
 Starts xllamacpp (`python -m bench.xllamacpp_server`, 1 compute thread, 16 slots) on a generated
@@ -32,15 +32,15 @@ from rich.table import Table
 
 from bench.engines.base import Launch
 from bench.genmodel import ModelShape, ensure_model
-from bench.perf.peers_cpu import run_measured
-from bench.perf.peers_server import ServerView, parse_log, summarize_server
-from bench.perf.peers_setup import ensure_tokenizer, ensure_venv
-from bench.perf.peers_tools import TOOLS, Context, ToolResult, Workload
 from bench.server import ServerProcess, free_port, http_json
+from benchmarks.peers_cpu import run_measured
+from benchmarks.peers_server import ServerView, parse_log, summarize_server
+from benchmarks.peers_setup import ensure_tokenizer, ensure_venv
+from benchmarks.peers_tools import TOOLS, Context, ToolResult, Workload
 
 # ~400 tokens/s single-stream decode with 1 thread on the 2-core reference machine
 SHAPE = ModelShape(n_embd=512, n_layer=8, n_ff=1536, n_head=8, n_head_kv=4, n_vocab=4096)
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TOOLS = ["ours", "guidellm", "aiperf"]
 
 

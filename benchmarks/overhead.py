@@ -1,6 +1,6 @@
 """Measurement overhead of our load client: decode rate vs the server's own timings, client CPU.
 
-    python -m bench.perf.overhead [--requests 48] [--output-tokens 256] [--threads N]
+    python -m benchmarks.overhead [--requests 48] [--output-tokens 256] [--threads N]
 
 Starts a real xllamacpp server on a generated Llama sized to decode a few hundred tokens/s on this
 machine, then for concurrency 1, 4 and 16 runs the same closed-loop workload the sweep runs and
@@ -62,7 +62,7 @@ def measure(base: str, client: Client, conc: int, requests: int, n_in: int, n_ou
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.perf.overhead", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m benchmarks.overhead", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--requests", type=int, default=48, help="measured requests per concurrency")
     p.add_argument("--input-tokens", type=int, default=64)

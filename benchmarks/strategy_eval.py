@@ -1,8 +1,8 @@
 """Offline evaluation of the sweep strategies: launches used vs the full grid, and winner agreement.
 
-    python -m bench.perf.strategy_eval [--trials 400] [--csv reports/<sweep>/results.csv ...]
-    python -m bench.perf.strategy_eval --record .cache/perf/grid-record   # + a real grid recorded here
-    python -m bench.perf.strategy_eval --record .cache/perf/grid-larger --record-kind larger
+    python -m benchmarks.strategy_eval [--trials 400] [--csv reports/<sweep>/results.csv ...]
+    python -m benchmarks.strategy_eval --record .cache/perf/grid-record   # + a real grid recorded here
+    python -m benchmarks.strategy_eval --record .cache/perf/grid-larger --record-kind larger
 
 Why offline: a real sweep costs minutes per launch, so the strategies are judged by replaying
 result surfaces. Each trial draws (or, for a recorded results.csv, reorders) a full grid of
@@ -25,9 +25,9 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from bench.perf.strategy_surfaces import SURFACES, Surface, record_grid, recorded_surface
 from bench.stats import t_quantile
 from bench.strategies import StrategySpec, make_strategy
+from benchmarks.strategy_surfaces import SURFACES, Surface, record_grid, recorded_surface
 
 STRATEGIES: dict[str, StrategySpec] = {
     "grid": StrategySpec(name="grid"),

@@ -1,4 +1,4 @@
-"""The three clients compared by `bench.perf.peers`: how each is started, and how its result is read.
+"""The three clients compared by `benchmarks.peers`: how each is started, and how its result is read.
 
 Every tool gets the same workload: `/v1/completions`, streamed, prompts of `input` tokens,
 exactly `output` tokens out (`max_tokens` + `ignore_eos`), fixed concurrency, a fixed request
@@ -62,7 +62,7 @@ class Ours:
     client = "lowlevel"
 
     def command(self, w: Workload, out: Path, ctx: Context, env: dict[str, str]) -> tuple[list[str], dict]:
-        argv = [sys.executable, "-m", "bench.perf.peers_ours", "--url", w.url, "--concurrency",
+        argv = [sys.executable, "-m", "benchmarks.peers_ours", "--url", w.url, "--concurrency",
                 str(w.concurrency), "--requests", str(w.requests), "--input-tokens", str(w.input_tokens),
                 "--output-tokens", str(w.output_tokens), "--seed", str(w.concurrency),
                 "--extra-body", json.dumps(NO_CACHE), "--client", self.client,

@@ -4,7 +4,7 @@ Why: the report's decode ceiling divides bytes read per token by bandwidth. Wher
 cannot tell the DIMM speed (VMs, containers) or the datasheet figure is optimistic, a measured
 figure is the honest input: ``python -m bench.report DIR --host-bandwidth-gbps X``.
 
-    python -m bench.perf.membw [--gib 4] [--threads N] [--repeats 5]
+    python -m bench.membw [--gib 4] [--threads N] [--repeats 5]
 
 Host: N threads each sum a disjoint slice of a buffer much larger than the caches (numpy
 releases the GIL in its reduction loops), best of several passes. GPU: a device-to-device copy,
@@ -67,7 +67,7 @@ def gpu_copy_gbps(gib: float, repeats: int) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.perf.membw", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.membw", description=__doc__.splitlines()[0])
     parser.add_argument("--gib", type=float, default=4.0, help="buffer size per measurement (GiB)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--repeats", type=int, default=5)

@@ -1,4 +1,4 @@
-"""`python -m bench.perf.peers_ours`: our load generator as a standalone client process.
+"""`python -m benchmarks.peers_ours`: our load generator as a standalone client process.
 
 Why a process of its own: the peer comparison charges every tool the CPU of its whole process
 tree, start-up included, so ours runs exactly like GuideLLM and AIPerf do: started, one cell of
@@ -120,7 +120,7 @@ def with_send_clock(cls: type[Client]) -> type[Client]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.perf.peers_ours")
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.peers_ours")
     ap.add_argument("--url", required=True)
     ap.add_argument("--concurrency", type=int, required=True)
     ap.add_argument("--requests", type=int, required=True)
