@@ -88,7 +88,7 @@ def lsblk(children: str = "", mount: str = "null") -> list[str]:
             f'"fstype": null, "mountpoints": [{mount}]{children}}}]}}', "##rc 0"]
 
 
-DISK = {"path": "/dev/nvme1n1", "size": 4 * 2**40, "serial": "S1", "model": "M"}
+DISK = {"path": "/dev/nvme1n1", "size_bytes": 4 * 2**40, "serial": "S1", "model": "M"}
 
 
 @pytest.mark.parametrize("extra,needle", [
