@@ -71,4 +71,21 @@ def rows(ctx: CheckContext) -> list[Row]:
     ok = handler.ok and handler.stdout.strip() == "nvidia"
     out.append(_gate(ctx, ok, "RuntimeClass nvidia", "handler nvidia", handler.stdout.strip() or "absent",
                      Weight.CRITICAL))
+    if k3s.device_plugin:
+        out.append(schedulable_gpus_row(ctx))
     return out
+
+
+def schedulable_gpus_row(ctx: CheckContext) -> Row:
+    """Pods can request every GPU: the nodes' allocatable nvidia.com/gpu equals nvidia-smi's count."""
+    alloc = ctx.run(f"{KUBECTL} get nodes -o jsonpath='{{range .items[*]}}"
+                    "{.status.allocatable.nvidia\\.com/gpu}{\"\\n\"}{end}'")
+    gpus = ctx.run("nvidia-smi -L")
+    want = sum(1 for line in gpus.lines if line.startswith("GPU "))
+    got = sum(int(line) for line in alloc.lines if line.strip().isdigit()) if alloc.ok else None
+    measured = f"{got if got is not None else '?'} allocatable, nvidia-smi lists {want}"
+    ok = got is not None and want > 0 and got == want
+    why = ("the NVIDIA device plugin is not advertising every GPU: "
+           "kubectl -n kube-system logs ds/nvidia-device-plugin-daemonset")
+    return _gate(ctx, ok, "K3s schedulable GPUs", "allocatable nvidia.com/gpu = GPUs", measured,
+                 Weight.HIGH, "" if ok else why)

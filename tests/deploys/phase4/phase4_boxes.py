@@ -213,4 +213,6 @@ def running(box: Box, nodes: tuple[str, ...] = ("box",)) -> Box:
     box.probes["get nodes --no-headers"] = [f"{n}   Ready    control-plane,master   3d   {K3S_VERSION}"
                                             for n in nodes]
     box.probes["get runtimeclass nvidia"] = "nvidia"
+    box.probes["allocatable.nvidia"] = ["1" for _ in nodes]  # one GPU per node, advertised
+    box.probes["nvidia-smi -L"] = [f"GPU {i}: NVIDIA H200 (UUID: GPU-{i})" for i, _ in enumerate(nodes)]
     return box

@@ -18,8 +18,9 @@ def test_running_converged_server_passes_every_row():
     found = _rows(running(converged()))
     assert {name: row.status for name, row in found.items()} == {name: Status.PASS for name in (
         "Docker CE", "Docker nvidia runtime", "NVIDIA Container Toolkit", "K3s release",
-        "K3s containerd nvidia runtime", "K3s nodes Ready", "RuntimeClass nvidia")}
+        "K3s containerd nvidia runtime", "K3s nodes Ready", "RuntimeClass nvidia", "K3s schedulable GPUs")}
     assert found["K3s nodes Ready"].measured == "1/1 Ready"
+    assert found["K3s schedulable GPUs"].measured == "1 allocatable, nvidia-smi lists 1"
 
 
 def test_fresh_host_is_unknown_not_failed():
@@ -45,3 +46,12 @@ def test_agents_skip_the_cluster_rows():
     found = _rows(converged(agent=True), groups=("k3s_agents",))
     assert "K3s nodes Ready" not in found and "RuntimeClass nvidia" not in found
     assert found["K3s release"].status == Status.PASS
+
+
+def test_gpus_the_device_plugin_does_not_advertise_fail_the_schedulable_row():
+    box = running(converged())
+    box.probes["allocatable.nvidia"] = [""]  # no device plugin: the resource is absent
+    row = _rows(box)["K3s schedulable GPUs"]
+    assert row.status == Status.FAIL and row.measured == "0 allocatable, nvidia-smi lists 1"
+    assert "device plugin" in row.reason
+    assert "K3s schedulable GPUs" not in _rows(running(converged()), k3s={"device_plugin": False})

@@ -213,3 +213,14 @@ def test_cli_against_this_machine_writes_a_report_and_never_crashes(tmp_path):
     assert (proc.returncode != 0) == bool(failed), out[-2000:]
     if failed:
         assert "CRITICAL verification rows failed" in out
+
+
+def test_the_gpu_load_probe_runs_on_a_host_without_cuda_and_says_why():
+    """The host-side snippet of deploys/checks/_gpu_load.py, run for real here (no libcuda here)."""
+    from deploys.checks._gpu_load import _SNIPPET, load_failed
+
+    proc = subprocess.run([sys.executable, "-c", _SNIPPET, "0.2"], capture_output=True, text=True, timeout=60)
+    result = json.loads(proc.stdout.splitlines()[-1])
+    assert proc.returncode == 0 and set(result) == {"load", "samples", "error"}
+    reason = load_failed(result)
+    assert reason and ("libcuda" in reason or "CUDA" in reason), reason
