@@ -8,6 +8,7 @@ two static binaries, unpacked once into /tmp (root or not, no daemon, about 2 s)
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -32,9 +33,17 @@ def promtool(deb_binaries) -> str:
 
 
 @pytest.fixture(scope="session")
-def docker_compose_v1() -> str:
-    """Debian 12's docker-compose 1.29: validates a compose file's schema without a daemon."""
-    return ensure_binary("docker-compose", "docker-compose")
+def docker_compose() -> list[str]:
+    """The Compose the box runs: ``docker compose`` (v2, the plugin phase 4 installs) when this machine
+    has it; else Debian 12's docker-compose 1.29, which validates the schema without a daemon
+    (Debian ships no v2 plugin; docs/phase5.md says which one a run used)."""
+    import subprocess
+
+    v2 = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True, check=False) \
+        if shutil.which("docker") else None
+    if v2 is not None and v2.returncode == 0:
+        return ["docker", "compose"]
+    return [ensure_binary("docker-compose", "docker-compose")]
 
 
 @pytest.fixture(scope="session")

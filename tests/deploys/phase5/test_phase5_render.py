@@ -71,10 +71,10 @@ def compose_files(tmp_path: Path, scenario: str) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
-def test_compose_files_pass_docker_compose_config(tmp_path, scenario, docker_compose_v1):
+def test_compose_files_pass_docker_compose_config(tmp_path, scenario, docker_compose):
     def check(item: tuple[str, Path]) -> tuple[str, subprocess.CompletedProcess]:
         concern, path = item
-        return concern, subprocess.run([docker_compose_v1, "-p", f"omni-{concern}", "-f", str(path), "config",
+        return concern, subprocess.run([*docker_compose, "-p", f"omni-{concern}", "-f", str(path), "config",
                                         "-q"], capture_output=True, text=True, timeout=60)
 
     with ThreadPoolExecutor(4) as pool:  # each docker-compose start costs a second of Python imports
@@ -82,11 +82,11 @@ def test_compose_files_pass_docker_compose_config(tmp_path, scenario, docker_com
             assert proc.returncode == 0, f"{concern}: {proc.stderr}"
 
 
-def test_docker_compose_rejects_a_broken_file(tmp_path, docker_compose_v1):
+def test_docker_compose_rejects_a_broken_file(tmp_path, docker_compose):
     """The validator is not a rubber stamp: an unknown service key fails."""
     path = compose_files(tmp_path, "reference")["memgraph"]
     path.write_text(path.read_text().replace("restart: unless-stopped", "restart: no\n    bogus: 1"))
-    proc = subprocess.run([docker_compose_v1, "-f", str(path), "config", "-q"], capture_output=True,
+    proc = subprocess.run([*docker_compose, "-f", str(path), "config", "-q"], capture_output=True,
                           text=True)
     assert proc.returncode != 0 and "bogus" in proc.stderr
 
