@@ -8,8 +8,11 @@ exactly the launches that are missing and runs only the cells without a run file
 
 from __future__ import annotations
 
+import json
 import random
 import shlex
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -109,6 +112,7 @@ def _run_locked(spec: Spec, spec_text: str, out: Path, model: str, console: Cons
         reaped = store.reap_orphan()
         if reaped:
             console.print(f"[yellow]{reaped}[/yellow]")
+    _record_ceiling_inputs(store.path, model, console)
     vm_total = int(psutil.virtual_memory().total)
     sw = Sweep(spec, store, engine, model, {c.config_id: c for c in configs}, console,
                Gpus(spec.memory.gpu), vm_total, parse_size(spec.memory.oom_floor, vm_total),
@@ -146,6 +150,36 @@ def _run_locked(spec: Spec, spec_text: str, out: Path, model: str, console: Cons
         console.print(f"[red]every launch failed: no configuration served a request. {cause}[/red]",
                       highlight=False)
     return store.path
+
+
+def _record_ceiling_inputs(folder: Path, model: str, console: Console) -> None:
+    """model.json (the GGUF's tensor table) and bandwidth.json (host read and GPU copy bandwidth,
+    measured now by `python -m bench.perf.membw` in a child process, so no CUDA context stays in
+    ours), so the report's ceiling renders from the sweep directory alone, on any machine. Each is
+    written once; a resumed sweep keeps them. A failed measurement is a note, not a stop."""
+    from bench.report.modelbytes import record_model
+
+    record_model(model, folder)
+    target = folder / "bandwidth.json"
+    if target.is_file():
+        return
+    gib = max(min(1.0, psutil.virtual_memory().available / 8 / 2**30), 0.125)  # >> caches, << RAM
+    argv = [sys.executable, "-m", "bench.perf.membw", "--gib", f"{gib:.3f}", "--repeats", "3"]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+        doc = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError):
+        doc = None
+    if not isinstance(doc, dict):
+        console.print("[yellow]memory bandwidth not measured (bench.perf.membw failed): the report's "
+                      "ceiling uses the DIMM facts or a figure you give[/yellow]")
+        return
+    doc["measured_at"] = now()
+    atomic_write_text(target, json.dumps(doc) + "\n")
+    gpu = doc.get("gpu_copy_gbps") or []
+    console.print(f"memory bandwidth measured for the report's ceiling: host {doc['host_read_gbps']:.1f} GB/s"
+                  + (f", GPU {', '.join(f'{x:.0f}' for x in gpu)} GB/s (copy)" if gpu else ""),
+                  highlight=False)
 
 
 def _units(cell: Cell) -> float:

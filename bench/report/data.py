@@ -48,6 +48,7 @@ class Sweep:
     meta: dict[str, Any] = field(default_factory=dict)  # sweep.json: id, status, dates, model
     notes: list[str] = field(default_factory=list)
     threshold_source: str = ""  # which rule set the headroom goal (options.resolve_headroom)
+    bandwidth: dict[str, Any] = field(default_factory=dict)  # bandwidth.json: measured at sweep start
 
     @property
     def ok_rows(self) -> pd.DataFrame:
@@ -133,7 +134,16 @@ def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> Swe
     total = pd.to_numeric(rows["host_mem_total_bytes"], errors="coerce").max() if len(rows) else None
     total = total if total == total and total else host.mem_total_bytes
     options, source = resolve_headroom(options, total)
-    return Sweep(path, spec, spec_text, rows, host, versions, options, meta, notes, source)
+    return Sweep(path, spec, spec_text, rows, host, versions, options, meta, notes, source,
+                 _read_json(path / "bandwidth.json"))
+
+
+def _read_json(file: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(file.read_text())
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 def _read_meta(path: Path) -> dict[str, Any]:

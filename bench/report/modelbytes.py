@@ -8,9 +8,11 @@ the reader only memory-maps the header, so a 281 GB file costs milliseconds.
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from gguf import GGUFReader, GGUFValueType
 
@@ -88,6 +90,52 @@ def _open(path: Path) -> GGUFReader:
         return GGUFReader(path)
     except (ValueError, OSError, IndexError, KeyError) as exc:  # a truncated file fails as any of these
         raise ModelFileError(f"{path}: not a readable GGUF ({exc}); check the file is complete") from None
+
+
+MODEL_RECORD = "model.json"  # in the sweep dir: the tensor table, so a report renders without the GGUF
+
+
+def model_to_json(model: ModelBytes) -> dict[str, Any]:
+    return asdict(model)
+
+
+def model_from_json(doc: dict[str, Any]) -> ModelBytes:
+    tensors = tuple(TensorRead(**t) for t in doc["tensors"])
+    return ModelBytes(**{**{k: v for k, v in doc.items() if k != "tensors"}, "tensors": tensors})
+
+
+def record_model(path: str | Path, sweep_dir: Path) -> bool:
+    """Write the model's tensor table to `sweep_dir/model.json` (once); False when it is unreadable."""
+    target = sweep_dir / MODEL_RECORD
+    if target.is_file():
+        return True
+    try:
+        model = read_model(path)
+    except ModelFileError:
+        return False
+    from omni.files import atomic_write_text
+
+    atomic_write_text(target, json.dumps(model_to_json(model)) + "\n")
+    return True
+
+
+def model_for_sweep(path: str | Path, sweep_dir: Path) -> tuple[ModelBytes, str]:
+    """The model from its file, else from the sweep's `model.json`; (model, where it came from).
+
+    Why both: the report is often rendered on another machine than the one that ran the sweep
+    (the 200 GB GGUF stays on the box); the sweep records the table so the page is the same.
+    """
+    try:
+        return read_model(path), str(path)
+    except ModelFileError as err:
+        record = sweep_dir / MODEL_RECORD
+        if not record.is_file():
+            raise
+        try:
+            model = model_from_json(json.loads(record.read_text()))
+        except (OSError, ValueError, KeyError, TypeError):
+            raise err from None
+        return model, f"{record.name} in the sweep directory (recorded from {model.path})"
 
 
 def read_model(path: str | Path) -> ModelBytes:

@@ -15,12 +15,12 @@ import jinja2
 import pandas as pd
 
 from bench.report import plots
-from bench.report.ceiling import gpu_bandwidth, host_bandwidth, human_bytes
+from bench.report.ceiling import CACHE_RESIDENT_BYTES, human_bytes
 from bench.report.criteria import criteria, recommend
 from bench.report.data import OK_STATUSES, Sweep, launch_series, load_sweep, read_tail
 from bench.report.hostfacts import HostFacts
-from bench.report.modelbytes import ModelFileError, read_model
-from bench.report.summary import GB, model_path, summarise
+from bench.report.modelbytes import ModelFileError, model_for_sweep
+from bench.report.summary import GB, bandwidths, model_path, summarise
 from bench.server import error_line
 from omni.files import atomic_write_text
 
@@ -60,7 +60,7 @@ def _env() -> jinja2.Environment:
         loader=jinja2.FileSystemLoader(Path(__file__).parent), autoescape=True,
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
     )
-    env.globals.update(fmt=_fmt, gb=_gb, pct=_pct)
+    env.globals.update(fmt=_fmt, gb=_gb, pct=_pct, cache_resident=CACHE_RESIDENT_BYTES)
     env.filters["gbf"] = lambda v: _gb(v, 3)
     env.filters["bytes"] = human_bytes
     return env
@@ -137,17 +137,16 @@ def context(sweep: Sweep) -> dict[str, Any]:
     opts = sweep.options
     rec = recommend(summaries, opts)
     rows = sweep.rows
-    model, model_reason = None, "no model path in the launch argv or spec"
+    model, model_reason, model_source = None, "no model path in the launch argv or spec", ""
     for s in summaries:
         path = model_path(s.argv, sweep.spec, sweep.meta)
         if path:
             try:
-                model = read_model(path)
+                model, model_source = model_for_sweep(path, sweep.path)
             except ModelFileError as err:
                 model_reason = str(err)
             break
-    gpus = sweep.host.gpus
-    measured = opts.gpu_bandwidth_gbps
+    host_bw, gpu_bw = bandwidths(sweep, list(sweep.host.gpus))
     series = launch_series(sweep, rec.config.run_json) if rec.config else []
     label = rec.config.label if rec.config else "none"
     figures = [
@@ -174,10 +173,7 @@ def context(sweep: Sweep) -> dict[str, Any]:
         "thresholds": f"decode > {opts.min_decode_tps:g} tokens/s, headroom > {opts.min_headroom_gb:g} GB",
         "threshold_source": sweep.threshold_source,
         "model": model, "model_reason": model_reason,
-        "host_bw": host_bandwidth(opts.host_bandwidth_gbps, sweep.host.dimm_mts,
-                                  opts.memory_channels or sweep.host.dimm_count),
-        "gpu_bw": [gpu_bandwidth(g.name, measured[min(i, len(measured) - 1)] if measured else None,
-                                 g.bus_width_bits, g.mem_clock_mhz) for i, g in enumerate(gpus)],
+        "host_bw": host_bw, "gpu_bw": gpu_bw, "model_source": model_source,
         "plots": figures, "row_headers": headers, "row_values": values, "failures": _failures(sweep),
         "host_rows": _host_rows(sweep.host, sweep),
         "versions": [(k, ", ".join(v)) for k, v in sorted(sweep.versions.items())],

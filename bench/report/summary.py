@@ -19,7 +19,7 @@ import pandas as pd
 from bench.report import ceiling as ce
 from bench.report.data import Sweep, json_dict, json_list
 from bench.report.hostfacts import Gpu
-from bench.report.modelbytes import ModelBytes, ModelFileError, read_model
+from bench.report.modelbytes import ModelBytes, ModelFileError, model_for_sweep
 from bench.report.placement import ALL_LAYERS, parse_placement
 from bench.stats import mean
 from omni.llamacpp import parse
@@ -129,8 +129,14 @@ def model_path(argv: list[str], spec: dict, meta: dict | None = None) -> str | N
 
 
 @cache
-def _model(path: str) -> ModelBytes:
-    return read_model(path)
+def _model_cached(path: str, sweep_dir: str, mtime: float) -> tuple[ModelBytes, str]:
+    return model_for_sweep(path, Path(sweep_dir))
+
+
+def _model(path: str, sweep_dir: Path) -> ModelBytes:
+    """The model (file, else the sweep's model.json), read once per process."""
+    record = sweep_dir / "model.json"
+    return _model_cached(path, str(sweep_dir), record.stat().st_mtime if record.is_file() else 0.0)[0]
 
 
 def _summarise(sweep: Sweep, cid: str, rows: pd.DataFrame) -> ConfigSummary:
@@ -207,7 +213,7 @@ def _ceiling(sweep: Sweep, s: ConfigSummary, rows: pd.DataFrame) -> None:
         s.ceiling_note = f"unknown: tensor placement of engine {s.engine} is not modelled"
         return
     try:
-        model = _model(path)
+        model = _model(path, sweep.path)
     except ModelFileError as err:
         s.ceiling_note = f"unknown: {err}"
         return
@@ -218,16 +224,44 @@ def _ceiling(sweep: Sweep, s: ConfigSummary, rows: pd.DataFrame) -> None:
     if applied is not None and applied != placement.n_gpu_layers:
         note = f"GPU layers from the server log: {applied}"
         placement = dataclasses.replace(placement, n_gpu_layers=applied, notes=(*placement.notes, note))
-    opts = sweep.options
-    host_bw = ce.host_bandwidth(opts.host_bandwidth_gbps, sweep.host.dimm_mts,
-                                opts.memory_channels or sweep.host.dimm_count)
-    measured = opts.gpu_bandwidth_gbps
-    gpu_bw = [ce.gpu_bandwidth(g.name, measured[min(i, len(measured) - 1)] if measured else None,
-                               g.bus_width_bits, g.mem_clock_mhz) for i, g in enumerate(gpus)]
+    host_bw, gpu_bw = bandwidths(sweep, gpus)
     s.ceiling = ce.launch_ceiling(model, placement, host_bw, gpu_bw, [g.mem_total_bytes or 0 for g in gpus])
     s.ceiling_note = "; ".join(placement.notes)
     s.efficiency, s.above_ceiling = ce.efficiency(s.decode_tps, s.ceiling)
     s.above_ceiling = s.above_ceiling or ce.efficiency(s.server_decode_tps, s.ceiling)[1]
+    cache_bound = (s.ceiling.tokens_per_s or 0) * ce.CACHE_SPEEDUP
+    fastest = max(x or 0 for x in (s.decode_tps, s.server_decode_tps))
+    cached = model.bytes_per_token < ce.CACHE_RESIDENT_BYTES and s.ceiling.host_bytes > 0
+    if cached and fastest <= cache_bound:
+        s.above_ceiling = False  # cache-resident weights: the DRAM ceiling is a guide, not a bound
+        s.ceiling_note = "; ".join(filter(None, [s.ceiling_note, (
+            f"{ce.human_bytes(model.bytes_per_token)} per token fits in CPU caches: the DRAM ceiling is "
+            "a guide, not a bound")]))
+
+
+def bandwidths(sweep: Sweep, gpus: list[Gpu]) -> tuple[ce.Bandwidth, list[ce.Bandwidth]]:
+    """Host and per-GPU bandwidth: a figure the user gave, else the one measured at sweep start
+    (bandwidth.json), else the DIMM facts / NVML clocks / datasheet."""
+    opts, rec = sweep.options, sweep.bandwidth
+    host_bw = ce.host_bandwidth(opts.host_bandwidth_gbps, sweep.host.dimm_mts,
+                                opts.memory_channels or sweep.host.dimm_count)
+    measured_host = rec.get("host_read_gbps")
+    if not opts.host_bandwidth_gbps and isinstance(measured_host, int | float) and measured_host > 0:
+        host_bw = ce.Bandwidth(measured_host * GB, (
+            f"measured at sweep start: {measured_host:.1f} GB/s (bench.perf.membw, "
+            f"{rec.get('host_threads', '?')} threads reading a {rec.get('buffer_gib', '?')} GiB buffer; "
+            "bandwidth.json)"))
+    given = opts.gpu_bandwidth_gbps
+    copies = [x for x in rec.get("gpu_copy_gbps") or [] if isinstance(x, int | float) and x > 0]
+    gpu_bw = []
+    for i, g in enumerate(gpus):
+        if not given and i < len(copies):
+            gpu_bw.append(ce.Bandwidth(copies[i] * GB, f"measured at sweep start: {copies[i]:.0f} GB/s "
+                                       "(device-to-device copy, bench.perf.membw; bandwidth.json)"))
+        else:
+            gpu_bw.append(ce.gpu_bandwidth(g.name, given[min(i, len(given) - 1)] if given else None,
+                                           g.bus_width_bits, g.mem_clock_mhz))
+    return host_bw, gpu_bw
 
 
 def summarise(sweep: Sweep) -> list[ConfigSummary]:
@@ -249,7 +283,7 @@ def model_facts(sweep: Sweep, summaries: list[ConfigSummary]) -> ModelBytes | No
         path = model_path(s.argv, sweep.spec, sweep.meta)
         if path:
             try:
-                return _model(path)
+                return _model(path, sweep.path)
             except ModelFileError:
                 return None
     return None

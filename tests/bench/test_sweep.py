@@ -271,6 +271,9 @@ def test_zero_config_demo(tmp_path: Path):
     assert len(table) == n_runs and {r["status"] for r in table} == {"ok"}
     criteria = (out / "index.html").read_text().split('id="criteria"')[1].split("</table>")[0]
     assert 'class="fail"' not in criteria, "a healthy small machine must not open the demo with a FAIL"
+    html = (out / "index.html").read_text()  # the demo measures its own ceiling's bandwidth
+    assert json.loads((out / "bandwidth.json").read_text())["host_read_gbps"] > 0
+    assert "measured at sweep start" in html and (out / "model.json").is_file()
 
 
 def test_spec_hash_ignores_the_report_table_and_layout_only():

@@ -181,6 +181,8 @@ def _gpu_box(sweep: Path, tmp_path: Path) -> tuple[Path, Path]:
 
     copy = tmp_path / "gpu-box"
     shutil.copytree(sweep, copy)
+    for recorded in ("bandwidth.json", "model.json"):  # measured on this machine, not the GPU box
+        (copy / recorded).unlink()
     model = write_model(ModelShape(n_embd=128, n_layer=4, n_ff=256, n_expert=8, n_expert_used=2),
                         tmp_path / "moe.gguf")
     hw = ROOT / "tests" / "fixtures" / "hw"
@@ -267,3 +269,24 @@ def test_plots_use_a_log_axis_when_rates_span_ten_times_and_keep_reference_lines
     lo, hi = fit_limits(ax, [20.0, 30.0, 79.0], "x", log=False)
     assert ax.get_xscale() == "linear" and lo == 0 and hi > 79.0
     plt.close(fig)
+
+
+def test_the_sweep_dir_alone_renders_the_same_ceiling_on_another_machine(sweep, tmp_path):
+    """The sweep recorded model.json and bandwidth.json: with the GGUF gone (another machine), a
+    fresh `python -m bench report` shows the same ceilings, measured bandwidth and model facts."""
+    bw = json.loads((sweep / "bandwidth.json").read_text())
+    assert bw["host_read_gbps"] > 0 and (sweep / "model.json").is_file()
+    original = (sweep / "index.html").read_text()
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(sweep, copy)
+    meta = json.loads((copy / "sweep.json").read_text())
+    gone = "/nonexistent/models/" + Path(meta["model"]).name
+    for name in ("sweep.json", "results.csv"):
+        (copy / name).write_text((copy / name).read_text().replace(meta["model"], gone))
+    proc = _run("-m", "bench", "report", str(copy))
+    assert proc.returncode == 0, proc.stderr
+    html = (copy / "index.html").read_text()
+    assert "model.json in the sweep directory" in html and "not found" not in html.split('id="ceilings"')[1]
+    assert f"measured at sweep start: {bw['host_read_gbps']:.1f} GB/s" in html
+    ceilings = re.findall(r"= ([0-9,.]+) tok/s</code>", original)
+    assert ceilings and re.findall(r"= ([0-9,.]+) tok/s</code>", html) == ceilings
