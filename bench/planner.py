@@ -611,7 +611,7 @@ def spec_text(model: str, mt: ModelTable, host: HostFacts, s: Settings, best: Pl
     rows = [r for r in rows if not (json.dumps(r[1]) in seen or seen.add(json.dumps(r[1])))]  # type: ignore[func-returns-value]
     # -lv 4: libllama's buffer lines, so every row (--fit's too) reads back where its bytes went
     server_args = ["-c", str(s.ctx), "-ub", str(s.ubatch), "-fa", "on", "--no-warmup", "-lv", "4",
-                   *cpu_only_args(host)]
+                   *(["--numa", "distribute"] if host.numa_nodes > 1 else []), *cpu_only_args(host)]
     lines = [
         f"# Placement sweep written by `python -m bench plan` for {Path(model).name}.",
         "# Rows: the plan, its neighbours, leave-a-GPU-out, llama.cpp --fit and the runbook template;",
@@ -626,6 +626,8 @@ def spec_text(model: str, mt: ModelTable, host: HostFacts, s: Settings, best: Pl
         f"model = {_toml_str(str(model))}",
         *([f"# {NO_AMX_REASON}"] if cpu_only_args(host) else []),
         f"args = {json.dumps(server_args)}",
+        # CUDA<i> in the rules is nvidia-smi's index i (the facts'): CUDA's default order is fastest first
+        *(['env = { CUDA_DEVICE_ORDER = "PCI_BUS_ID" }'] if host.gpus else []),
         "health_timeout_s = 1800",
         "stop_timeout_s = 60",
         "",

@@ -20,6 +20,8 @@ from bench.report.criteria import criteria, recommend
 from bench.report.data import OK_STATUSES, Sweep, launch_series, load_sweep, read_tail
 from bench.report.hostfacts import HostFacts
 from bench.report.modelbytes import ModelFileError, model_for_sweep
+from bench.report.placements import findings as place_findings
+from bench.report.placements import placement_rows
 from bench.report.summary import GB, bandwidths, model_path, summarise
 from bench.server import error_line
 from omni.files import atomic_write_text
@@ -157,6 +159,7 @@ def context(sweep: Sweep) -> dict[str, Any]:
         plots.timeseries(series, label, rec.config.host_total if rec.config else None, opts),
     ]
     headers, values = _rows_table(rows)
+    placements = placement_rows(rows, summaries)
     meta = sweep.meta
     started = sorted([v for v in rows["started_at"] if v] + [meta.get("started_at") or ""])
     finished = sorted([v for v in rows["finished_at"] if v] + [meta.get("finished_at") or ""])
@@ -174,6 +177,7 @@ def context(sweep: Sweep) -> dict[str, Any]:
         "threshold_source": sweep.threshold_source,
         "model": model, "model_reason": model_reason,
         "host_bw": host_bw, "gpu_bw": gpu_bw, "model_source": model_source,
+        "placements": placements, "placement_findings": place_findings(placements),
         "plots": figures, "row_headers": headers, "row_values": values, "failures": _failures(sweep),
         "host_rows": _host_rows(sweep.host, sweep),
         "versions": [(k, ", ".join(v)) for k, v in sorted(sweep.versions.items())],

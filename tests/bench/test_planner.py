@@ -164,3 +164,22 @@ def test_no_repack_only_for_a_cpu_only_amx_host(table):
         best, options = pl.plan(table, host, s)
         text = pl.spec_text("r1.gguf", table, host, s, best, [], options)
         assert ('"--no-repack"' in text) == want
+
+
+def test_the_r1_spec_is_the_planners_output_for_the_reference_box(r1, tmp_path):
+    """bench/specs/llama-server-deepseek-r1.toml starts the user's first sweep from this plan."""
+    import tomllib
+
+    facts = tmp_path / "facts.json"
+    facts.write_text(json.dumps(REF_FACTS))
+    out = tmp_path / "plan.toml"
+    proc = _cli(str(r1), "--facts", str(facts), "--ctx", "16384",
+                "--binary", "/opt/llama.cpp/build/bin/llama-server", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    spec = Path(__file__).resolve().parents[2] / "bench" / "specs" / "llama-server-deepseek-r1.toml"
+    want, have = tomllib.loads(out.read_text()), tomllib.loads(spec.read_text())
+    assert have["server"].pop("model").endswith("DeepSeek-R1-Q4_K_M-00001-of-00009.gguf")
+    want["server"].pop("model")
+    assert have == want, "re-plan: python -m bench plan (see the spec's header) and update the spec"
+    sources = [p["source"] for p in have["placement"]]
+    assert sources[0] == "planner" and sources[-2:] == ["fit", "template"]

@@ -148,9 +148,8 @@ def test_example_specs_load_and_the_reference_template_dry_runs(tmp_path: Path):
         load_spec(path)
     proc = run_bench("sweep", str(specs / "llama-server-deepseek-r1.toml"), "--dry-run")
     assert proc.returncode == 0, proc.stderr
-    assert "-ot exps=CPU" in proc.stdout and "--tensor-split 3,1" in proc.stdout
-    assert "numactl --interleave=all" in proc.stdout
-    assert "--numa distribute" in proc.stdout
+    assert "-ngl 99 -ot exps=CPU" in proc.stdout and "--fit on" in proc.stdout  # the comparison rows
+    assert "-ts 47,15 -ot" in proc.stdout and "--numa distribute" in proc.stdout  # the plan
 
 
 def test_every_results_column_is_documented():
