@@ -24,6 +24,7 @@ import numpy as np
 
 from bench.report.modelbytes import ModelBytes, _scalar, read_model
 from omni.gguf_files import kv_bytes_per_token
+from omni.llamacpp import build
 
 MIB = 1024**2
 GIB = 1024**3
@@ -546,21 +547,21 @@ def neighbours(mt: ModelTable, host: HostFacts, s: Settings, best: Placement) ->
     return out
 
 
-# ---------------------------------------------------------------- argv (replaced by omni.llamacpp)
+# ---------------------------------------------------------------- argv
 
 
 def placement_argv(p: Placement, n_layer: int, all_gpus: Sequence[int]) -> list[str]:
-    """llama-server flags for a placement (the one place this module writes llama.cpp flags)."""
+    """llama-server flags for a placement, written by omni.llamacpp (the one home of the flags)."""
     if not p.gpus:
-        return ["-ngl", "0"]
-    argv = ["-ngl", str(n_layer + 1 - p.cpu_layers)]
+        return build(n_gpu_layers=0).to_argv()
+    values: dict[str, Any] = {"n_gpu_layers": n_layer + 1 - p.cpu_layers}
     if tuple(p.gpus) != tuple(all_gpus):
-        argv += ["--device", ",".join(f"CUDA{g}" for g in p.gpus)]
+        values["device"] = ",".join(f"CUDA{g}" for g in p.gpus)
     if len(p.gpus) > 1:
-        argv += ["-sm", "layer", "-ts", ",".join(map(str, p.layer_counts))]
+        values |= {"split_mode": "layer", "tensor_split": list(p.layer_counts)}
     if p.rules:
-        argv += ["-ot", ",".join(f"{pat}={buf}" for pat, buf in p.rules)]
-    return argv
+        values["override_tensor"] = [tuple(p.rules)]
+    return build(**values).to_argv()
 
 
 def describe(mt: ModelTable, host: HostFacts, p: Placement) -> list[str]:

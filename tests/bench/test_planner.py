@@ -86,7 +86,7 @@ def test_vram_budget_and_gpu_choice(table):
     only0, _ = pl.plan(table, host, pl.Settings(gpus=(0,)))
     assert only0.gpus == (0,)
     argv = pl.placement_argv(only0, table.n_layer, [0, 1])
-    assert argv[argv.index("--device") + 1] == "CUDA0" and "-ts" not in argv
+    assert argv[argv.index("-dev") + 1] == "CUDA0" and "-ts" not in argv
 
 
 def test_refuses_with_numbers_when_the_model_cannot_fit(table):
