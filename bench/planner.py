@@ -589,10 +589,21 @@ def _toml_str(s: str) -> str:
 def spec_text(model: str, mt: ModelTable, host: HostFacts, s: Settings, best: Placement,
               near: list[Placement], alternatives: list[Placement], binary: str = "llama-server",
               grid: Sequence[tuple[str, list[str]]] = ()) -> str:
-    """A sweep spec that confirms the plan: plan, neighbours, leave-a-GPU-out, --fit, the template."""
+    """A sweep spec that confirms the plan: plan, --fit, the template, neighbours, leave-a-GPU-out, grid.
+
+    The comparison rows come right after the plan, so a sweep cut short still has them.
+    """
     all_gpus = [g.index for g in host.gpus]
+    # the comparison rows (on a CPU-only host too: fit then has nothing to place)
+    fit = ["--fit", "on", "-fitc", str(min(s.ctx, 4096)), "-fitt", str(s.margin_mib)]
+    if s.vram_budget and all_gpus:  # a budget below the card: the margin that leaves exactly that budget
+        by_index = {g.index: g for g in host.gpus}
+        budgets = _budgets(host, s, all_gpus)
+        fit[-1] = ",".join(str(max((by_index[g].free_bytes - budgets[g]) // MIB, 0)) for g in all_gpus)
     rows: list[tuple[str, list[str], str, float | None]] = [
-        (best.label + " (plan)", placement_argv(best, mt.n_layer, all_gpus), "planner", best.decode_tps)]
+        (best.label + " (plan)", placement_argv(best, mt.n_layer, all_gpus), "planner", best.decode_tps),
+        ("llama.cpp --fit", fit, "fit", None),
+        ("runbook template", ["-ngl", "99", "-ot", "exps=CPU"], "template", None)]
     rows += [(p.label, placement_argv(p, mt.n_layer, all_gpus), "planner", p.decode_tps) for p in near]
     fewer = [p for p in alternatives if p is not best and p.gpus and len(p.gpus) < len(best.gpus)]
     if fewer:
@@ -600,14 +611,6 @@ def spec_text(model: str, mt: ModelTable, host: HostFacts, s: Settings, best: Pl
                      "planner", fewer[0].decode_tps))
     for label, argv in grid:
         rows.append((label, argv, "grid", None))
-    # the comparison rows (on a CPU-only host too: fit then has nothing to place)
-    fit = ["--fit", "on", "-fitc", str(min(s.ctx, 4096)), "-fitt", str(s.margin_mib)]
-    if s.vram_budget and all_gpus:  # a budget below the card: the margin that leaves exactly that budget
-        by_index = {g.index: g for g in host.gpus}
-        budgets = _budgets(host, s, all_gpus)
-        fit[-1] = ",".join(str(max((by_index[g].free_bytes - budgets[g]) // MIB, 0)) for g in all_gpus)
-    rows.append(("llama.cpp --fit", fit, "fit", None))
-    rows.append(("runbook template", ["-ngl", "99", "-ot", "exps=CPU"], "template", None))
     seen: set[str] = set()
     rows = [r for r in rows if not (json.dumps(r[1]) in seen or seen.add(json.dumps(r[1])))]  # type: ignore[func-returns-value]
     # -lv 4: libllama's buffer lines, so every row (--fit's too) reads back where its bytes went

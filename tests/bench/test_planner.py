@@ -182,4 +182,4 @@ def test_the_r1_spec_is_the_planners_output_for_the_reference_box(r1, tmp_path):
     want["server"].pop("model")
     assert have == want, "re-plan: python -m bench plan (see the spec's header) and update the spec"
     sources = [p["source"] for p in have["placement"]]
-    assert sources[0] == "planner" and sources[-2:] == ["fit", "template"]
+    assert sources[:3] == ["planner", "fit", "template"]  # a sweep cut short still has the comparisons
