@@ -60,7 +60,9 @@ def test_fixed_port_taken_by_another_server_fails_the_launch(tiny_model: Path, t
     spec = write_spec(tmp_path / "s.toml", text)
     out = tmp_path / "sweep"
     proc = run_bench("sweep", str(spec), "--out", str(out), "--no-report")
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    # every launch failed, so the sweep exits non-zero (issue 20) with the cause on the terminal
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "every launch failed" in proc.stderr
     table = rows(out)
     assert table and {r["status"] for r in table} == {"launch-failed"}
     assert f"port {port} on 127.0.0.1 is already in use" in table[0]["error_reason"]
