@@ -36,6 +36,7 @@ GPU_SPEC_GBPS = {
     "A100": 2039.0, "L40S": 864.0, "RTX PRO 6000": 1792.0, "RTX 5090": 1792.0, "RTX 4090": 1008.0,
     "RTX 6000 Ada": 960.0, "RTX 3090": 936.0,
 }
+TEMPLATE = ["-ngl", "99", "-ot", "exps=CPU"]  # the runbook's hand-written placement
 PCIE_LANE_GBPS = {3: 0.985, 4: 1.969, 5: 3.938, 6: 7.563}  # per lane, one direction
 
 
@@ -427,6 +428,23 @@ def predict(mt: ModelTable, host: HostFacts, p: Placement, s: Settings) -> Place
     return p
 
 
+def predict_argv(mt: ModelTable, host: HostFacts, s: Settings, argv: Sequence[str]) -> float | None:
+    """The same roofline for a hand-written placement (template, --n-cpu-moe grid, -ngl 0).
+
+    None for `--fit on`: its placement is chosen at launch (the row reads it back from the log).
+    """
+    from bench.report.placement import bytes_by_device, parse_placement
+
+    if "--fit" in argv or "-fit" in argv:
+        return None
+    n_gpus = len(host.gpus)
+    host_read, gpu_read = bytes_by_device(mt.model, parse_placement(argv, n_gpus=n_gpus), n_gpus,
+                                          [g.free_bytes for g in host.gpus])
+    t = host_read / (host.bw_gbps * 1e9) + s.fixed_ms / 1000
+    t += sum(r / (g.bw_gbps * 1e9) for g, r in zip(host.gpus, gpu_read, strict=True))
+    return 1.0 / t if t > 0 else None
+
+
 def _score(p: Placement | None) -> float:
     return p.decode_tps if p is not None else -1.0
 
@@ -603,14 +621,14 @@ def spec_text(model: str, mt: ModelTable, host: HostFacts, s: Settings, best: Pl
     rows: list[tuple[str, list[str], str, float | None]] = [
         (best.label + " (plan)", placement_argv(best, mt.n_layer, all_gpus), "planner", best.decode_tps),
         ("llama.cpp --fit", fit, "fit", None),
-        ("runbook template", ["-ngl", "99", "-ot", "exps=CPU"], "template", None)]
+        ("runbook template", TEMPLATE, "template", predict_argv(mt, host, s, TEMPLATE))]
     rows += [(p.label, placement_argv(p, mt.n_layer, all_gpus), "planner", p.decode_tps) for p in near]
     fewer = [p for p in alternatives if p is not best and p.gpus and len(p.gpus) < len(best.gpus)]
     if fewer:
         rows.append((fewer[0].label + " (leave a GPU out)", placement_argv(fewer[0], mt.n_layer, all_gpus),
                      "planner", fewer[0].decode_tps))
     for label, argv in grid:
-        rows.append((label, argv, "grid", None))
+        rows.append((label, argv, "grid", predict_argv(mt, host, s, argv)))
     seen: set[str] = set()
     rows = [r for r in rows if not (json.dumps(r[1]) in seen or seen.add(json.dumps(r[1])))]  # type: ignore[func-returns-value]
     # -lv 4: libllama's buffer lines, so every row (--fit's too) reads back where its bytes went

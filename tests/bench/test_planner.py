@@ -183,3 +183,18 @@ def test_the_r1_spec_is_the_planners_output_for_the_reference_box(r1, tmp_path):
     assert have == want, "re-plan: python -m bench plan (see the spec's header) and update the spec"
     sources = [p["source"] for p in have["placement"]]
     assert sources[:3] == ["planner", "fit", "template"]  # a sweep cut short still has the comparisons
+
+
+def test_hand_written_rows_get_the_same_roofline(table):
+    """predict_argv (template, --n-cpu-moe grid, -ngl 0) agrees with the plan's own prediction."""
+    host, s = pl.host_from_facts(REF_FACTS), pl.Settings(ctx=16384)
+    best, options = pl.plan(table, host, s)
+    for p in [best, *[o for o in options if o.gpus]]:
+        argv = pl.placement_argv(p, table.n_layer, [0, 1])
+        assert pl.predict_argv(table, host, s, argv) == pytest.approx(p.decode_tps, rel=1e-9)
+    template = pl.predict_argv(table, host, s, pl.TEMPLATE)
+    assert template is not None and template < best.decode_tps  # the plan reads fewer host bytes
+    assert pl.predict_argv(table, host, s, ["--fit", "on"]) is None  # chosen at launch
+    fewer = pl.predict_argv(table, host, s, ["-ngl", "99", "--n-cpu-moe", "50"])
+    more = pl.predict_argv(table, host, s, ["-ngl", "99", "--n-cpu-moe", "40"])
+    assert template < fewer < best.decode_tps < more  # 11 / 21 expert layers on the GPUs vs the plan's 17
