@@ -20,8 +20,8 @@ from omni.errors import error_location, one_line
 from omni.numa import check_numa, parse_numa
 from omni.secrets import is_secret_name, redact_text
 
-ENGINES = ("llama-server", "xllamacpp", "ktransformers", "ktransformers-sglang", "sglang", "vllm")
-LLAMA_CPP_ENGINES = ("llama-server", "xllamacpp")  # they take llama.cpp's --numa flag
+ENGINES = ("llama-server", "xllamacpp", "ik_llama", "ktransformers", "ktransformers-sglang", "sglang", "vllm")
+LLAMA_CPP_ENGINES = ("llama-server", "xllamacpp", "ik_llama")  # they take llama.cpp's --numa flag
 WORKLOAD_AXES = ("input_tokens", "output_tokens", "concurrency")
 AxisValue = str | int | float | bool | list[str]
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(%|[KMGT]i?B|B)?\s*$", re.IGNORECASE)

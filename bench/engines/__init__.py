@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from bench.engines.base import Engine, Launch, Readback
+from bench.engines.ik_llama import IkLlamaServer
 from bench.engines.ktransformers import KTransformersLegacy, KTransformersSGLang
 from bench.engines.llamacpp import LlamaServer, XLlamaCpp
 from bench.engines.sglang import SGLang
 from bench.engines.vllm import VLLM
 
 ENGINES: dict[str, type[Engine]] = {
-    cls.name: cls for cls in (LlamaServer, XLlamaCpp, KTransformersLegacy, KTransformersSGLang, SGLang, VLLM)
+    cls.name: cls
+    for cls in (LlamaServer, XLlamaCpp, IkLlamaServer, KTransformersLegacy, KTransformersSGLang, SGLang, VLLM)
 }
 
 

@@ -209,7 +209,7 @@ def _ceiling(sweep: Sweep, s: ConfigSummary, rows: pd.DataFrame) -> None:
         return
     if not Path(path).is_absolute():
         path = str((sweep.path / path).resolve()) if (sweep.path / path).exists() else path
-    if s.engine not in ("llama-server", "xllamacpp") and sweep.host.gpus:
+    if s.engine not in ("llama-server", "xllamacpp", "ik_llama") and sweep.host.gpus:
         s.ceiling_note = f"unknown: tensor placement of engine {s.engine} is not modelled"
         return
     try:

@@ -67,7 +67,8 @@ def model_rows(ctx: CheckContext, marker: dict[str, Any]) -> list[Row]:
     rows = []
     for model in marker.get("models") or []:
         name = f"{NAMES['models']} ({model['name']})"
-        target = f"{model['served_name']} on {_url_host(marker.get('bind'))}:{model['port']}"
+        engine = model.get("engine") or "llama-server"  # ik_llama serves the same /v1/models
+        target = f"{model['served_name']} ({engine}) on {_url_host(marker.get('bind'))}:{model['port']}"
         probe = ctx.http(f"http://{_url_host(marker.get('bind'))}:{model['port']}/v1/models", timeout=10)
         if probe.status is None:
             rows.append(judge(name, target, f"no answer: {probe.error}", False, Weight.CRITICAL,

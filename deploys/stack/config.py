@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from omni.errors import one_line
+from omni.ik_llama import SDIST_SHA256, SDIST_VERSION, ArgError, check_argv
 from omni.numa import parse_numa
 from omni.settings import deep_merge
 
@@ -44,6 +45,8 @@ DEFAULTS: dict[str, Any] = {
         "image": None,
         "build": {"llama_cpp_ref": "b9603", "cuda_version": "12.8.1", "cuda_architectures": "120a"},
         "ktransformers": {"version": "v0.4.1", "torch_version": "2.7.1", "cuda_tag": "cu128"},
+        # engine "ik_llama": the fork's source from this sdist, the one scripts/prepare_ik_llama_cpp.sh pins
+        "ik_llama": {"version": SDIST_VERSION, "sdist_sha256": SDIST_SHA256},
         "headroom_gib": None,  # None: the reference box's memory_headroom_gib (80)
         "gpu_reserve_mib": 1024,  # per GPU: CUDA context and driver
         "models": None,  # None: one model, "architect", from the reference box's model/inference keys
@@ -95,7 +98,7 @@ class ModelSpec(_Strict):
     path: str = Field(pattern=r"^/")
     port: int = Field(ge=1, le=65535)
     enabled: bool = True
-    engine: Literal["llama-server", "ktransformers"] = "llama-server"
+    engine: Literal["llama-server", "ik_llama", "ktransformers"] = "llama-server"
     alias: str | None = None  # the name /v1/models reports; default: name
     size_bytes: int | None = Field(None, ge=1)  # used when the file is not on the host yet
     architecture: str | None = None
@@ -134,6 +137,11 @@ class ModelSpec(_Strict):
     def _engine_fields(self) -> ModelSpec:
         if self.engine == "ktransformers" and not self.kt_model_path:
             raise ValueError("engine ktransformers needs kt_model_path (the HF config folder)")
+        if self.engine == "ik_llama":
+            try:
+                check_argv(self.extra_args)
+            except ArgError as err:
+                raise ValueError(f"extra_args for engine ik_llama: {err}") from None
         return self
 
     @property
@@ -170,10 +178,16 @@ class KTransformersSpec(_Strict):
     cuda_tag: str = Field(pattern=r"^cu\d+$")
 
 
+class IkLlamaSpec(_Strict):
+    version: str = Field(pattern=r"^[0-9][0-9A-Za-z.+-]*$")  # of the ik-llama-cpp-python sdist
+    sdist_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
 class InferenceSpec(_Strict):
     image: str | None = None
     build: BuildSpec
     ktransformers: KTransformersSpec
+    ik_llama: IkLlamaSpec
     headroom_gib: float = Field(ge=0)
     gpu_reserve_mib: int = Field(ge=0)
     models: list[ModelSpec] = Field(min_length=1)
@@ -295,6 +309,7 @@ def _default_models(data: Mapping[str, Any]) -> list[dict[str, Any]]:
         "architecture": arch,
         "alias": re.sub(r"[^A-Za-z0-9._-]+", "-", model["name"]) if model.get("name") else None,
         "port": inference.get("port", 8000),
+        "engine": inference.get("engine", "llama-server"),
         "numa": data.get("numa_policy", "none"),
         "kv_bytes_per_token": KNOWN_KV_BYTES_PER_TOKEN.get(arch or ""),
     }]

@@ -22,7 +22,10 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "phase5"
 ZEN5_GLIBC_TUNABLES = "glibc.cpu.hwcaps=-AVX512F,-AVX512VL,-AVX512BW,-AVX512CD,-AVX512DQ"
 GRAFANA_UID = 472  # the grafana image's user; the password file must be readable by it
 DASHBOARD = TEMPLATES / "observability" / "omni-inference.json"
-LLAMA_SERVER = "/app/llama-server"  # in our image and in the official server-cuda images
+LLAMA_SERVER = "/app/llama-server"  # in our images and in the official server-cuda images
+#: the script the ik-llama-cpp-python sdist lacks (writes common/build-info.cpp); the bench's too
+IK_BUILD_INFO = Path(__file__).resolve().parents[2] / "scripts" / "ik_build_info.cmake"
+LLAMA_ENGINES = ("llama-server", "ik_llama")  # same HTTP API: health check, /metrics, verify row
 
 
 class RenderError(ValueError):
@@ -122,7 +125,7 @@ def _inference_service(config: StackConfig, model: ModelSpec) -> dict[str, Any]:
         volumes.append(f"{model.kt_model_path}:/models/{model.name}-config:ro")
         build = "Dockerfile.ktransformers"
     else:
-        if spec.image and prefix:
+        if spec.image and prefix and model.engine == "llama-server":
             raise RenderError(
                 f"model {model.name}: numa {model.numa!r} needs numactl, which the official image "
                 f"{spec.image} lacks: unset inference.image (build on the host) "
@@ -132,13 +135,16 @@ def _inference_service(config: StackConfig, model: ModelSpec) -> dict[str, Any]:
         command = llama_server_argv(model)
         image = spec.image or f"omni/llama-server:{spec.build.llama_cpp_ref}-cuda{spec.build.cuda_version}"
         build = None if spec.image else "Dockerfile.llama-server"
+        if model.engine == "ik_llama":  # always built: no official image of the fork; same /app path
+            image = f"omni/ik-llama-server:{spec.ik_llama.version}-cuda{spec.build.cuda_version}"
+            build = "Dockerfile.ik_llama"
     return {
         "service": model.service, "image": image, "build": build, "entrypoint": entrypoint,
         "command": command, "env": model.env, "volumes": volumes, "port": model.port,
         "bind": config.bind, "numactl": bool(prefix), "mlock": model.mlock,
         "profile": "ktransformers" if model.engine == "ktransformers" else None,
         "gpu": _gpu_devices(model.gpus),
-        "health": model.engine == "llama-server",
+        "health": model.engine in LLAMA_ENGINES,
     }
 
 
@@ -148,6 +154,10 @@ def render_inference(config: StackConfig) -> dict[str, str]:
     if any(s["build"] == "Dockerfile.llama-server" for s in services):
         files["Dockerfile.llama-server"] = _render("inference/Dockerfile.llama-server.j2",
                                                    build=config.inference.build)
+    if any(s["build"] == "Dockerfile.ik_llama" for s in services):
+        files["Dockerfile.ik_llama"] = _render("inference/Dockerfile.ik_llama.j2",
+                                               ik=config.inference.ik_llama, build=config.inference.build)
+        files["ik-build-info.cmake"] = IK_BUILD_INFO.read_text()
     if any(s["profile"] for s in services):
         files["Dockerfile.ktransformers"] = _render("inference/Dockerfile.ktransformers.j2",
                                                     kt=config.inference.ktransformers,
@@ -193,7 +203,7 @@ def render_service(config: StackConfig, key: str) -> dict[str, str]:
 def render_observability(config: StackConfig) -> dict[str, str]:
     spec = config.observability
     root = config.project_dir("observability")
-    targets = [m for m in config.inference.enabled if m.engine == "llama-server"]
+    targets = [m for m in config.inference.enabled if m.engine in LLAMA_ENGINES]
     return {
         "compose.yaml": _render("observability/compose.yaml.j2", spec=spec, root=root,
                                 bind=config.bind_for("observability"), network=config.network),

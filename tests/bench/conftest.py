@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from bench.genmodel import ensure_model
 from bench.server import free_port
 from tests import servers
 from tests.bench.benchutil import SMALL, TINY
+from tests.llama_builds import ik_llama_server, mainline_llama_server
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -66,22 +66,6 @@ def start_server(serve: Callable[..., str]) -> Callable[..., str]:
     return start
 
 
-LLAMA_CPP_PYTHON = "0.3.36"  # the llama-cpp-python sdist whose vendored llama.cpp scripts/ build
-
-
-def llama_cpu_build_dir() -> Path:
-    """Where the CPU-only llama-server is built once per machine (and per pinned version)."""
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "protocol-omni" / f"llama.cpp-cpu-{LLAMA_CPP_PYTHON}"
-
-
-def _script(name: str, *args: str, env: dict[str, str]) -> None:
-    script = Path(__file__).resolve().parents[2] / "scripts" / name
-    proc = subprocess.run(["bash", str(script), *args], env=env, capture_output=True, text=True, timeout=3000)
-    if proc.returncode != 0:
-        pytest.fail(f"scripts/{name} failed: {(proc.stdout + proc.stderr).strip()[-3000:]}")
-
-
 @pytest.fixture(scope="session")
 def llama_server_binary() -> Path:
     """A REAL llama-server (CPU-only) built from the pinned llama.cpp source by our own scripts.
@@ -90,27 +74,11 @@ def llama_server_binary() -> Path:
     the xllamacpp wheel's. The build (~7 min on 2 cores) is cached in ~/.cache/protocol-omni and
     locked against a parallel session; OMNI_LLAMA_SERVER=PATH reuses an existing binary instead.
     """
-    given = os.environ.get("OMNI_LLAMA_SERVER")
-    if given:
-        if not (Path(given).is_file() and os.access(given, os.X_OK)):
-            pytest.fail(f"OMNI_LLAMA_SERVER={given} is not an executable: fix the path or unset it")
-        return Path(given)
-    from tests.sysdeps import ensure_binary
+    return mainline_llama_server()
 
-    build = llama_cpu_build_dir()
-    exe = build / "bin" / "llama-server"
-    build.parent.mkdir(parents=True, exist_ok=True)
-    with (build.parent / f"{build.name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (exe.is_file() and (build / ".stamp").is_file()):
-            for binary, package in (("cmake", "cmake"), ("ninja", "ninja-build"), ("c++", "g++")):
-                ensure_binary(binary, package)
-        tarball = build / "llama.cpp.tar.gz"
-        env = {**os.environ, "PYTHON": sys.executable, "OMNI_LLAMA_CPU_ONLY": "1",
-               "TARGETS": "llama-server llama-quantize llama-gguf-split"}  # the tools genmodel needs
-        if not tarball.is_file():
-            _script("prepare_llama_cpp.sh", str(tarball), LLAMA_CPP_PYTHON, env=env)
-        _script("build_llama_cpp.sh", str(tarball), str(build), env=env)  # returns at once when built
-    if not os.access(exe, os.X_OK):
-        pytest.fail(f"scripts/build_llama_cpp.sh finished but {exe} is missing; see {build}/build.log")
-    return exe
+
+@pytest.fixture(scope="session")
+def ik_llama_server_binary() -> Path:
+    """A REAL ik_llama.cpp llama-server (CPU-only) from the fork's pinned source, built the same
+    way; OMNI_IK_LLAMA_SERVER=PATH reuses an existing binary instead."""
+    return ik_llama_server()

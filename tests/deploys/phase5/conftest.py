@@ -71,3 +71,11 @@ def llama_server(tmp_path_factory):
         served = json.loads(reply.read())["data"][0]["id"]
     yield url, served, port
     servers.stop(proc)
+
+
+@pytest.fixture(scope="session")
+def ik_llama_server_binary():
+    """The real ik_llama.cpp llama-server (CPU build, cached; see tests/llama_builds.py)."""
+    from tests.llama_builds import ik_llama_server
+
+    return ik_llama_server()

@@ -1,0 +1,156 @@
+"""Truth check of a finished sweep: our client's decode rate, the server's own `timings`, and the
+engine's own benchmark tool on the same placement, side by side.
+
+Why: a sweep number is only trusted when two independent clocks agree with it. The server's
+`timings` (predicted_per_second) say whether our client measures the server; the engine's own
+benchmark (ik_llama.cpp's `llama-sweep-bench`, mainline's `llama-bench`), run with the placement
+flags of each configuration, says how far the server sits from what the library can do.
+
+    python -m bench.perf.truth reports/<sweep> [--bin-dir ik=DIR --bin-dir llama-server=DIR]
+
+Writes `<sweep>/truth.jsonl` (one line per configuration) and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from omni.ik_llama import IK_LLAMA
+from omni.llamacpp import LLAMA_CPP, Dialect, parse
+
+# flags that decide where weights live and how the CPU part runs: the same for server and benchmark
+PLACEMENT = ("model", "n_gpu_layers", "override_tensor", "cpu_moe", "n_cpu_moe", "tensor_split",
+             "split_mode", "main_gpu", "threads", "threads_batch", "flash_attn", "ubatch_size",
+             "cache_type_k", "cache_type_v", "numa", "no_mmap", "mlock",
+             # ik_llama.cpp's own (llama-sweep-bench parses the common flags, these included)
+             "no_fused_moe", "run_time_repack", "mla_use", "attn_max_batch", "grouped_expert_routing",
+             "smart_expert_reduction", "no_fused_up_gate", "merge_qkv", "merge_up_gate_exps")
+TOOLS = {"ik_llama": ("llama-sweep-bench", IK_LLAMA), "llama-server": ("llama-bench", LLAMA_CPP)}
+
+
+# mainline llama-bench has its own parser: no --threads-batch/--mlock, `-mmp 0` for --no-mmap
+NOT_IN_LLAMA_BENCH = ("threads_batch", "mlock", "no_mmap")
+
+
+def placement_argv(argv: list[str], dialect: Dialect, llama_bench: bool = False) -> list[str]:
+    """The launch argv reduced to the placement flags (no program, host, port, slots, alias), each
+    in its short spelling (llama-bench knows only some long ones)."""
+    args = parse(argv[1:], dialect, lenient=True)
+    keep = [it for it in args.items if it.flag is not None and it.flag.name in PLACEMENT]
+    if llama_bench:
+        keep = [it for it in keep if it.flag is not None and it.flag.name not in NOT_IN_LLAMA_BENCH]
+    args.items = [replace(it, token=it.flag.spellings[0]) for it in keep if it.flag is not None]
+    out = args.to_argv()
+    if llama_bench and parse(argv[1:], dialect, lenient=True).no_mmap:
+        out += ["-mmp", "0"]
+    return out
+
+
+def bench_command(engine: str, launch_argv: list[str], bin_dir: Path, prompt: int, gen: int) -> list[str]:
+    tool, dialect = TOOLS[engine]
+    flags = placement_argv(launch_argv, dialect, llama_bench=engine != "ik_llama")
+    if engine == "ik_llama":  # one ubatch-sized window at an empty cache: PP prompt tokens, then TG
+        return [str(bin_dir / tool), *flags, "-c", str(2 * prompt), "-ub", str(prompt), "-b", str(prompt),
+                "-n", str(gen), "--output-format", "jsonl"]
+    return [str(bin_dir / tool), *flags, "-p", str(prompt), "-n", str(gen), "-r", "3", "-o", "jsonl"]
+
+
+def parse_bench(engine: str, text: str) -> dict[str, float]:
+    """{decode_tps, prefill_tps} from the tool's JSON lines (sweep-bench: the n_kv = 0 window)."""
+    rows = [json.loads(ln) for ln in text.splitlines() if ln.startswith("{")]
+    if engine == "ik_llama":
+        first = min(rows, key=lambda r: r["n_kv"]) if rows else None
+        return {"decode_tps": first["speed_tg"], "prefill_tps": first["speed_pp"]} if first else {}
+    out = {}
+    for r in rows:  # llama-bench: one line per test, n_prompt>0 → pp, n_gen>0 → tg
+        out["prefill_tps" if r.get("n_prompt") else "decode_tps"] = r["avg_ts"]
+    return out
+
+
+def _mean(rows: list[dict[str, str]], key: str) -> float | None:
+    vals = [float(r[key]) for r in rows if r.get(key) not in (None, "")]
+    return statistics.fmean(vals) if vals else None
+
+
+def truth(sweep: Path, bin_dirs: dict[str, Path], timeout_s: float = 300) -> list[dict[str, Any]]:
+    with (sweep / "results.csv").open() as f:
+        rows = [r for r in csv.DictReader(f) if r["status"] == "ok" and r["concurrency"] == "1"]
+    by_config: dict[str, list[dict[str, str]]] = {}
+    for r in rows:
+        by_config.setdefault(r["config_id"], []).append(r)
+    out = []
+    for config_id, rs in by_config.items():
+        first = rs[0]
+        engine, argv = first["engine"], json.loads(first["launch_argv"])
+        rec: dict[str, Any] = {
+            "config_id": config_id, "config_label": first["config_label"], "engine": engine,
+            "decode_tps": _mean(rs, "decode_tps"), "server_decode_tps": _mean(rs, "server_decode_tps"),
+            "prefill_tps": _mean(rs, "prefill_tps"), "server_prefill_tps": _mean(rs, "server_prefill_tps"),
+        }
+        if rec["decode_tps"] and rec["server_decode_tps"]:
+            rec["client_over_server"] = rec["decode_tps"] / rec["server_decode_tps"]
+        if engine in TOOLS:
+            bin_dir = bin_dirs.get(engine) or Path(argv[0]).parent
+            cmd = bench_command(engine, argv, bin_dir, int(first["input_tokens"]),
+                                int(first["output_tokens"]))
+            rec["bench_command"] = cmd
+            try:
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+                bench = parse_bench(engine, proc.stdout)
+                rec["bench_error"] = "" if bench else (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            except (OSError, subprocess.TimeoutExpired) as err:
+                bench, rec["bench_error"] = {}, f"{type(err).__name__}: {err}"
+            rec |= {f"bench_{k}": v for k, v in bench.items()}
+            if bench.get("decode_tps") and rec["server_decode_tps"]:
+                rec["server_over_bench"] = rec["server_decode_tps"] / bench["decode_tps"]
+        out.append(rec)
+    (sweep / "truth.jsonl").write_text("".join(json.dumps(r) + "\n" for r in out))
+    return out
+
+
+def table(recs: list[dict[str, Any]]) -> str:
+    def f(v: Any, fmt: str = ".1f") -> str:
+        return format(v, fmt) if isinstance(v, int | float) else "-"
+
+    lines = ["| config | engine | ours decode | server decode | ours/server | bench tg | server/bench "
+             "| server prefill | bench pp |", "|" + " --- |" * 9]
+    for r in recs:
+        lines.append(f"| {r['config_label']} | {r['engine']} | {f(r['decode_tps'])} | "
+                     f"{f(r['server_decode_tps'])} | {f(r.get('client_over_server'), '.3f')} | "
+                     f"{f(r.get('bench_decode_tps'))} | {f(r.get('server_over_bench'), '.3f')} | "
+                     f"{f(r['server_prefill_tps'])} | {f(r.get('bench_prefill_tps'))} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.perf.truth", description=__doc__.split("\n\n")[0])
+    ap.add_argument("sweep", type=Path)
+    ap.add_argument("--bin-dir", action="append", default=[], metavar="ENGINE=DIR",
+                    help="where ENGINE's benchmark tool lives (default: beside its server binary)")
+    ap.add_argument("--timeout-s", type=float, default=300)
+    args = ap.parse_args(argv)
+    if not (args.sweep / "results.csv").is_file():
+        print(f"error: {args.sweep} has no results.csv: give a finished sweep directory", file=sys.stderr)
+        return 2
+    dirs = {}
+    for item in args.bin_dir:
+        engine, eq, folder = item.partition("=")
+        if not eq or engine not in TOOLS:
+            print(f"error: --bin-dir {item!r}: write ENGINE=DIR with ENGINE one of {', '.join(TOOLS)}",
+                  file=sys.stderr)
+            return 2
+        dirs[engine] = Path(folder)
+    print(table(truth(args.sweep, dirs, args.timeout_s)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
