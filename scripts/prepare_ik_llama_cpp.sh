@@ -21,5 +21,8 @@ trim_source() {  # 42 MB sdist -> ~7 MB: no web-UI sources, Android/iOS demos, i
   rm -rf "$server"/{webui,webui_llamacpp,public_legacy,public_mikupad,public_simplechat,themes,tests,bench}
   find "$server/public" -mindepth 1 ! -name index.html.gz -delete
   find "$server/public_llamacpp" -mindepth 1 ! -name index_llamacpp.html.gz ! -name loading.html -delete
+  # the sdist lacks the script that writes common/build-info.cpp; without it the build stops there
+  mkdir -p "$src/common/cmake"
+  cp "$here/ik_build_info.cmake" "$src/common/cmake/build-info-gen-cpp.cmake"
 }
 BUILD_COMMIT=ik-$version pack_vendored_source ik-llama-cpp-python "$version" vendor/ik_llama.cpp "$sha256" "$out"
