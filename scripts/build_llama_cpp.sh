@@ -38,10 +38,10 @@ cuda=(-DGGML_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$archs")
 [ "${OMNI_LLAMA_CPU_ONLY:-0}" = 1 ] && cuda=(-DGGML_CUDA=OFF)
 if [ "${OMNI_LLAMA_TEST_BUILD:-0}" = 1 ]; then
   # Tests serve a 5 MB model: compile time matters, speed does not. Portable AVX2 code (the
-  # binary also runs on a CI runner other than the one that built it) at -O1; for the fork, no
-  # iqk flash-attention CPU kernels (nine template-heavy files, ~90 s each on a loaded 2-core
-  # box; attention then runs ggml's generic CPU kernel). Never use this for measurements.
-  extra+=(-DGGML_NATIVE=OFF -DGGML_IQK_FLASH_ATTENTION=OFF "-DCMAKE_C_FLAGS_RELEASE=-O1 -DNDEBUG"
+  # binary also runs on a CI runner other than the one that built it) at -O1; for the fork, only
+  # the f16/q8_0 iqk flash-attention kernels (GGML_IQK_FLASH_ATTENTION=OFF does not link in
+  # ik-llama-cpp-python 0.1.5: ggml.c calls iqk_flash_attn_noalibi regardless). Never measure with it.
+  extra+=(-DGGML_NATIVE=OFF -DGGML_IQK_FA_ALL_QUANTS=OFF "-DCMAKE_C_FLAGS_RELEASE=-O1 -DNDEBUG"
           "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -DNDEBUG")
 fi
 read -ra more <<<"${CMAKE_EXTRA:-}"

@@ -79,7 +79,7 @@ stage_compare() {
   local dest=$cache/ik-vs-mainline
   "$py" -m bench report "$cache/sweep-mainline" >/dev/null && "$py" -m bench report "$cache/sweep-ik" >/dev/null
   "$py" -m bench.perf.compare_engines "$dest" "$cache/sweep-mainline" "$cache/sweep-ik" | tee "$out/compare.md"
-  tar czf "$out/ik-vs-mainline.tgz" -C "$cache" ik-vs-mainline sweep-mainline sweep-ik
+  cp -r "$cache/sweep-mainline" "$cache/sweep-ik" "$dest/"  # each engine's own report beside the comparison
 }
 
 for stage in "$@"; do "stage_$stage" || echo "stage $stage failed rc=$?"; done

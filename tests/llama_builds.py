@@ -61,8 +61,6 @@ def cpu_llama_server(tree: str, version: str, prepare: list[str], override: str,
     return exe
 
 
-
-
 def mainline_llama_server() -> Path:
     """llama-server, plus the llama-quantize and llama-gguf-split that genmodel's proxies need."""
     return cpu_llama_server("llama.cpp", LLAMA_CPP_PYTHON, ["prepare_llama_cpp.sh", LLAMA_CPP_PYTHON],
@@ -70,7 +68,9 @@ def mainline_llama_server() -> Path:
 
 
 def ik_llama_server() -> Path:
-    """OMNI_LLAMA_TEST_BUILD: portable -O1 code without the iqk flash-attention kernels, because the
-    fork's iqk_* templates make an -O3 build the slowest step of the suite (docs/bench.md)."""
+    """llama-server and llama-sweep-bench (the truth check's) of the fork. OMNI_LLAMA_TEST_BUILD:
+    portable -O1 code without the iqk flash-attention kernels, because the fork's iqk_* templates
+    make an -O3 build the slowest step of the suite (docs/bench.md)."""
     return cpu_llama_server("ik_llama.cpp", IK_LLAMA_CPP_PYTHON, ["prepare_ik_llama_cpp.sh"],
-                            "OMNI_IK_LLAMA_SERVER", {"OMNI_LLAMA_TEST_BUILD": "1"})
+                            "OMNI_IK_LLAMA_SERVER", {"OMNI_LLAMA_TEST_BUILD": "1",
+                                                     "TARGETS": "llama-server llama-sweep-bench"})

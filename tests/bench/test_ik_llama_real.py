@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -67,6 +68,12 @@ def sweep(ik_llama_server_binary: Path, moe_model: Path, tmp_path_factory: pytes
     return out
 
 
+def run_bench_module(module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    repo = Path(__file__).resolve().parents[2]
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=repo, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "PYTHONPATH": str(repo)})
+
+
 def _rows(sweep: Path) -> dict[str, list[dict[str, str]]]:
     with (sweep / "results.csv").open() as f:
         rows = list(csv.DictReader(f))
@@ -105,6 +112,24 @@ def test_readback_comes_from_props_and_the_startup_log(sweep: Path):
     assert tuned["log.repacked"] > 0  # -rtr: the q8_0 tensors were repacked at load
     assert {r["config_mismatches"] for r in rows[TUNED]} == {
         "-mla 2 asked, ignored: MLA applies to DeepSeek-style models only (deepseek2, glm-dsa, mistral4)"}
+
+
+def test_truth_check_runs_llama_sweep_bench_with_each_placement(sweep: Path, ik_llama_server_binary: Path):
+    """`python -m bench.perf.truth`: our rate, the server's timings and llama-sweep-bench side by side."""
+    proc = run_bench_module("bench.perf.truth", str(sweep))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    recs = {r["config_label"].removeprefix("case="): r
+            for r in map(json.loads, (sweep / "truth.jsonl").read_text().splitlines())}
+    assert sorted(recs) == sorted([DEFAULTS, TUNED])
+    for case, r in recs.items():
+        assert r["engine"] == "ik_llama" and r["bench_error"] == "", r
+        cmd = r["bench_command"]
+        assert cmd[0] == str(ik_llama_server_binary.parent / "llama-sweep-bench")
+        assert "-np" not in cmd and "--port" not in cmd and "-t" in cmd  # placement flags only
+        assert ("-rtr" in cmd and "-no-fmoe" in cmd) == (case == TUNED)
+        assert r["bench_decode_tps"] > 0 and r["bench_prefill_tps"] > 0
+        assert r["client_over_server"] > 0 and r["server_over_bench"] > 0
+    assert "| ours/server |" in proc.stdout
 
 
 def test_the_fork_rejects_fmoe_as_the_engine_says(ik_llama_server_binary: Path, moe_model: Path):
