@@ -104,7 +104,10 @@ def truth(sweep: Path, bin_dirs: dict[str, Path], timeout_s: float = 300) -> lis
             rec["bench_command"] = cmd
             try:
                 proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
-                bench = parse_bench(engine, proc.stdout)
+                # llama-sweep-bench prints its JSON lines to stderr, llama-bench to stdout; the
+                # sweep tool may fail on its last window (the context is rounded up to 256 tokens)
+                # after printing the empty-cache window we use
+                bench = parse_bench(engine, proc.stdout + "\n" + proc.stderr)
                 rec["bench_error"] = "" if bench else (proc.stderr.strip().splitlines() or ["no output"])[-1]
             except (OSError, subprocess.TimeoutExpired) as err:
                 bench, rec["bench_error"] = {}, f"{type(err).__name__}: {err}"

@@ -24,7 +24,7 @@ from omni.llamacpp import ArgError, parse
 
 READBACK_SOURCE = ("/props (total_slots, slot n_ctx) + startup log (the fork's own settings: "
                    "its /props has no field for them)")
-_CTX = r"llama_new_context_with_model:\s+"
+_CTX = r"llama_(?:init_from_model|new_context_with_model):\s+"  # the context lines: this build, older builds
 _IK_LOG = {  # what the fork prints at its default verbosity
     "threads": re.compile(r"\bn_threads[\"=:\s]+(\d+)"),
     "parallel": re.compile(r"\bn_slots[\"=:\s]+(\d+)"),
@@ -42,7 +42,7 @@ _IK_LOG = {  # what the fork prints at its default verbosity
     "repacked": re.compile(r"Repacked (\d+) tensors"),
     "offloaded": re.compile(r"offloaded (\d+)/(\d+) layers to GPU"),
     "gpu_layers_ignored": re.compile(r"--gpu-layers option will be ignored"),
-    "ctx_train": re.compile(r"n_ctx_train\s*=\s*(\d+)"),
+    "n_ctx_train": re.compile(r"n_ctx_train\s*=\s*(\d+)"),  # not "ctx_train": that one means "capped"
     "system_info": re.compile(r"system_info[\"=:\s]+\"?([^\"\n]+)"),
 }
 

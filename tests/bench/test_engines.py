@@ -37,9 +37,9 @@ def launch(engine: str, extra: str = "", axes: str = '"--threads" = [8]'):
 
 
 def test_every_engine_is_registered():
-    assert set(ENGINES) == {"llama-server", "xllamacpp", "ktransformers", "ktransformers-sglang", "sglang",
-                            "vllm"}
-    assert {n for n, e in ENGINES.items() if e.runnable} == {"llama-server", "xllamacpp"}
+    assert set(ENGINES) == {"llama-server", "xllamacpp", "ik_llama", "ktransformers", "ktransformers-sglang",
+                            "sglang", "vllm"}
+    assert {n for n, e in ENGINES.items() if e.runnable} == {"llama-server", "xllamacpp", "ik_llama"}
 
 
 def test_ktransformers_legacy_template():

@@ -15,9 +15,9 @@ from test_phase5_checks import rows_for
 
 from bench.genmodel import ModelShape, ensure_model
 from bench.server import free_port
-from deploys.hostdata import host_data
 from deploys.stack import render
 from deploys.stack.config import StackConfigError, stack_config
+from omni.hostdata import host_data
 from omni.ik_llama import SDIST_SHA256, SDIST_VERSION
 from tests import servers
 
@@ -67,7 +67,7 @@ def test_bad_fork_flags_in_host_data_are_one_line(extra, named):
 
 
 def test_rendered_flags_start_the_real_fork_and_pass_the_verify_row(tmp_path, ik_llama_server_binary):
-    model = ensure_model(ModelShape())
+    model = ensure_model(ModelShape(dtype="q8_0"))  # q8_0: -rtr has tensors to repack
     port = free_port()
     config = ik_config(name="architect", path=str(model), port=port, engine="ik_llama", ngl=0, threads=1,
                        ctx_size=512, parallel=1, numa="--numa distribute", kv_bytes_per_token=1,
