@@ -4,9 +4,9 @@ mainline llama.cpp) merged into one results.csv (`engine` on every row) and one 
 Why not one sweep: a spec has one engine, and each engine's sweep keeps its own report; this joins
 them on the placement axis (`args.placement`) so the ratio per placement is read off one table.
 
-    python -m bench.perf.compare_engines OUT_DIR SWEEP_DIR SWEEP_DIR...
+    python -m benchmarks.compare_engines OUT_DIR SWEEP_DIR SWEEP_DIR...
 
-Writes OUT_DIR/results.csv, OUT_DIR/truth.jsonl (each sweep's `python -m bench.perf.truth`),
+Writes OUT_DIR/results.csv, OUT_DIR/truth.jsonl (each sweep's `python -m benchmarks.truth`),
 OUT_DIR/compare.md and OUT_DIR/index.html; prints the Markdown.
 """
 
@@ -100,7 +100,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,td
 to mainline llama.cpp on the same placement. {links}</p><table><tr>{th}</tr>{trs}</table>
 <h2>Truth check: our client, the server's timings, the engine's own benchmark</h2>
 <p><code>llama-sweep-bench</code> (ik, the empty-cache window) and <code>llama-bench</code> (mainline),
-run with each configuration's placement flags (<code>python -m bench.perf.truth</code>).</p>
+run with each configuration's placement flags (<code>python -m benchmarks.truth</code>).</p>
 <table><tr>{"".join(f"<th>{c}</th>" for c in tcols)}</tr>{ttrs}</table></body></html>
 """
 
@@ -108,7 +108,7 @@ run with each configuration's placement flags (<code>python -m bench.perf.truth<
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) < 3:
-        print("usage: python -m bench.perf.compare_engines OUT_DIR SWEEP_DIR SWEEP_DIR...", file=sys.stderr)
+        print("usage: python -m benchmarks.compare_engines OUT_DIR SWEEP_DIR SWEEP_DIR...", file=sys.stderr)
         return 2
     dest, sweeps = Path(args[0]), [Path(a) for a in args[1:]]
     missing = [str(s) for s in sweeps if not (s / "results.csv").is_file()]

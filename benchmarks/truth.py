@@ -6,7 +6,7 @@ Why: a sweep number is only trusted when two independent clocks agree with it. T
 benchmark (ik_llama.cpp's `llama-sweep-bench`, mainline's `llama-bench`), run with the placement
 flags of each configuration, says how far the server sits from what the library can do.
 
-    python -m bench.perf.truth reports/<sweep> [--bin-dir ik=DIR --bin-dir llama-server=DIR]
+    python -m benchmarks.truth reports/<sweep> [--bin-dir ik=DIR --bin-dir llama-server=DIR]
 
 Writes `<sweep>/truth.jsonl` (one line per configuration) and prints a Markdown table.
 """
@@ -134,7 +134,7 @@ def table(recs: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.perf.truth", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.truth", description=__doc__.split("\n\n")[0])
     ap.add_argument("sweep", type=Path)
     ap.add_argument("--bin-dir", action="append", default=[], metavar="ENGINE=DIR",
                     help="where ENGINE's benchmark tool lives (default: beside its server binary)")

@@ -70,15 +70,15 @@ stage_sweep() {  # an existing --out resumes, so a second call finishes an inter
 
 stage_truth() {
   log "truth: client vs server timings vs llama-bench / llama-sweep-bench"
-  "$py" -m bench.perf.truth "$cache/sweep-mainline" | tee "$out/truth-mainline.md"
-  "$py" -m bench.perf.truth "$cache/sweep-ik" | tee "$out/truth-ik.md"
+  "$py" -m benchmarks.truth "$cache/sweep-mainline" | tee "$out/truth-mainline.md"
+  "$py" -m benchmarks.truth "$cache/sweep-ik" | tee "$out/truth-ik.md"
 }
 
 stage_compare() {
   log compare
   local dest=$cache/ik-vs-mainline
   "$py" -m bench report "$cache/sweep-mainline" >/dev/null && "$py" -m bench report "$cache/sweep-ik" >/dev/null
-  "$py" -m bench.perf.compare_engines "$dest" "$cache/sweep-mainline" "$cache/sweep-ik" | tee "$out/compare.md"
+  "$py" -m benchmarks.compare_engines "$dest" "$cache/sweep-mainline" "$cache/sweep-ik" | tee "$out/compare.md"
   cp -r "$cache/sweep-mainline" "$cache/sweep-ik" "$dest/"  # each engine's own report beside the comparison
 }
 

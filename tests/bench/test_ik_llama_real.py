@@ -115,8 +115,8 @@ def test_readback_comes_from_props_and_the_startup_log(sweep: Path):
 
 
 def test_truth_check_runs_llama_sweep_bench_with_each_placement(sweep: Path, ik_llama_server_binary: Path):
-    """`python -m bench.perf.truth`: our rate, the server's timings and llama-sweep-bench side by side."""
-    proc = run_bench_module("bench.perf.truth", str(sweep))
+    """`python -m benchmarks.truth`: our rate, the server's timings and llama-sweep-bench side by side."""
+    proc = run_bench_module("benchmarks.truth", str(sweep))
     assert proc.returncode == 0, proc.stderr[-2000:]
     recs = {r["config_label"].removeprefix("case="): r
             for r in map(json.loads, (sweep / "truth.jsonl").read_text().splitlines())}
