@@ -60,7 +60,7 @@ def bench_command(engine: str, launch_argv: list[str], bin_dir: Path, prompt: in
     if engine == "ik_llama":  # one ubatch-sized window at an empty cache: PP prompt tokens, then TG
         return [str(bin_dir / tool), *flags, "-c", str(2 * prompt), "-ub", str(prompt), "-b", str(prompt),
                 "-n", str(gen), "--output-format", "jsonl"]
-    return [str(bin_dir / tool), *flags, "-p", str(prompt), "-n", str(gen), "-r", "3", "-o", "jsonl"]
+    return [str(bin_dir / tool), *flags, "-p", str(prompt), "-n", str(gen), "-r", "2", "-o", "jsonl"]
 
 
 def parse_bench(engine: str, text: str) -> dict[str, float]:

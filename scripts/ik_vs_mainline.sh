@@ -49,7 +49,7 @@ stage_build() {  # both at once, each with half the cores; each returns at once 
   cat "$out/build-mainline.txt" "$out/build-ik.txt"
 }
 
-stage_model() {
+stage_model() {  # may run beside the build: it only needs the wheels (setup) and writes model.done
   log model
   "$py" - <<'PY' | tee "$out/model.txt"
 import tomllib
@@ -58,6 +58,7 @@ gen = tomllib.load(open("bench/specs/ik-vs-mainline.toml", "rb"))["server"]["gen
 path = ensure_model(ModelShape(**gen))
 print(path, path.stat().st_size)
 PY
+  touch "$cache/model.done"
 }
 
 stage_sweep() {  # an existing --out resumes, so a second call finishes an interrupted sweep
