@@ -25,7 +25,7 @@ def llama_cpu_build_dir(tree: str = "llama.cpp", version: str = LLAMA_CPP_PYTHON
 
 
 def _script(name: str, *args: str, env: dict[str, str]) -> None:
-    script = Path(__file__).resolve().parents[2] / "scripts" / name
+    script = Path(__file__).resolve().parents[1] / "scripts" / name
     proc = subprocess.run(["bash", str(script), *args], env=env, capture_output=True, text=True, timeout=3000)
     if proc.returncode != 0:
         pytest.fail(f"scripts/{name} failed: {(proc.stdout + proc.stderr).strip()[-3000:]}")
