@@ -29,7 +29,7 @@ def ik_config(**model: object):
         {"stack": {"inference": {"models": [model]}}} if model else {})}))
 
 
-def test_host_data_engine_ik_llama_builds_the_pinned_fork(tmp_path, docker_compose_v1):
+def test_host_data_engine_ik_llama_builds_the_pinned_fork(tmp_path, docker_compose):
     config = ik_config()
     assert config.inference.models[0].engine == "ik_llama"  # from the reference box's inference.engine
     files = render.render_inference(config)
@@ -50,7 +50,7 @@ def test_host_data_engine_ik_llama_builds_the_pinned_fork(tmp_path, docker_compo
     # Prometheus scrapes the fork's /metrics like llama-server's
     assert ":8000" in render.render_observability(config)["prometheus.yml"]
     (tmp_path / "compose.yaml").write_text(files["compose.yaml"])
-    proc = subprocess.run([docker_compose_v1, "-f", str(tmp_path / "compose.yaml"), "config", "-q"],
+    proc = subprocess.run([*docker_compose, "-f", str(tmp_path / "compose.yaml"), "config", "-q"],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
 
