@@ -103,6 +103,16 @@ class ReportSpec(_Strict):
     min_decode_tps: float | None = Field(None, gt=0)  # decode goal, tokens/s per request
     min_headroom_gb: float | None = Field(None, ge=0)  # host MemAvailable to keep, GB (10^9 B)
     target_mem_gb: float | None = Field(None, gt=0)  # MemTotal of the box judged (default: the sweep host)
+    objective: str | None = None  # decode | throughput@N | throughput:ttft_p90<MS | decode_per_gb
+
+    @field_validator("objective")
+    @classmethod
+    def _objective(cls, value: str | None) -> str | None:
+        if value is not None:
+            from bench.report.objective import parse_objective
+
+            parse_objective(value)
+        return value
     host_bandwidth_gbps: float | None = Field(None, gt=0)  # measured host RAM bandwidth, GB/s
     # measured GPU memory bandwidth, GB/s: one number for every GPU, or a list per GPU index
     gpu_bandwidth_gbps: list[Annotated[float, Field(gt=0)]] | None = None

@@ -154,7 +154,7 @@ def _run_locked(spec: Spec, spec_text: str, out: Path, model: str, console: Cons
 
 def _record_ceiling_inputs(folder: Path, model: str, console: Console) -> None:
     """model.json (the GGUF's tensor table) and bandwidth.json (host read and GPU copy bandwidth,
-    measured now by `python -m bench.perf.membw` in a child process, so no CUDA context stays in
+    measured now by `python -m bench.membw` in a child process, so no CUDA context stays in
     ours), so the report's ceiling renders from the sweep directory alone, on any machine. Each is
     written once; a resumed sweep keeps them. A failed measurement is a note, not a stop."""
     from bench.report.modelbytes import record_model
@@ -164,14 +164,14 @@ def _record_ceiling_inputs(folder: Path, model: str, console: Console) -> None:
     if target.is_file():
         return
     gib = max(min(1.0, psutil.virtual_memory().available / 8 / 2**30), 0.125)  # >> caches, << RAM
-    argv = [sys.executable, "-m", "bench.perf.membw", "--gib", f"{gib:.3f}", "--repeats", "3"]
+    argv = [sys.executable, "-m", "bench.membw", "--gib", f"{gib:.3f}", "--repeats", "3"]
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
         doc = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else None
     except (OSError, subprocess.TimeoutExpired, ValueError, IndexError):
         doc = None
     if not isinstance(doc, dict):
-        console.print("[yellow]memory bandwidth not measured (bench.perf.membw failed): the report's "
+        console.print("[yellow]memory bandwidth not measured (bench.membw failed): the report's "
                       "ceiling uses the DIMM facts or a figure you give[/yellow]")
         return
     doc["measured_at"] = now()

@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--min-headroom-gb", type=float, help="host MemAvailable to keep during inference, GB (default: "
       "the reference box's 80 of 384 GiB, scaled to --target-mem-gb or this host's MemTotal)")
     a("--target-mem-gb", type=float, help="judge for a box with this much RAM, GB (default: the sweep host)")
+    a("--objective", help="what 'best' means: decode (per request at the lowest concurrency, default), "
+      "throughput@N (aggregate tokens/s at concurrency N), throughput:ttft_p90<MS (most tokens/s with "
+      "TTFT p90 under MS ms), decode_per_gb (decode tokens/s per GB of VRAM)")
     a("--host-bandwidth-gbps", type=float, help="measured host RAM bandwidth for the ceiling, GB/s")
     a("--gpu-bandwidth-gbps", type=float, action="append",
       help="measured GPU memory bandwidth, GB/s (repeat per GPU index)")
@@ -36,8 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from(ns: argparse.Namespace) -> dict:
-    keys = ("min_decode_tps", "min_headroom_gb", "target_mem_gb", "host_bandwidth_gbps", "gpu_bandwidth_gbps",
-            "memory_channels")
+    keys = ("min_decode_tps", "min_headroom_gb", "target_mem_gb", "objective", "host_bandwidth_gbps",
+            "gpu_bandwidth_gbps", "memory_channels")
     return {k: getattr(ns, k) for k in keys if getattr(ns, k, None) is not None}
 
 

@@ -35,6 +35,15 @@ class ReportOptions(BaseModel):
     min_decode_tps: float = Field(15.0, gt=0)  # decode tokens/s per request, one user
     min_headroom_gb: float | None = Field(None, ge=0)  # host headroom kept during inference (10^9 B)
     target_mem_gb: float | None = Field(None, gt=0)  # MemTotal of the box judged (default: this host)
+    objective: str = "decode"  # what "best" means: bench/report/objective.py (decode, throughput@N, ...)
+
+    @field_validator("objective")
+    @classmethod
+    def _objective(cls, value: str) -> str:
+        from bench.report.objective import parse_objective
+
+        parse_objective(value)  # ValueError: one line with the syntax
+        return value
     host_bandwidth_gbps: float | None = Field(None, gt=0)  # measured host RAM bandwidth, GB/s
     gpu_bandwidth_gbps: list[Annotated[float, Field(gt=0)]] = Field(default_factory=list)  # per GPU
     memory_channels: int | None = Field(None, ge=1)  # override "one DIMM per channel"

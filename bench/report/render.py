@@ -137,7 +137,7 @@ def _host_rows(host: HostFacts, sweep: Sweep) -> list[tuple[str, str]]:
 def context(sweep: Sweep) -> dict[str, Any]:
     summaries = summarise(sweep)
     opts = sweep.options
-    rec = recommend(summaries, opts)
+    rec = recommend(summaries, opts, sweep)
     rows = sweep.rows
     model, model_reason, model_source = None, "no model path in the launch argv or spec", ""
     for s in summaries:

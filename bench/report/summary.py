@@ -248,7 +248,7 @@ def bandwidths(sweep: Sweep, gpus: list[Gpu]) -> tuple[ce.Bandwidth, list[ce.Ban
     measured_host = rec.get("host_read_gbps")
     if not opts.host_bandwidth_gbps and isinstance(measured_host, int | float) and measured_host > 0:
         host_bw = ce.Bandwidth(measured_host * GB, (
-            f"measured at sweep start: {measured_host:.1f} GB/s (bench.perf.membw, "
+            f"measured at sweep start: {measured_host:.1f} GB/s (bench.membw, "
             f"{rec.get('host_threads', '?')} threads reading a {rec.get('buffer_gib', '?')} GiB buffer; "
             "bandwidth.json)"))
     given = opts.gpu_bandwidth_gbps
@@ -257,7 +257,7 @@ def bandwidths(sweep: Sweep, gpus: list[Gpu]) -> tuple[ce.Bandwidth, list[ce.Ban
     for i, g in enumerate(gpus):
         if not given and i < len(copies):
             gpu_bw.append(ce.Bandwidth(copies[i] * GB, f"measured at sweep start: {copies[i]:.0f} GB/s "
-                                       "(device-to-device copy, bench.perf.membw; bandwidth.json)"))
+                                       "(device-to-device copy, bench.membw; bandwidth.json)"))
         else:
             gpu_bw.append(ce.gpu_bandwidth(g.name, given[min(i, len(given) - 1)] if given else None,
                                            g.bus_width_bits, g.mem_clock_mhz))

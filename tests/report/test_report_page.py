@@ -88,7 +88,11 @@ def test_page_recommends_a_measured_config_with_its_exact_launch_command(sweep, 
     rows = pd.read_csv(sweep / "results.csv", dtype=str, keep_default_na=False)
     ok = rows[rows["status"] == "ok"]
     assert "Recommended configuration" in page.text
-    recommended = page.text.split("Launch it exactly as measured:")[1].split("Success criteria")[0].strip()
+    import html as html_lib
+
+    pre = (sweep / "index.html").read_text().split('<pre id="launch-command">')[1].split("</pre>")[0]
+    recommended = html_lib.unescape(pre).strip()
+    assert "exactly as measured:" in page.text
     assert recommended in set(ok["launch_command"]), recommended
     for label in ("Decode speed", "Host memory headroom during inference", "Model loaded"):
         assert label in page.text
