@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shlex
 import shutil
@@ -204,14 +205,14 @@ def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
         raise SpecError(f"--out {out} is a file, not a directory: give a new or existing sweep directory")
     from bench.sweep import preflight, run_sweep
 
-    preflight(spec, model_path(spec, generate=False), check_model=spec.server.generate is None)
+    plan = preflight(spec, model_path(spec, generate=False), check_model=spec.server.generate is None)
     if spec.server.generate is not None:
         console.print(f"model: random-weight GGUF cached in {cache_dir()} (generated when missing)")
-    model = model_path(spec, generate=True)
+        plan = dataclasses.replace(plan, model=model_path(spec, generate=True))
     from bench.progress import earlier_timing
 
     timing = earlier_timing(REPORTS, spec_hash(text), spec.name)
-    sweep_dir = run_sweep(spec, text, out, model, console, retry_failed=args.retry_failed, timing=timing)
+    sweep_dir = run_sweep(plan, text, out, console, retry_failed=args.retry_failed, timing=timing)
     print(sweep_dir / "results.csv" if args.no_report else render(sweep_dir))
     if SweepStore(sweep_dir).meta().get("served_runs") == 0:
         print(f"error: every launch failed (no configuration served a request); causes in "

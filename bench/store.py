@@ -7,10 +7,14 @@ Layout (reports/<sweep-id>/):
     runs/<config_id>/r<repeat>/launch.json   LaunchRecord
     runs/<config_id>/r<repeat>/<cell_id>.json  RunRecord (row + per-request records + memory)
     logs/<config_id>-r<repeat>.log (+ .tail.txt when something failed)
-    results.csv          one flat row per run, rebuilt from the run files after every cell
+    model.json           the GGUF's tensor table and bytes per token (the report reads it)
+    results.csv          one flat row per run, appended as each cell finishes
 
-Why rebuilt: a run file is written with os.replace once its cell is finished, so `kill -9` loses
-at most the cell in flight, and results.csv is always derivable from what is on disk.
+Why appended, and rewritten only at the end: a run file is written with os.replace once its cell
+is finished, so `kill -9` loses at most the cell in flight, and results.csv is always derivable
+from what is on disk: a resumed sweep rewrites it from the run files (a torn last line is gone)
+and a finished one rewrites it once to add the confidence intervals across repeats. It is also
+rewritten when a row brings a column the header lacks (the first launch's engine versions).
 """
 
 from __future__ import annotations
@@ -252,6 +256,28 @@ class SweepStore:
         return len(list((self.path / "runs").glob("*/r*/launch.json")))
 
     # -- results.csv -------------------------------------------------------------------------
+    def append_row(self, run: RunRecord, host_columns: dict[str, Any]) -> Path:
+        """Add one run's row to results.csv (O(1)); rewrite the file when the row has a column the
+        header lacks, or when there is no header yet."""
+        path = self.path / "results.csv"
+        row = run.row.model_dump() | run.columns | host_columns
+        header = self._header(path)
+        if header is None or not set(row) <= set(header):
+            return self.write_csv(host_columns)
+        with path.open("a", newline="") as f:
+            csv.DictWriter(f, fieldnames=header, extrasaction="ignore").writerow(
+                {k: _cell(v) for k, v in row.items()})
+            f.flush()
+            os.fsync(f.fileno())
+        return path
+
+    def _header(self, path: Path) -> list[str] | None:
+        try:
+            with path.open(newline="") as f:
+                return next(csv.reader(f), None)
+        except OSError:
+            return None
+
     def write_csv(self, host_columns: dict[str, Any]) -> Path:
         runs = self.all_runs()
         groups: dict[tuple[str, str], list[Row]] = {}

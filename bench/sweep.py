@@ -1,9 +1,15 @@
-"""The sweep loop: a strategy picks the next server launch; each launch runs its workload cells.
+"""The sweep as a straight pipeline: spec → plan of launches → one launch at a time → cells → rows.
+
+    plan = preflight(spec, model)                  # validated once: engine, configs, cells, strategy
+    run_sweep(plan, spec_text, out, console)       # the strategy asks for launches; for each:
+        with launched(run, config, repeat, seq):   #   start, health, readback ... stop, memory released
+            run the cells → build_row → run file + one row appended to results.csv
 
 Why ask/tell: the loop owns everything physical (launch, health, memory guard, rows) while
 `bench.strategies` only decides which configuration to launch next from launch scores. A resumed
 sweep replays the recorded launches through `tell` (strategies are deterministic), so it asks for
-exactly the launches that are missing and runs only the cells without a run file.
+exactly the launches that are missing and runs only the cells without a run file. results.csv is
+appended row by row and rewritten once at the end (the confidence intervals across repeats).
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,39 +31,37 @@ import psutil
 from rich.console import Console
 
 from bench.engines import Engine, get_engine
+from bench.engines.base import Launch
 from bench.hostinfo import collect_facts, flatten_facts, versions
 from bench.load import CellLoad, Client, make_prompt, run_cell
 from bench.memory import Gpus, Sampler, host_sample, wait_released
 from bench.plan import Cell, ServerConfig, cells, server_configs
 from bench.progress import SweepProgress, Timing, cell_units
+from bench.report.modelbytes import record_model
 from bench.runrow import LaunchInfo, build_row, run_status
 from bench.schema import OK_STATUSES, LaunchRecord, RunRecord
 from bench.server import ServerProcess, check_bind_host, error_line, free_port, http_json
-from bench.spec import Spec, numa_prefix, parse_size
+from bench.spec import Spec, SpecError, numa_prefix, parse_size
 from bench.store import SweepStore, now
-from bench.strategies import launch_score, make_strategy, parse_strategy
+from bench.strategies import StrategySpec, launch_score, make_strategy, parse_strategy
 from omni.files import atomic_write_text
 
 
-@dataclass
-class Sweep:
+@dataclass(frozen=True)
+class SweepPlan:
+    """The spec validated once: its engine, every server configuration with its workload cells,
+    and the parsed strategy. Everything after `preflight` reads this, never the raw spec tables."""
+
     spec: Spec
-    store: SweepStore
     engine: Engine
     model: str
     configs: dict[str, ServerConfig]
-    console: Console
-    gpus: Gpus
-    mem_total: int
-    floor_bytes: int
-    sweep_columns: dict[str, Any]  # host.* and version.* columns shared by every row
-    facts_source: str
-    retry_failed: bool = False
-    progress: SweepProgress | None = None
-    # configurations whose launch failed before serving: config_id -> (why, log tail); later repeats
-    # are recorded as skipped, not relaunched (a bad flag fails the same way every time)
-    fatal: dict[str, tuple[str, str]] = field(default_factory=dict)
-    served_runs: int = 0  # runs (replayed or new) where the server answered: 0 at the end fails the sweep
+    cells: dict[str, list[Cell]]
+    strategy: StrategySpec
+
+    @property
+    def n_runs(self) -> int:
+        return sum(len(c) for c in self.cells.values()) * self.spec.workload.repeats
 
 
 def placement_of(spec: Spec, config: ServerConfig) -> tuple[str, float | None]:
@@ -71,7 +77,7 @@ def placement_of(spec: Spec, config: ServerConfig) -> tuple[str, float | None]:
     return "grid", None
 
 
-def preflight(spec: Spec, model: str, check_model: bool = True) -> tuple[Engine, list[ServerConfig]]:
+def preflight(spec: Spec, model: str, check_model: bool = True) -> SweepPlan:
     """Everything that can be checked before a launch; raises SpecError with one line."""
     engine = get_engine(spec.engine)
     check_bind_host(spec.server.host)
@@ -81,75 +87,40 @@ def preflight(spec: Spec, model: str, check_model: bool = True) -> tuple[Engine,
     for cfg in configs:
         numa_prefix(cfg.numa)
         engine.check_config(cfg)
-    return engine, configs
+    try:
+        strategy = parse_strategy(spec.strategy, spec.strategy_options)
+    except ValueError as err:
+        raise SpecError(str(err)) from None
+    return SweepPlan(spec, engine, model, {c.config_id: c for c in configs},
+                     {c.config_id: cells(spec, c) for c in configs}, strategy)
 
 
-def run_sweep(spec: Spec, spec_text: str, out: Path, model: str, console: Console,
-              retry_failed: bool = False, timing: Timing | None = None) -> Path:
-    """Run (or resume) the sweep into `out` under its lock; returns the sweep dir. `timing`: costs
-    measured earlier (an ETA from the first launch on); sweep.json's `served_runs` is 0 when no
-    launch served a request."""
-    engine, configs = preflight(spec, model)
-    with SweepStore(out).locked() as store:  # a second sweep into `out` stops here (SweepBusy)
-        return _run_locked(spec, spec_text, out, model, console, retry_failed, engine, configs, store, timing)
+@dataclass
+class SweepRun:
+    """The state of one running sweep: its plan, its directory and what every row shares."""
 
+    plan: SweepPlan
+    store: SweepStore
+    console: Console
+    gpus: Gpus
+    mem_total: int
+    floor_bytes: int
+    sweep_columns: dict[str, Any]  # host.* and version.* columns shared by every row
+    facts_source: str
+    retry_failed: bool = False
+    progress: SweepProgress | None = None
+    # configurations whose launch failed before serving: config_id -> (why, log tail); later repeats
+    # are recorded as skipped, not relaunched (a bad flag fails the same way every time)
+    fatal: dict[str, tuple[str, str]] = field(default_factory=dict)
+    served_runs: int = 0  # runs (replayed or new) where the server answered: 0 at the end fails the sweep
 
-def _run_locked(spec: Spec, spec_text: str, out: Path, model: str, console: Console, retry_failed: bool,
-                engine: Engine, configs: list[ServerConfig], store: SweepStore,
-                timing: Timing | None = None) -> Path:
-    resumed = store.exists()
-    facts, source = collect_facts()
-    host_cols = flatten_facts(facts)
-    vers = versions()
-    if not resumed:
-        store.create(out.name, spec_text, facts, {"spec_name": spec.name, "engine": spec.engine,
-                                                  "model": model, "versions": vers})
-    else:
-        store.update_meta(status="running", resumed_at=now())
-        if store.adopt_spec(spec_text):
-            console.print(f"spec.toml in {out} replaced by the spec resumed with (same axes, workload and "
-                          f"server; its [report] table or layout differ)")
-        reaped = store.reap_orphan()
-        if reaped:
-            console.print(f"[yellow]{reaped}[/yellow]")
-    _record_ceiling_inputs(store.path, model, console)
-    vm_total = int(psutil.virtual_memory().total)
-    sw = Sweep(spec, store, engine, model, {c.config_id: c for c in configs}, console,
-               Gpus(spec.memory.gpu), vm_total, parse_size(spec.memory.oom_floor, vm_total),
-               {**host_cols, **vers}, source, retry_failed)
-    st = parse_strategy(spec.strategy, spec.strategy_options)
-    strategy = make_strategy(st, [c.config_id for c in configs], spec.workload.repeats)
-    n_runs = sum(len(cells(spec, c)) for c in configs) * spec.workload.repeats
-    console.print(f"sweep {out} ({'resumed' if resumed else 'new'}): {len(configs)} server configurations, "
-                  f"{n_runs} runs at most, strategy {st.name}, engine {spec.engine}")
-    units = spec.workload.repeats * sum(_units(c) for cfg in configs for c in cells(spec, cfg))
-    with SweepProgress(console, len(configs) * spec.workload.repeats, n_runs, units, timing) as progress:
-        sw.progress = progress
-        seq = 0
-        while (cid := strategy.ask()) is not None:
-            repeat = strategy.arms[cid].launches
-            if cid in sw.fatal:
-                score = _skip_launch(sw, sw.configs[cid], repeat)
-            else:
-                score = _launch_or_replay(sw, sw.configs[cid], repeat, seq)
-                seq += 1
-            strategy.tell(cid, score)
-    store.write_csv(sw.sweep_columns)
-    best = strategy.best()
-    store.update_meta(status="finished", finished_at=now(), launches=seq, best_config=best or "",
-                      strategy=st.name, served_runs=sw.served_runs)
-    label = sw.configs[best].label if best in sw.configs else "none"
-    console.print(f"results: {store.path / 'results.csv'} ({seq} launches; best {label})")
-    if not sw.served_runs:
-        first = next(iter(sw.fatal.items()), None)
-        cause = "see the failures in the report"
-        if first:
-            cid, (why, tail_rel) = first
-            tail = (store.path / tail_rel).read_text(errors="replace") if tail_rel else ""
-            cause = f"{sw.configs[cid].label}: {error_line(tail) or why}"
-        console.print(f"[red]every launch failed: no configuration served a request. {cause}[/red]",
-                      highlight=False)
-    return store.path
+    @property
+    def spec(self) -> Spec:
+        return self.plan.spec
+
+    @property
+    def engine(self) -> Engine:
+        return self.plan.engine
 
 
 def _record_ceiling_inputs(folder: Path, model: str, console: Console) -> None:
@@ -157,8 +128,6 @@ def _record_ceiling_inputs(folder: Path, model: str, console: Console) -> None:
     measured now by `python -m bench.membw` in a child process, so no CUDA context stays in
     ours), so the report's ceiling renders from the sweep directory alone, on any machine. Each is
     written once; a resumed sweep keeps them. A failed measurement is a note, not a stop."""
-    from bench.report.modelbytes import record_model
-
     record_model(model, folder)
     target = folder / "bandwidth.json"
     if target.is_file():
@@ -182,162 +151,262 @@ def _record_ceiling_inputs(folder: Path, model: str, console: Console) -> None:
                   highlight=False)
 
 
+def run_sweep(plan: SweepPlan, spec_text: str, out: Path, console: Console,
+              retry_failed: bool = False, timing: Timing | None = None) -> Path:
+    """Run (or resume) the sweep into `out` under its lock; returns the sweep dir. `timing`: costs
+    measured earlier (an ETA from the first launch on); sweep.json's `served_runs` is 0 when no
+    launch served a request."""
+    with SweepStore(out).locked() as store:  # a second sweep into `out` stops here (SweepBusy)
+        return _run_locked(plan, spec_text, out, console, retry_failed, store, timing)
+
+
+def _run_locked(plan: SweepPlan, spec_text: str, out: Path, console: Console, retry_failed: bool,
+                store: SweepStore, timing: Timing | None = None) -> Path:
+    spec = plan.spec
+    resumed = store.exists()
+    facts, source = collect_facts()
+    host_cols = flatten_facts(facts)
+    vers = versions()
+    if not resumed:
+        store.create(out.name, spec_text, facts, {"spec_name": spec.name, "engine": spec.engine,
+                                                  "model": plan.model, "versions": vers})
+    else:
+        store.update_meta(status="running", resumed_at=now())
+        if store.adopt_spec(spec_text):
+            console.print(f"spec.toml in {out} replaced by the spec resumed with (same axes, workload and "
+                          f"server; its [report] table or layout differ)")
+        reaped = store.reap_orphan()
+        if reaped:
+            console.print(f"[yellow]{reaped}[/yellow]")
+    _record_ceiling_inputs(store.path, plan.model, console)
+    vm_total = int(psutil.virtual_memory().total)
+    run = SweepRun(plan, store, console, Gpus(spec.memory.gpu), vm_total,
+                   parse_size(spec.memory.oom_floor, vm_total), {**host_cols, **vers}, source, retry_failed)
+    if resumed:  # a kill -9 may have torn the last appended line: start from the run files
+        store.write_csv(run.sweep_columns)
+    strategy = make_strategy(plan.strategy, list(plan.configs), spec.workload.repeats)
+    console.print(f"sweep {out} ({'resumed' if resumed else 'new'}): {len(plan.configs)} server "
+                  f"configurations, {plan.n_runs} runs at most, strategy {plan.strategy.name}, "
+                  f"engine {spec.engine}")
+    units = spec.workload.repeats * sum(_units(c) for cs in plan.cells.values() for c in cs)
+    with SweepProgress(console, len(plan.configs) * spec.workload.repeats, plan.n_runs, units,
+                       timing) as progress:
+        run.progress = progress
+        seq = 0
+        while (cid := strategy.ask()) is not None:
+            repeat = strategy.arms[cid].launches
+            if cid in run.fatal:
+                score = _skip_launch(run, plan.configs[cid], repeat)
+            else:
+                score = _launch_or_replay(run, plan.configs[cid], repeat, seq)
+                seq += 1
+            strategy.tell(cid, score)
+    store.write_csv(run.sweep_columns)  # once: n_repeats and the confidence intervals across repeats
+    best = strategy.best()
+    store.update_meta(status="finished", finished_at=now(), launches=seq, best_config=best or "",
+                      strategy=plan.strategy.name, served_runs=run.served_runs)
+    label = plan.configs[best].label if best in plan.configs else "none"
+    console.print(f"results: {store.path / 'results.csv'} ({seq} launches; best {label})")
+    if not run.served_runs:
+        first = next(iter(run.fatal.items()), None)
+        cause = "see the failures in the report"
+        if first:
+            cid, (why, tail_rel) = first
+            tail = (store.path / tail_rel).read_text(errors="replace") if tail_rel else ""
+            cause = f"{plan.configs[cid].label}: {error_line(tail) or why}"
+        console.print(f"[red]every launch failed: no configuration served a request. {cause}[/red]",
+                      highlight=False)
+    return store.path
+
+
 def _units(cell: Cell) -> float:
     return cell_units(cell.requests, cell.warmup, cell.output_tokens, cell.concurrency)
 
 
-def _skip_launch(sw: Sweep, config: ServerConfig, repeat: int) -> float | None:
+def _skip_launch(run: SweepRun, config: ServerConfig, repeat: int) -> float | None:
     """A repeat of a configuration that failed before serving: every cell a `skipped` row, no launch."""
-    why, tail_rel = sw.fatal[config.config_id]
-    launch = sw.engine.launch(sw.spec.server, sw.model, config, sw.spec.server.port or 0)
-    info = LaunchInfo(sweep_id=sw.store.path.name, engine=sw.spec.engine, config=config, repeat=repeat,
-                      n_repeats=sw.spec.workload.repeats, endpoint=sw.spec.workload.endpoint, launch=launch,
-                      log_rel="", mem_total=sw.mem_total, floor_bytes=sw.floor_bytes,
-                      facts_source=sw.facts_source, placement=placement_of(sw.spec, config))
-    todo = cells(sw.spec, config)
+    spec = run.spec
+    why, tail_rel = run.fatal[config.config_id]
+    launch = run.engine.launch(spec.server, run.plan.model, config, spec.server.port or 0)
+    info = LaunchInfo(sweep_id=run.store.path.name, engine=spec.engine, config=config, repeat=repeat,
+                      n_repeats=spec.workload.repeats, endpoint=spec.workload.endpoint, launch=launch,
+                      log_rel="", mem_total=run.mem_total, floor_bytes=run.floor_bytes,
+                      facts_source=run.facts_source, placement=placement_of(spec, config))
     reason = f"not relaunched: {why}"
-    for cell in todo:
-        if sw.store.read_run(config.config_id, repeat, cell.cell_id) is None:
-            _save(sw, info, cell, "skipped", reason, [], None, [], None, now(), now(), tail_rel)
-        elif sw.progress is not None:
-            sw.progress.cell_done(_units(cell), measured=False)
-    if sw.progress is not None:
-        sw.progress.launch_done(ok=False)
-    sw.console.print(f"[yellow]{config.label} r{repeat}: skipped ({reason})[/yellow]", highlight=False)
+    for cell in run.plan.cells[config.config_id]:
+        if run.store.read_run(config.config_id, repeat, cell.cell_id) is None:
+            _save(run, info, cell, "skipped", reason, [], None, [], None, now(), now(), tail_rel)
+        elif run.progress is not None:
+            run.progress.cell_done(_units(cell), measured=False)
+    if run.progress is not None:
+        run.progress.launch_done(ok=False)
+    run.console.print(f"[yellow]{config.label} r{repeat}: skipped ({reason})[/yellow]", highlight=False)
     return None
 
 
-def _launch_or_replay(sw: Sweep, config: ServerConfig, repeat: int, seq: int) -> float | None:
+def _launch_or_replay(run: SweepRun, config: ServerConfig, repeat: int, seq: int) -> float | None:
     todo = []
     done_rows = []
-    for cell in cells(sw.spec, config):
-        run = sw.store.read_run(config.config_id, repeat, cell.cell_id)
-        if run and (run.row.status in OK_STATUSES or not sw.retry_failed):
-            done_rows.append(run.row.model_dump())
-            sw.served_runs += run.row.status in OK_STATUSES
-            if sw.progress is not None:
-                sw.progress.cell_done(_units(cell), measured=False)
+    for cell in run.plan.cells[config.config_id]:
+        rec = run.store.read_run(config.config_id, repeat, cell.cell_id)
+        if rec and (rec.row.status in OK_STATUSES or not run.retry_failed):
+            done_rows.append(rec.row.model_dump())
+            run.served_runs += rec.row.status in OK_STATUSES
+            if run.progress is not None:
+                run.progress.cell_done(_units(cell), measured=False)
         else:
             todo.append(cell)
     if todo:
-        done_rows += run_launch(sw, config, repeat, todo, seq)
-    elif sw.progress is not None:
-        sw.progress.launch_done(ok=False)  # replayed from disk: nothing to time
+        done_rows += run_launch(run, config, repeat, todo, seq)
+    elif run.progress is not None:
+        run.progress.launch_done(ok=False)  # replayed from disk: nothing to time
     if done_rows and all(r["status"] == "launch-failed" for r in done_rows):  # replayed or new
         first = done_rows[0]
-        sw.fatal.setdefault(config.config_id, (f"repeat {repeat} failed before serving: "
-                                               f"{first['error_reason']}", first["log_tail_path"]))
-    score = launch_score(done_rows, parse_strategy(sw.spec.strategy, sw.spec.strategy_options).objective)
-    rec = sw.store.read_launch(config.config_id, repeat)
+        run.fatal.setdefault(config.config_id, (f"repeat {repeat} failed before serving: "
+                                                f"{first['error_reason']}", first["log_tail_path"]))
+    score = launch_score(done_rows, run.plan.strategy.objective)
+    rec = run.store.read_launch(config.config_id, repeat)
     if rec is not None:
         rec.score, rec.complete = score, True
-        sw.store.write_launch(rec)
+        run.store.write_launch(rec)
     return score
 
 
-def run_launch(sw: Sweep, config: ServerConfig, repeat: int, todo: list[Cell],
-               seq: int) -> list[dict[str, Any]]:
-    """Launch `config`, run the `todo` cells, stop it, confirm memory is released. Never raises for
-    a server's failure: every cell gets a row."""
-    spec, store = sw.spec, sw.store
+@dataclass
+class LiveLaunch:
+    """One server launch inside `launched`: healthy (`ok`) or why not (`reason`)."""
+
+    info: LaunchInfo
+    record: LaunchRecord
+    server: ServerProcess
+    abort: threading.Event
+    sampler: Sampler | None = None
+    client: Client | None = None
+    ok: bool = False
+    reason: str = ""
+    closers: list[Any] = field(default_factory=list)
+
+
+@contextmanager
+def launched(run: SweepRun, config: ServerConfig, repeat: int, seq: int,
+             todo: list[Cell]) -> Iterator[LiveLaunch]:
+    """Start the server of `config`, wait for health and read back what it applied; on exit stop
+    it (whatever happened inside), confirm its memory was released and write launch.json.
+    Never raises for a server's failure: `live.ok` is False and `live.reason` says why."""
+    spec, store = run.spec, run.store
     port = spec.server.port or free_port(spec.server.host)
-    launch = sw.engine.launch(spec.server, sw.model, config, port)
+    launch: Launch = run.engine.launch(spec.server, run.plan.model, config, port)
     log = store.log_path(config.config_id, repeat)
     base_avail, _ = host_sample()
-    gpu_base = sw.gpus.used() if sw.gpus.handles else []
+    gpu_base = run.gpus.used() if run.gpus.handles else []
     srv = ServerProcess(launch, log)
-    abort = threading.Event()
     rec = LaunchRecord(seq=seq, config_id=config.config_id, repeat=repeat, config_label=config.label,
                        engine=spec.engine, axes=config.axes, argv=launch.shown_argv, env=launch.shown_env,
                        prefix=launch.prefix, base_url=launch.base_url, log_path=store.rel(log),
                        started_at=now())
     info = LaunchInfo(sweep_id=store.path.name, engine=spec.engine, config=config, repeat=repeat,
                       n_repeats=spec.workload.repeats, endpoint=spec.workload.endpoint, launch=launch,
-                      log_rel=store.rel(log), mem_total=sw.mem_total, floor_bytes=sw.floor_bytes,
-                      gpu_totals=sw.gpus.total() if sw.gpus.handles else [], facts_source=sw.facts_source,
+                      log_rel=store.rel(log), mem_total=run.mem_total, floor_bytes=run.floor_bytes,
+                      gpu_totals=run.gpus.total() if run.gpus.handles else [], facts_source=run.facts_source,
                       placement=placement_of(spec, config))
-    rows: list[dict[str, Any]] = []
-    sampler: Sampler | None = None
-    closers: list[Any] = []
-    progress = sw.progress
+    live = LiveLaunch(info, rec, srv, threading.Event())
+    progress = run.progress
     if progress is not None:
         progress.launch(f"{config.label} r{repeat}")
     try:
-        try:
-            srv.start()
-        except OSError as err:  # binary not executable, prefix missing: a row, not a crash
-            ok, reason = False, f"cannot start {launch.argv[0]}: {err.strerror or err}"
-        else:
-            store.remember_server(srv.pid, config.config_id)
-            sampler = Sampler(srv.pid, srv.pgid, spec.memory.interval_s, sw.floor_bytes, sw.gpus,
-                              on_breach=lambda _avail: abort.set())
-            sampler.start()
-            if progress is not None:
-                progress.phase("loading")
-            ok, reason = srv.wait_healthy(spec.server.health_timeout_s, abort)
-        info.load_s = rec.load_s = round(time.monotonic() - srv.started, 3) if srv.proc else None
-        rec.load_samples = sampler.since(0) if sampler else []
-        if not ok or sampler is None:
-            status = "oom-guard" if sampler and sampler.breached_at is not None else "launch-failed"
-            if status == "oom-guard":
-                reason = run_status([], True, None, sw.floor_bytes, sampler.breach_available,
-                                    sampler.failed)[1]  # type: ignore[union-attr]
-            rec.status, rec.error_reason = status, reason
-            tail = _write_tail(store, srv, log)
-            says = error_line(srv.log_tail())
-            sw.console.print(f"[red]{config.label} r{repeat}: {status}: {reason}"
-                             + (f"\n  server says: {says}" if says else "") + "[/red]", highlight=False)
-            for cell in todo:
-                rows.append(_save(sw, info, cell, status, reason, [], None, [], None, now(), now(), tail))
-            return rows
-        _, props = http_json(launch.base_url + "/props")
-        props = props if isinstance(props, dict) else None
-        log_text = srv.log_text()
-        try:
-            info.readback = sw.engine.readback(launch, props, log_text)
-            info.versions = sw.engine.versions(spec.server, props, log_text)
-        except Exception as err:  # a surprising /props or log must not cost the measurements
-            info.readback.mismatches.append(f"readback failed: {type(err).__name__}: {err}")
-        rec.applied, rec.mismatches = info.readback.applied, info.readback.mismatches
-        rec.versions = info.versions
-        client = Client(launch.base_url, sw.engine.api_prefix, max(c.concurrency for c in todo),
-                        spec.workload.request_timeout_s)
-        closers.append(client.close)
-        for i, cell in enumerate(todo):
-            row = _run_one(sw, info, srv, sampler, abort, cell, client)
-            rows.append(row)
-            if row["status"] in ("oom-guard", "server-died"):
-                rec.status, rec.error_reason = row["status"], row["error_reason"]
-                for rest in todo[i + 1:]:
-                    rows.append(_save(sw, info, rest, row["status"], "not run: " + row["error_reason"], [],
-                                      None, [], None, now(), now(), row["log_tail_path"]))
-                break
-        return rows
+        _start(run, live, todo)
+        yield live
     finally:
         if progress is not None:
             progress.phase("stopping")
         try:
-            for close in closers:
+            for close in live.closers:
                 close()
-            if sampler is not None:
-                sampler.stop()
+            if live.sampler is not None:
+                live.sampler.stop()
         finally:  # whatever failed above, the server must not outlive its launch
             srv.stop(spec.server.stop_timeout_s)
             store.forget_server()
-        tolerance = max(256 * 2**20, sw.mem_total // 50)
+        tolerance = max(256 * 2**20, run.mem_total // 50)
         rec.memory_released, rec.memory_release_detail = wait_released(
-            srv.pgid, base_avail, tolerance, spec.memory.release_timeout_s, sw.gpus, gpu_base)
+            srv.pgid, base_avail, tolerance, spec.memory.release_timeout_s, run.gpus, gpu_base)
         if not rec.memory_released:
-            sw.console.print(f"[yellow]memory not released after {config.label} r{repeat}: "
-                             f"{rec.memory_release_detail}[/yellow]")
+            run.console.print(f"[yellow]memory not released after {config.label} r{repeat}: "
+                              f"{rec.memory_release_detail}[/yellow]")
         rec.stopped_at = now()
         store.write_launch(rec)
-        store.write_csv(sw.sweep_columns)
         if progress is not None:
             progress.launch_done(ok=rec.status == "ok")
 
 
-def _run_one(sw: Sweep, info: LaunchInfo, srv: ServerProcess, sampler: Sampler, abort: threading.Event,
+def _start(run: SweepRun, live: LiveLaunch, todo: list[Cell]) -> None:
+    """Start, health, readback: fills `live`; a failure is `live.ok = False` with the reason."""
+    spec, srv, rec, info = run.spec, live.server, live.record, live.info
+    try:
+        srv.start()
+    except OSError as err:  # binary not executable, prefix missing: a row, not a crash
+        live.ok, live.reason = False, f"cannot start {info.launch.argv[0]}: {err.strerror or err}"
+    else:
+        run.store.remember_server(srv.pid, info.config.config_id)
+        live.sampler = Sampler(srv.pid, srv.pgid, spec.memory.interval_s, run.floor_bytes, run.gpus,
+                               on_breach=lambda _avail: live.abort.set())
+        live.sampler.start()
+        if run.progress is not None:
+            run.progress.phase("loading")
+        live.ok, live.reason = srv.wait_healthy(spec.server.health_timeout_s, live.abort)
+    info.load_s = rec.load_s = round(time.monotonic() - srv.started, 3) if srv.proc else None
+    rec.load_samples = live.sampler.since(0) if live.sampler else []
+    if not live.ok or live.sampler is None:
+        live.ok = False
+        status = "oom-guard" if live.sampler and live.sampler.breached_at is not None else "launch-failed"
+        if status == "oom-guard":
+            live.reason = run_status([], True, None, run.floor_bytes, live.sampler.breach_available,  # type: ignore[union-attr]
+                                     live.sampler.failed)[1]  # type: ignore[union-attr]
+        rec.status, rec.error_reason = status, live.reason
+        return
+    _, props = http_json(info.launch.base_url + "/props")
+    props = props if isinstance(props, dict) else None
+    log_text = srv.log_text()
+    try:
+        info.readback = run.engine.readback(info.launch, props, log_text)
+        info.versions = run.engine.versions(spec.server, props, log_text)
+    except Exception as err:  # a surprising /props or log must not cost the measurements
+        info.readback.mismatches.append(f"readback failed: {type(err).__name__}: {err}")
+    rec.applied, rec.mismatches = info.readback.applied, info.readback.mismatches
+    rec.versions = info.versions
+    live.client = Client(info.launch.base_url, run.engine.api_prefix, max(c.concurrency for c in todo),
+                         spec.workload.request_timeout_s)
+    live.closers.append(live.client.close)
+
+
+def run_launch(run: SweepRun, config: ServerConfig, repeat: int, todo: list[Cell],
+               seq: int) -> list[dict[str, Any]]:
+    """Launch `config`, run the `todo` cells, stop it. Never raises for a server's failure: every
+    cell gets a row."""
+    rows: list[dict[str, Any]] = []
+    with launched(run, config, repeat, seq, todo) as live:
+        info, rec = live.info, live.record
+        if not live.ok:
+            tail = _write_tail(run.store, live.server, live.server.log_path)
+            says = error_line(live.server.log_tail())
+            run.console.print(f"[red]{config.label} r{repeat}: {rec.status}: {live.reason}"
+                              + (f"\n  server says: {says}" if says else "") + "[/red]", highlight=False)
+            return [_save(run, info, cell, rec.status, live.reason, [], None, [], None, now(), now(), tail)
+                    for cell in todo]
+        assert live.sampler is not None and live.client is not None
+        for i, cell in enumerate(todo):
+            row = _run_one(run, info, live.server, live.sampler, live.abort, cell, live.client)
+            rows.append(row)
+            if row["status"] in ("oom-guard", "server-died"):
+                rec.status, rec.error_reason = row["status"], row["error_reason"]
+                for rest in todo[i + 1:]:
+                    rows.append(_save(run, info, rest, row["status"], "not run: " + row["error_reason"], [],
+                                      None, [], None, now(), now(), row["log_tail_path"]))
+                break
+    return rows
+
+
+def _run_one(sw: SweepRun, info: LaunchInfo, srv: ServerProcess, sampler: Sampler, abort: threading.Event,
              cell: Cell, client: Client) -> dict[str, Any]:
     w = sw.spec.workload
     rng = random.Random(f"{w.seed}:{cell.cell_id}:{info.repeat}")
@@ -384,14 +453,15 @@ def _run_one(sw: Sweep, info: LaunchInfo, srv: ServerProcess, sampler: Sampler, 
     return row
 
 
-def _save(sw: Sweep, info: LaunchInfo, cell: Cell, status: str, reason: str, records: list,
+def _save(sw: SweepRun, info: LaunchInfo, cell: Cell, status: str, reason: str, records: list,
           wall: float | None, samples: list, cpu: float | None, started: str, finished: str,
           tail: str, timed: bool = False) -> dict[str, Any]:
     run_rel = sw.store.rel(sw.store.run_path(info.config.config_id, info.repeat, cell.cell_id))
     row, cols = build_row(info, cell, status, reason, records, wall, samples, cpu, started, finished,
                           run_rel, tail)
-    sw.store.write_run(RunRecord(row=row, columns=cols, requests=records, memory=samples))
-    sw.store.write_csv(sw.sweep_columns)
+    run = RunRecord(row=row, columns=cols, requests=records, memory=samples)
+    sw.store.write_run(run)
+    sw.store.append_row(run, sw.sweep_columns)
     if sw.progress is not None:
         sw.progress.cell_done(_units(cell), measured=timed)
     return row.model_dump()
