@@ -78,9 +78,13 @@ def timing_from_sweep(sweep_dir: Path) -> Timing:
             if took is None or row.get("status") not in ("ok", "partial"):
                 continue
             in_cells += took
-            units = cell_units(int(row["requests"]), int(row["warmup_requests"]), int(row["output_tokens"]),
-                               int(row["concurrency"]))
-            t.unit_s.append(took / units)
+            wall = row.get("cell_wall_s")  # the measured requests, to the microsecond (no warm-up)
+            if isinstance(wall, int | float) and wall > 0:
+                t.unit_s.append(wall / cell_units(int(row["requests"]), 0, int(row["output_tokens"]),
+                                                  int(row["concurrency"])))
+            else:  # timestamps: whole seconds
+                t.unit_s.append(took / cell_units(int(row["requests"]), int(row["warmup_requests"]),
+                                                  int(row["output_tokens"]), int(row["concurrency"])))
         if whole is not None and launch.get("status") == "ok":
             t.launch_s.append(max(whole - in_cells, 0.0))
     return t

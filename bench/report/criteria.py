@@ -95,8 +95,9 @@ def _separate(best: ConfigSummary, lead: Score, co: tuple[tuple[ConfigSummary, S
     sep = separation(lead, other)
     if sep.n_needed is None:
         gap = abs((lead.value or 0) - (other.value or 0)) / max(lead.value or 1, 1e-9) * 100
-        return (f"Their means differ by {gap:.1f} %, within the noise: more measurement is not likely to "
-                "separate them; treat them as equal and pick on another ground (memory, simplicity)")
+        return (f"{best.label} and {runner.label} differ by {gap:.1f} % on the mean, well inside the noise: "
+                f"separating them would take more than {sep.cap} {sep.basis or 'repeats'} each if the spread "
+                "stays as measured; treat them as equal and pick on another ground (memory, simplicity)")
     members = [best] + [s for s, _ in co]
     seconds = None
     if sweep is not None:  # one launch of each member as measured: load time + its cells' wall time

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -96,7 +96,7 @@ def _cell_score(rows: pd.DataFrame, metric: str) -> Score:
     lo = _num(rows.get(f"{metric}_ci95_lo", pd.Series(dtype=float)).mean())
     hi = _num(rows.get(f"{metric}_ci95_hi", pd.Series(dtype=float)).mean())
     basis = str(rows["ci_basis"].iloc[0]) if "ci_basis" in rows and len(rows) else ""
-    n = len(rows) if basis == "repeats" else int(_num(rows["ok_requests"].mean()) or 0)
+    n = int(rows["repeat"].nunique()) if basis == "repeats" else int(_num(rows["ok_requests"].mean()) or 0)
     return Score(value, max(lo, 0.0) if lo is not None else None, hi, n, basis)
 
 
@@ -156,10 +156,9 @@ class Separation:
     """How to tell the co-leaders apart: more of the CI's basis (repeats or requests)."""
 
     n_now: int
-    n_needed: int | None  # None: no feasible amount separates them (the means are too close)
+    n_needed: int | None  # None: no amount up to `cap` separates them (the means are too close)
     basis: str
-    seconds: float | None = None
-    notes: list[str] = field(default_factory=list)
+    cap: int = 200
 
 
 def separation(leader: Score, other: Score, cap: int = 200) -> Separation:
@@ -173,8 +172,8 @@ def separation(leader: Score, other: Score, cap: int = 200) -> Separation:
     spread = (leader.half or 0) + (other.half or 0)
     basis = leader.basis or other.basis or "repeats"
     if d <= 0 or spread <= 0:
-        return Separation(n, None, basis)
+        return Separation(n, None, basis, cap=cap)
     for k in range(n + 1, cap + 1):
         if spread * _t(k) / _t(n) < d:
-            return Separation(n, k, basis)
-    return Separation(n, None, basis)
+            return Separation(n, k, basis, cap=cap)
+    return Separation(n, None, basis, cap=cap)
