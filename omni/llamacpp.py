@@ -404,20 +404,25 @@ class LlamaArgs:
         return iter(self.items)
 
     # -- writing ----------------------------------------------------------------------------
-    def set(self, name: str, value: Any) -> LlamaArgs:
+    def set(self, name: str, value: Any, spelling: str | None = None) -> LlamaArgs:
         """Give `name` the value `value` (typed or text): replaces its earlier occurrences in
-        place (appends when absent, or adds one more for a repeatable flag); None removes it."""
+        place (appends when absent, or adds one more for a repeatable flag); None removes it.
+        Text is checked (ArgError naming the flag) and written as given; `spelling` picks one of
+        the flag's spellings (default: the one already used, else the first)."""
         flag = self.dialect.flag(name)
+        if spelling is not None and spelling not in flag.spellings:
+            raise KeyError(f"{spelling} is not a spelling of {name} ({', '.join(flag.spellings)})")
+        raw: str | None = None
         if isinstance(value, str) and (flag.kind != "str" or flag.name in _CUSTOM):
-            value = _convert(flag, value, flag.spellings[0])
+            raw, value = value, _convert(flag, value, spelling or flag.spellings[0])
         if flag.kind == "switch" and value is False:
             value = None
         old = self.given(name)
         if value is None:
             self.items = [it for it in self.items if it not in old]
             return self
-        new = Item(old[0].token if old else flag.spellings[0], flag, value,
-                   None if flag.kind == "switch" else flag.render(value))
+        token = spelling or (old[0].token if old else flag.spellings[0])
+        new = Item(token, flag, value, None if flag.kind == "switch" else raw or flag.render(value))
         if flag.repeat or not old:
             self.items.append(new)
         else:

@@ -28,6 +28,7 @@ from pydantic import (
 
 from omni.errors import one_line
 from omni.ik_llama import SDIST_SHA256, SDIST_VERSION, ArgError, check_argv
+from omni.llamacpp import parse_overrides
 from omni.numa import parse_numa
 from omni.settings import deep_merge
 
@@ -131,6 +132,13 @@ class ModelSpec(_Strict):
     @classmethod
     def _numa(cls, value: str) -> str:
         numa_launch(value)
+        return value
+
+    @field_validator("override_tensor")
+    @classmethod
+    def _overrides(cls, value: list[str]) -> list[str]:
+        for pattern in value:  # llama.cpp's own PATTERN=BUFFER[,...] rule (omni.llamacpp)
+            parse_overrides(pattern, "-ot")
         return value
 
     @model_validator(mode="after")

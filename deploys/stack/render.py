@@ -15,6 +15,8 @@ from typing import Any
 
 import jinja2
 
+from omni.llamacpp import LlamaArgs
+
 from .config import ModelSpec, StackConfig, numa_launch
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "phase5"
@@ -67,27 +69,30 @@ def model_mount(model: ModelSpec) -> tuple[str, str]:
 
 
 def llama_server_argv(model: ModelSpec) -> list[str]:
-    """llama-server flags in the bench spec's vocabulary; ``--metrics`` feeds Prometheus."""
+    """llama-server flags in the bench spec's vocabulary, written by omni.llamacpp (the one home of
+    llama.cpp's flags: a malformed value is one line naming the flag); ``--metrics`` feeds Prometheus."""
     _, inside = model_mount(model)
-    argv = ["--model", inside, "--alias", model.served_name, "--host", "0.0.0.0", "--port", str(model.port),
-            "--metrics", "--ctx-size", str(model.ctx_size), "--parallel", str(model.parallel)]
-    if model.ngl is not None:
-        argv += ["-ngl", str(model.ngl)]
-    if model.tensor_split:
-        argv += ["--tensor-split", model.tensor_split]
-    for pattern in model.override_tensor:
-        argv += ["-ot", pattern]
-    if model.threads:
-        argv += ["--threads", str(model.threads)]
-    if model.threads_batch:
-        argv += ["--threads-batch", str(model.threads_batch)]
-    if model.cache_type_k != "f16":
-        argv += ["--cache-type-k", model.cache_type_k]
-    if model.cache_type_v != "f16":
-        argv += ["--cache-type-v", model.cache_type_v]
-    if model.mlock:
-        argv.append("--mlock")
-    return argv + numa_launch(model.numa)[1] + model.extra_args
+    args = LlamaArgs()
+    fields: list[tuple[str, Any, str]] = [
+        ("model", inside, "--model"),
+        ("alias", model.served_name, "--alias"),
+        ("host", "0.0.0.0", "--host"),
+        ("port", model.port, "--port"),
+        ("metrics", True, "--metrics"),
+        ("ctx_size", model.ctx_size, "--ctx-size"),
+        ("parallel", model.parallel, "--parallel"),
+        ("n_gpu_layers", model.ngl, "-ngl"),
+        ("tensor_split", model.tensor_split or None, "--tensor-split"),
+        *(("override_tensor", pattern, "-ot") for pattern in model.override_tensor),
+        ("threads", model.threads or None, "--threads"),
+        ("threads_batch", model.threads_batch or None, "--threads-batch"),
+        ("cache_type_k", None if model.cache_type_k == "f16" else model.cache_type_k, "--cache-type-k"),
+        ("cache_type_v", None if model.cache_type_v == "f16" else model.cache_type_v, "--cache-type-v"),
+        ("mlock", model.mlock, "--mlock"),
+    ]
+    for name, value, spelling in fields:
+        args.set(name, value, spelling)
+    return args.to_argv() + numa_launch(model.numa)[1] + model.extra_args
 
 
 def ktransformers_argv(model: ModelSpec) -> list[str]:

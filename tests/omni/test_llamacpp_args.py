@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from omni.llamacpp import EXPS_REGEX, LLAMA_CPP, ArgError, F, build, parse
+from omni.llamacpp import EXPS_REGEX, LLAMA_CPP, ArgError, F, LlamaArgs, build, parse
 
 ARGV = ["-m", "x.gguf", "--host", "127.0.0.1", "--port", "8080", "-ngl", "99",
         "-ot", r"blk\.1\.=CUDA0,exps=CPU", "--n-cpu-moe", "2", "-ts", "3,1", "-sm", "row", "-mg", "1",
@@ -102,3 +102,15 @@ def test_a_dialect_adds_its_flags_without_copying():
     assert parse(["-fmoe"]).unknown == ["-fmoe"]  # plain llama.cpp does not know it
     with pytest.raises(ValueError, match="spelled by both"):
         LLAMA_CPP.extend(F("other", "-t"))
+
+
+def test_set_keeps_the_text_and_spelling_it_is_given():
+    a = LlamaArgs().set("tensor_split", "3.0,1", "--tensor-split").set("ctx_size", 4096, "--ctx-size")
+    a.set("override_tensor", r"\.ffn_.*_exps\.=CPU", "-ot").set("mlock", True, "--mlock")
+    assert a.to_argv() == ["--tensor-split", "3.0,1", "--ctx-size", "4096", "-ot", r"\.ffn_.*_exps\.=CPU",
+                           "--mlock"]
+    assert a.tensor_split == (3.0, 1.0) and a.override_tensor == [(r"\.ffn_.*_exps\.", "CPU")]
+    with pytest.raises(ArgError, match="--tensor-split 'x'"):
+        a.set("tensor_split", "x", "--tensor-split")
+    with pytest.raises(KeyError, match="not a spelling of threads"):
+        a.set("threads", 4, "--thread")
