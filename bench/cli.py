@@ -213,7 +213,12 @@ def cmd_sweep(args: argparse.Namespace, console: Console) -> int:
 
     timing = earlier_timing(REPORTS, spec_hash(text), spec.name)
     sweep_dir = run_sweep(plan, text, out, console, retry_failed=args.retry_failed, timing=timing)
-    print(sweep_dir / "results.csv" if args.no_report else render(sweep_dir))
+    if not args.no_report:
+        page = render(sweep_dir)
+        from bench.report.render import headline
+
+        console.print(headline(sweep_dir), highlight=False)
+    print(sweep_dir / "results.csv" if args.no_report else page)
     if SweepStore(sweep_dir).meta().get("served_runs") == 0:
         print(f"error: every launch failed (no configuration served a request); causes in "
               f"{sweep_dir / ('results.csv' if args.no_report else 'index.html')}", file=sys.stderr)

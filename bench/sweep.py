@@ -206,7 +206,11 @@ def _run_locked(plan: SweepPlan, spec_text: str, out: Path, console: Console, re
     store.update_meta(status="finished", finished_at=now(), launches=seq, best_config=best or "",
                       strategy=plan.strategy.name, served_runs=run.served_runs)
     label = plan.configs[best].label if best in plan.configs else "none"
-    console.print(f"results: {store.path / 'results.csv'} ({seq} launches; best {label})")
+    obj = plan.strategy.objective
+    how = obj.metric + (f" at concurrency {obj.concurrency}" if obj.concurrency
+                        else " (geometric mean over cells)")
+    console.print(f"results: {store.path / 'results.csv'} ({seq} launches; the {plan.strategy.name} "
+                  f"strategy's pick by {how}: {label})", highlight=False)
     if not run.served_runs:
         first = next(iter(run.fatal.items()), None)
         cause = "see the failures in the report"

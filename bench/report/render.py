@@ -191,6 +191,20 @@ def write_page(sweep: Sweep) -> Path:
     return atomic_write_text(target, html)
 
 
+def headline(sweep_dir: str | Path) -> str:
+    """One terminal line: what the page recommends, or the co-leaders it could not separate."""
+    sweep = load_sweep(sweep_dir)
+    rec = recommend(summarise(sweep), sweep.options, sweep)
+    if rec.config is None:
+        return f"recommendation: none ({rec.why})"
+    value = f"{rec.score.value:,.1f} {rec.objective.unit}" if rec.score and rec.score.value else ""
+    if rec.coleaders:
+        names = "; ".join([rec.config.label, *(c.label for c, _ in rec.coleaders)])
+        return (f"recommendation ({rec.objective.text}): not separable, {len(rec.coleaders) + 1} co-leaders "
+                f"(95 % CIs overlap): {names}")
+    return f"recommendation ({rec.objective.text}): {rec.config.label} ({value})"
+
+
 def render_report(sweep_dir: str | Path, **options: Any) -> Path:
     """Write `sweep_dir/index.html` and return its path; options override the [report] settings."""
     return write_page(load_sweep(sweep_dir, options))
