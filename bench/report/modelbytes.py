@@ -120,22 +120,22 @@ def record_model(path: str | Path, sweep_dir: Path) -> bool:
 
 
 def model_for_sweep(path: str | Path, sweep_dir: Path) -> tuple[ModelBytes, str]:
-    """The model from its file, else from the sweep's `model.json`; (model, where it came from).
+    """The sweep's recorded `model.json`, else the model file itself; (model, where it came from).
 
-    Why both: the report is often rendered on another machine than the one that ran the sweep
-    (the 200 GB GGUF stays on the box); the sweep records the table so the page is the same.
+    Why the record first: the sweep wrote it from the GGUF when it started, so the report need not
+    reopen a file of hundreds of GB, and the page renders the same on another machine (where the
+    GGUF is absent) or after the file changed. Sweeps made before the record existed read the file.
     """
-    try:
-        return read_model(path), str(path)
-    except ModelFileError as err:
-        record = sweep_dir / MODEL_RECORD
-        if not record.is_file():
-            raise
+    record = sweep_dir / MODEL_RECORD
+    if record.is_file():
         try:
             model = model_from_json(json.loads(record.read_text()))
         except (OSError, ValueError, KeyError, TypeError):
-            raise err from None
-        return model, f"{record.name} in the sweep directory (recorded from {model.path})"
+            model = None  # a damaged record: the file itself is the truth
+        # the record answers for the model it was made from (or for one this machine lacks)
+        if model is not None and (str(model.path) == str(path) or not Path(path).exists()):
+            return model, f"{record.name} in the sweep directory (recorded from {model.path})"
+    return read_model(path), str(path)
 
 
 def read_model(path: str | Path) -> ModelBytes:

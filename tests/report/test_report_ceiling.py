@@ -146,3 +146,28 @@ def test_measured_rate_above_the_ceiling_is_flagged(tmp_path):
     assert efficiency(c.tokens_per_s * 0.5, c) == (pytest.approx(0.5), False)
     assert efficiency(c.tokens_per_s * 1.2, c)[1] is True
     assert efficiency(None, c) == (None, False)
+
+
+def test_the_sweeps_model_record_is_read_instead_of_the_gguf(tmp_path):
+    """The report reads the tensor table the sweep recorded, not the (possibly 400 GB) GGUF again."""
+    from bench.report.modelbytes import model_for_sweep, record_model
+
+    path = write_model(tmp_path / "m.gguf", n_layer=2)
+    sweep_dir = tmp_path / "sweep"
+    sweep_dir.mkdir()
+    assert record_model(path, sweep_dir)
+    expected = read_model(path)
+    # the file changed after the sweep: the page still describes the model that was measured
+    write_model(path, n_layer=3)
+    model, source = model_for_sweep(path, sweep_dir)
+    assert model == expected and source.startswith("model.json in the sweep directory")
+    path.write_bytes(b"not a gguf any more")  # nor is the file reopened at all
+    assert model_for_sweep(path, sweep_dir)[0] == expected
+    # a record made from another model does not answer for this one
+    other = write_model(tmp_path / "other.gguf", n_layer=3)
+    model, source = model_for_sweep(other, sweep_dir)
+    assert model.path == str(other) and source == str(other)
+    # a damaged record falls back to the file, and a damaged file then says so in one line
+    (sweep_dir / "model.json").write_text("{")
+    with pytest.raises(ModelFileError):
+        model_for_sweep(path, sweep_dir)
