@@ -295,6 +295,10 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
                                ram_headroom_gib=args.ram_headroom_gib, fixed_ms=args.fixed_ms, gpus=gpus)
         if args.ctx <= 0:
             raise pl.PlanError(f"--ctx {args.ctx}: give a positive context size")
+        if args.calibrate:
+            fixed, how = pl.calibrate(mt, host, settings, args.calibrate)
+            settings = pl.Settings(**{**settings.__dict__, "fixed_ms": fixed})
+            console.print(f"fixed cost {how}", highlight=False, markup=False)
         if not host.gpus and args.facts and not args.allow_cpu_only:
             raise pl.PlanError(f"--facts {args.facts}: no GPUs in these facts (nvidia_gpus unavailable or "
                                "empty); collect them on the GPU host, or pass --allow-cpu-only")
@@ -422,6 +426,8 @@ def parser() -> argparse.ArgumentParser:
     pp.add_argument("--ram-headroom-gib", type=float, default=8.0, help="host RAM kept free, default 8")
     pp.add_argument("--fixed-ms", type=float, default=0.0,
                     help="per-token cost besides memory traffic (calibrated from one launch)")
+    pp.add_argument("--calibrate", metavar="RESULTS_CSV",
+                    help="set --fixed-ms from the first measured planner row of a sweep's results.csv")
     pp.add_argument("--allow-cpu-only", action="store_true", help="plan even when the facts list no GPU")
     pp.add_argument("--binary", default="llama-server", help="llama-server path for the spec")
     pp.add_argument("--out", help="write a sweep spec TOML of the plan, neighbours, --fit and the template")

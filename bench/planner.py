@@ -445,6 +445,38 @@ def predict_argv(mt: ModelTable, host: HostFacts, s: Settings, argv: Sequence[st
     return 1.0 / t if t > 0 else None
 
 
+def calibrate(mt: ModelTable, host: HostFacts, s: Settings, results_csv: str | Path) -> tuple[float, str]:
+    """(fixed ms per token, how) from the first measured planner row of a sweep's results.csv.
+
+    Why: the roofline counts memory traffic only; kernel launches, the CPU's expert dispatch and
+    synchronisation add a per-token cost that one launch measures: 1/measured - 1/roofline.
+    """
+    import csv
+
+    try:
+        with Path(results_csv).open(newline="") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, csv.Error, UnicodeDecodeError) as exc:
+        raise PlanError(f"--calibrate {results_csv}: not a readable results.csv ({exc})") from None
+    zero = Settings(**{**s.__dict__, "fixed_ms": 0.0})
+    for r in rows:
+        argv = (r.get("axis.args.placement") or "").split()
+        try:
+            measured = float(r.get("decode_tps") or r.get("server_decode_tps") or 0)
+        except ValueError:
+            continue
+        if r.get("status") != "ok" or r.get("placement_source") != "planner" or not argv or measured <= 0:
+            continue
+        roof = predict_argv(mt, host, zero, argv)
+        if not roof:
+            continue
+        fixed = max(1000 * (1 / measured - 1 / roof), 0.0)
+        return fixed, (f"{fixed:.3f} ms/token from {r.get('config_label', '?')}: measured {measured:.2f} "
+                       f"tokens/s, roofline {roof:.2f}")
+    raise PlanError(f"--calibrate {results_csv}: no ok row with placement_source planner and a decode rate; "
+                    "run the plan's spec first (python -m bench sweep SPEC)")
+
+
 def _score(p: Placement | None) -> float:
     return p.decode_tps if p is not None else -1.0
 

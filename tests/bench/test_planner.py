@@ -198,3 +198,34 @@ def test_hand_written_rows_get_the_same_roofline(table):
     fewer = pl.predict_argv(table, host, s, ["-ngl", "99", "--n-cpu-moe", "50"])
     more = pl.predict_argv(table, host, s, ["-ngl", "99", "--n-cpu-moe", "40"])
     assert template < fewer < best.decode_tps < more  # 11 / 21 expert layers on the GPUs vs the plan's 17
+
+
+def test_fixed_cost_calibrated_from_one_measured_launch(table, r1, tmp_path):
+    """--calibrate: 1/measured - 1/roofline of the sweep's plan row; the re-plan then predicts it."""
+    import csv
+
+    host, s = pl.host_from_facts(REF_FACTS), pl.Settings(ctx=16384)
+    best, _ = pl.plan(table, host, s)
+    argv = pl.placement_argv(best, table.n_layer, [0, 1])
+    results = tmp_path / "results.csv"
+    with results.open("w", newline="") as f:
+        cols = ["config_label", "status", "placement_source", "axis.args.placement", "decode_tps"]
+        w = csv.DictWriter(f, cols)
+        w.writeheader()
+        w.writerow({"config_label": "tmpl", "status": "ok", "placement_source": "template",
+                    "axis.args.placement": " ".join(pl.TEMPLATE), "decode_tps": "9.0"})
+        w.writerow({"config_label": "plan", "status": "ok", "placement_source": "planner",
+                    "axis.args.placement": " ".join(argv), "decode_tps": f"{best.decode_tps / 2}"})
+    fixed, how = pl.calibrate(table, host, s, results)
+    assert fixed == pytest.approx(1000 / best.decode_tps)
+    assert how.startswith(f"{fixed:.3f} ms/token from plan")
+    again, _ = pl.plan(table, host, pl.Settings(ctx=16384, fixed_ms=fixed))
+    assert again.decode_tps == pytest.approx(best.decode_tps / 2)
+    facts = tmp_path / "facts.json"
+    facts.write_text(json.dumps(REF_FACTS))
+    proc = _cli(str(r1), "--facts", str(facts), "--ctx", "16384", "--calibrate", str(results))
+    assert proc.returncode == 0 and f"fixed cost {fixed:.3f} ms/token" in proc.stdout, proc.stderr
+    bad = tmp_path / "none.csv"
+    bad.write_text("config_label,status\nx,ok\n")
+    proc = _cli(str(r1), "--facts", str(facts), "--calibrate", str(bad))
+    assert proc.returncode == 2 and "no ok row with placement_source planner" in proc.stderr
