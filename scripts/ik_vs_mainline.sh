@@ -9,7 +9,8 @@
 #        build info would otherwise read that repository's commit), ARCHS (default 90a), JOBS (per
 #        build, default half the cores: both engines build at once), CARRY (the tarballs from
 #        scripts/prepare_llama_cpp.sh and prepare_ik_llama_cpp.sh, default .carry), WHEELS (offline
-#        wheels, default .whl), SWEEP_TIMEOUT (seconds per sweep, default 300)
+#        wheels, default .whl), SWEEP_TIMEOUT (seconds per sweep, default 300), SPECS (the mainline
+#        and the ik spec, default bench/specs/ik-vs-mainline.toml and ik-vs-mainline-ik.toml)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -19,6 +20,7 @@ archs=${ARCHS:-90a}
 jobs=${JOBS:-$(( $(nproc) / 2 ))}
 carry=${CARRY:-.carry}
 wheels=${WHEELS:-.whl}
+read -r spec_main spec_ik <<<"${SPECS:-bench/specs/ik-vs-mainline.toml bench/specs/ik-vs-mainline-ik.toml}"
 mkdir -p "$out" "$cache/models"
 export OMNI_MODEL_CACHE=$cache/models PYTHONUNBUFFERED=1
 if [ -d "$wheels" ]; then export PYTHONPATH=/tmp/omni-site:$root; else export PYTHONPATH=$root; fi
@@ -51,10 +53,10 @@ stage_build() {  # both at once, each with half the cores; each returns at once 
 
 stage_model() {  # may run beside the build: it only needs the wheels (setup) and writes model.done
   log model
-  "$py" - <<'PY' | tee "$out/model.txt"
-import tomllib
+  "$py" - "$spec_main" <<'PY' | tee "$out/model.txt"
+import sys, tomllib
 from bench.genmodel import ModelShape, ensure_model
-gen = tomllib.load(open("bench/specs/ik-vs-mainline.toml", "rb"))["server"]["generate"]
+gen = tomllib.load(open(sys.argv[1], "rb"))["server"]["generate"]
 path = ensure_model(ModelShape(**gen))
 print(path, path.stat().st_size)
 PY
@@ -64,9 +66,9 @@ PY
 stage_sweep() {  # an existing --out resumes, so a second call finishes an interrupted sweep
   log sweep
   PATH=$cache/mainline/bin:$PATH timeout "${SWEEP_TIMEOUT:-300}" "$py" -m bench sweep \
-    bench/specs/ik-vs-mainline.toml --out "$cache/sweep-mainline" --no-report 2>&1 | tail -3
+    "$spec_main" --out "$cache/sweep-mainline" --no-report 2>&1 | tail -3
   PATH=$cache/ik/bin:$PATH timeout "${SWEEP_TIMEOUT:-300}" "$py" -m bench sweep \
-    bench/specs/ik-vs-mainline-ik.toml --out "$cache/sweep-ik" --no-report 2>&1 | tail -3
+    "$spec_ik" --out "$cache/sweep-ik" --no-report 2>&1 | tail -3
 }
 
 stage_truth() {
