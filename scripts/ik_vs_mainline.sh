@@ -10,7 +10,8 @@
 #        build, default half the cores: both engines build at once), CARRY (the tarballs from
 #        scripts/prepare_llama_cpp.sh and prepare_ik_llama_cpp.sh, default .carry), WHEELS (offline
 #        wheels, default .whl), SWEEP_TIMEOUT (seconds per sweep, default 300), SPECS (the mainline
-#        and the ik spec, default bench/specs/ik-vs-mainline.toml and ik-vs-mainline-ik.toml)
+#        and the ik spec, default bench/specs/ik-vs-mainline.toml and ik-vs-mainline-ik.toml),
+#        MAINLINE_TARGETS (default "llama-server llama-bench")
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -41,7 +42,7 @@ stage_setup() {
 
 stage_build() {  # both at once, each with half the cores; each returns at once when already built
   log "build (CUDA $archs, -j $jobs each)"
-  TARGETS="llama-server llama-bench" JOBS=$jobs bash scripts/build_llama_cpp.sh \
+  TARGETS=${MAINLINE_TARGETS:-llama-server llama-bench} JOBS=$jobs bash scripts/build_llama_cpp.sh \
     "$carry/llama.cpp.tar.gz" "$cache/mainline" "$archs" >"$out/build-mainline.txt" 2>&1 &
   local m=$!
   TARGETS="llama-server llama-sweep-bench" JOBS=$jobs bash scripts/build_llama_cpp.sh \
