@@ -8,6 +8,9 @@
 # Env:   CACHE (default .cache), OUT (results; default $CACHE/out), ARCHS (default 90a), JOBS,
 #        VRAM_GIB (the budget the planner and --fit get, default 4), CTX (default 4096),
 #        SHAPE (genmodel flags), GRID (extra placements, ';'-separated), TARBALL, WHEELS
+# WHEELS must hold pyinfra too (scripts/wheelhouse.sh's default list): `facts collect` imports it.
+# Without it, write the facts by hand as reports/examples/placement/device/f16.py does.
+# The measured run (reports/examples/placement/README.md) built TARGETS="llama-server llama-quantize".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
