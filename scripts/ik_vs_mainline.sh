@@ -3,6 +3,9 @@
 # both with CUDA from their pinned sources, sweep the same placements with each, check each sweep
 # against the server's own timings and the engine's own benchmark, and compare the engines.
 # Every stage is idempotent, so a second call on the same machine skips what is done.
+# Budget it: on a 16-core H100 box (nvcc 13.0, sm_90a) the two CUDA builds side by side (-j 8 each)
+# had done 140/362 (mainline) and 93/309 (ik) steps after 290 s: the whole run needs about 15-20
+# minutes, more than one 10-minute call (the fork's IQK mmq template instances take 60-130 s each).
 #
 # Usage: scripts/ik_vs_mainline.sh STAGE... with STAGE in: setup build model sweep truth compare
 # Env:   CACHE (builds, models, sweeps; default .cache; keep it outside a git checkout: the fork's
