@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.engines.base import Launch, Readback
-from bench.engines.llamacpp import LlamaServer, asked_values, compare
+from bench.engines.llamacpp import LlamaServer, asked_values, compare, parse_log
 from bench.plan import ServerConfig
 from bench.spec import ServerSpec, SpecError
 from omni.ik_llama import IK_LLAMA, check_argv
@@ -49,20 +49,7 @@ _IK_LOG = {  # what the fork prints at its default verbosity
 
 def parse_ik_log(text: str) -> dict[str, Any]:
     """Applied values the fork prints while loading (first occurrence wins)."""
-    found: dict[str, Any] = {}
-    for key, rx in _IK_LOG.items():
-        m = rx.search(text)
-        if not m:
-            continue
-        if key == "offloaded":
-            found["offloaded_layers"], found["total_layers"] = int(m.group(1)), int(m.group(2))
-        elif key == "gpu_layers_ignored":
-            found[key] = True
-        elif key in ("ser", "system_info"):
-            found[key] = m.group(1).strip()
-        else:
-            found[key] = int(m.group(1))
-    return found
+    return parse_log(text, _IK_LOG)
 
 
 def ik_compare(argv: list[str], log: dict[str, Any]) -> list[str]:

@@ -42,10 +42,16 @@ def asked_values(argv: list[str]) -> dict[str, str]:
     return {name: str(given[-1].raw) for name in _ASKED if (given := args.given(name))}
 
 
-def parse_log(text: str) -> dict[str, Any]:
-    """Applied values llama.cpp prints while loading (first occurrence wins)."""
+_TEXT_KEYS = ("build", "system_info", "ser")  # values kept as text, not numbers
+
+
+def parse_log(text: str, patterns: dict[str, re.Pattern[str]] | None = None) -> dict[str, Any]:
+    """Applied values a llama.cpp-family server prints while loading (first occurrence wins).
+
+    `patterns` is the engine's own table (the fork prints other lines); mainline's by default.
+    """
     found: dict[str, Any] = {}
-    for key, rx in _LOG.items():
+    for key, rx in (_LOG if patterns is None else patterns).items():
         m = rx.search(text)
         if not m:
             continue
@@ -57,7 +63,7 @@ def parse_log(text: str) -> dict[str, Any]:
             found[key] = int(m.group(2))
         elif key == "kv_unified":
             found[key] = m.group(1) == "true"
-        elif key in ("build", "system_info"):
+        elif key in _TEXT_KEYS:
             found[key] = (m.group(1) or (m.group(2) if m.lastindex and m.lastindex > 1 else "")).strip()
         else:
             found[key] = int(m.group(1))
