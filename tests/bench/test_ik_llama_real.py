@@ -9,9 +9,7 @@ MLA is silently dropped for a model that is not DeepSeek-style; `-fmoe` no longe
 
 from __future__ import annotations
 
-import csv
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,37 +17,16 @@ from pathlib import Path
 import pytest
 
 from bench.genmodel import ModelShape, ensure_model
-from tests.bench.benchutil import run_bench, write_spec
+from tests.bench.benchutil import real_server_spec, rows_by_case, run_bench, write_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]  # the first use builds the fork
 
 # a q8_0 MoE: fused MoE has experts to fuse, and -rtr has q8_0 tensors to repack (Q8_0_R8)
 TINY_MOE = ModelShape(n_embd=128, n_layer=2, n_ff=256, n_head=4, n_head_kv=2, n_vocab=1024,
                       n_expert=4, n_expert_used=2, dtype="q8_0")
+# DEFAULTS: the fork's defaults (fused MoE on); TUNED: fused MoE off, weights repacked at load, an
+#    MLA mode this Llama-style model cannot use (the fork drops it silently), an attention batch cap.
 DEFAULTS, TUNED = "-np 2 -c 1024", "-np 1 -c 1024 -no-fmoe -rtr -mla 2 -amb 256"
-SPEC = """
-name = "real-ik-llama"
-engine = "ik_llama"
-[server]
-binary = "{binary}"
-model = "{model}"
-args = ["--no-warmup", "-t", "1"]
-health_timeout_s = 60
-stop_timeout_s = 10
-[axes]
-# 1: the fork's defaults (fused MoE on); 2: fused MoE off, weights repacked at load, an MLA mode
-#    this Llama-style model cannot use (the fork drops it silently), an attention batch cap.
-"args.case" = ["{defaults}", "{tuned}"]
-[workload]
-input_tokens = [24]
-output_tokens = [12]
-concurrency = [1, 2]
-requests = 2
-warmup = 1
-[memory]
-interval_s = 0.1
-release_timeout_s = 20
-"""
 
 
 @pytest.fixture(scope="module")
@@ -60,31 +37,16 @@ def moe_model(model_cache: Path) -> Path:
 @pytest.fixture(scope="module")
 def sweep(ik_llama_server_binary: Path, moe_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("real-ik-llama")
-    spec = write_spec(tmp / "s.toml", SPEC.format(binary=ik_llama_server_binary, model=moe_model,
-                                                  defaults=DEFAULTS, tuned=TUNED))
+    text = real_server_spec("real-ik-llama", "ik_llama", ik_llama_server_binary, moe_model, [DEFAULTS, TUNED])
+    spec = write_spec(tmp / "s.toml", text)
     out = tmp / "sweep"
     proc = run_bench("sweep", str(spec), "--out", str(out), "--no-report")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
 
 
-def run_bench_module(module: str, *args: str) -> subprocess.CompletedProcess[str]:
-    repo = Path(__file__).resolve().parents[2]
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=repo, capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "PYTHONPATH": str(repo)})
-
-
-def _rows(sweep: Path) -> dict[str, list[dict[str, str]]]:
-    with (sweep / "results.csv").open() as f:
-        rows = list(csv.DictReader(f))
-    by_case: dict[str, list[dict[str, str]]] = {}
-    for r in rows:
-        by_case.setdefault(r["axis.args.case"], []).append(r)
-    return by_case
-
-
 def test_the_two_config_sweep_measures_through_the_fork(sweep: Path, ik_llama_server_binary: Path):
-    by_case = _rows(sweep)
+    by_case = rows_by_case(sweep)
     assert sorted(by_case) == sorted([DEFAULTS, TUNED])
     for rows in by_case.values():
         assert [r["concurrency"] for r in rows] == ["1", "2"]
@@ -98,7 +60,7 @@ def test_the_two_config_sweep_measures_through_the_fork(sweep: Path, ik_llama_se
 
 
 def test_readback_comes_from_props_and_the_startup_log(sweep: Path):
-    rows = _rows(sweep)
+    rows = rows_by_case(sweep)
     plain = json.loads(rows[DEFAULTS][0]["applied_config"])
     assert plain["readback_source"].startswith("/props") and "startup log" in plain["readback_source"]
     assert plain["total_slots"] == 2 and plain["n_ctx_slot"] == 512  # 1024 split over 2 slots
@@ -116,7 +78,7 @@ def test_readback_comes_from_props_and_the_startup_log(sweep: Path):
 
 def test_truth_check_runs_llama_sweep_bench_with_each_placement(sweep: Path, ik_llama_server_binary: Path):
     """`python -m benchmarks.truth`: our rate, the server's timings and llama-sweep-bench side by side."""
-    proc = run_bench_module("benchmarks.truth", str(sweep))
+    proc = run_bench(str(sweep), module="benchmarks.truth", timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     recs = {r["config_label"].removeprefix("case="): r
             for r in map(json.loads, (sweep / "truth.jsonl").read_text().splitlines())}
@@ -148,8 +110,8 @@ def test_the_fork_rejects_fmoe_as_the_engine_says(ik_llama_server_binary: Path, 
 ])
 def test_bad_flags_stop_the_sweep_in_one_line(tmp_path: Path, moe_model: Path, case: str, named: str):
     """Refused before any launch, so any existing file stands in for the binary (no build needed)."""
-    spec = write_spec(tmp_path / "s.toml", SPEC.format(binary=sys.executable, model=moe_model,
-                                                       defaults=DEFAULTS, tuned=case))
+    text = real_server_spec("real-ik-llama", "ik_llama", sys.executable, moe_model, [DEFAULTS, case])
+    spec = write_spec(tmp_path / "s.toml", text)
     proc = run_bench("sweep", str(spec), "--out", str(tmp_path / "out"), "--no-report")
     assert proc.returncode != 0
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]

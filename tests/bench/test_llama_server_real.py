@@ -9,7 +9,6 @@ build ignores `-ngl` with a warning — each must end up in the readback as data
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from bench.engines import get_engine
 from bench.engines.base import Launch
 from bench.engines.llamacpp import parse_log
 from bench.server import http_json
-from tests.bench.benchutil import run_bench, write_spec
+from tests.bench.benchutil import real_server_spec, rows_by_case, run_bench, write_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]  # the first use builds llama-server
 
@@ -47,54 +46,26 @@ def test_alias_names_the_model_as_llama_server_does(llama_server_binary: Path, t
         assert http_json(base + "/props")[1]["model_alias"] == "architect", name
 
 
-MATCH, CAPPED = "-np 2 -c 1024 -kvu", "-np 2 -c 16384 -ngl 99 -lv 4"
-SPEC = """
-name = "real-llama-server"
-engine = "llama-server"
-[server]
-binary = "{binary}"
-model = "{model}"
-args = ["--no-warmup", "-t", "1"]
-health_timeout_s = 60
-stop_timeout_s = 10
-[axes]
-# 1: what was asked is applied (2 slots sharing one 1024-token KV cache; the default log level).
-# 2: libllama's lines (-lv 4); 16384 asked for 2 slots: the KV cache is 16384 but each slot is
+# MATCH: what was asked is applied (2 slots sharing one 1024-token KV cache; the default log level).
+# CAPPED: libllama's lines (-lv 4); 16384 asked for 2 slots: the KV cache is 16384 but each slot is
 #    capped at the model's training context (4096), and a CPU-only build ignores -ngl 99.
-"args.case" = ["-np 2 -c 1024 -kvu", "-np 2 -c 16384 -ngl 99 -lv 4"]
-[workload]
-input_tokens = [24]
-output_tokens = [12]
-concurrency = [1, 2]
-requests = 2
-warmup = 1
-[memory]
-interval_s = 0.1
-release_timeout_s = 20
-"""
+MATCH, CAPPED = "-np 2 -c 1024 -kvu", "-np 2 -c 16384 -ngl 99 -lv 4"
 
 
 @pytest.fixture(scope="module")
 def sweep(llama_server_binary: Path, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("real-llama-server")
-    spec = write_spec(tmp / "s.toml", SPEC.format(binary=llama_server_binary, model=tiny_model))
+    text = real_server_spec("real-llama-server", "llama-server", llama_server_binary, tiny_model,
+                            [MATCH, CAPPED])
+    spec = write_spec(tmp / "s.toml", text)
     out = tmp / "sweep"
     proc = run_bench("sweep", str(spec), "--out", str(out), "--no-report")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
 
 
-def _rows(sweep: Path) -> dict[str, list[dict[str, str]]]:
-    with (sweep / "results.csv").open() as f:
-        rows = list(csv.DictReader(f))
-    by_case: dict[str, list[dict[str, str]]] = {}
-    for r in rows:
-        by_case.setdefault(r["axis.args.case"], []).append(r)
-    return by_case
-
-
 def test_sweep_measures_through_the_real_binary(sweep: Path, llama_server_binary: Path):
-    by_case = _rows(sweep)
+    by_case = rows_by_case(sweep)
     assert sorted(by_case) == [MATCH, CAPPED]
     proc = subprocess.run([str(llama_server_binary), "--version"], capture_output=True, text=True, timeout=30)
     version = next(ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.startswith("version:"))
@@ -110,7 +81,7 @@ def test_sweep_measures_through_the_real_binary(sweep: Path, llama_server_binary
 
 
 def test_props_readback_matches_what_was_asked(sweep: Path):
-    rows = _rows(sweep)[MATCH]
+    rows = rows_by_case(sweep)[MATCH]
     applied = json.loads(rows[0]["applied_config"])
     assert applied["total_slots"] == 2 and applied["n_ctx_slot"] == 1024  # unified: each slot sees all
     assert applied["model_path"].endswith(".gguf") and applied["build_info"]
@@ -121,7 +92,7 @@ def test_props_readback_matches_what_was_asked(sweep: Path):
 
 
 def test_a_capped_context_and_ignored_gpu_layers_are_mismatches(sweep: Path):
-    rows = _rows(sweep)[CAPPED]
+    rows = rows_by_case(sweep)[CAPPED]
     applied = json.loads(rows[0]["applied_config"])
     assert applied["total_slots"] == 2 and applied["n_ctx_slot"] == 4096
     assert applied["log.ctx_size"] == 16384 and applied["log.ctx_train"] == 4096
@@ -136,7 +107,7 @@ def test_log_parsing_of_the_real_server_logs(sweep: Path, llama_server_binary: P
                                              serve, tmp_path: Path):
     """The engine's parser on the logs the sweep kept, and on a capped context at the default log
     level, where only /props x slots tells what a request may use."""
-    rows = _rows(sweep)
+    rows = rows_by_case(sweep)
     verbose = (sweep / rows[CAPPED][0]["log_path"]).read_text()
     assert "exceeds the training context of the model" in verbose and "n_slots = 2" in verbose
     assert {k: v for k, v in parse_log(verbose).items() if k != "system_info"} == {
