@@ -22,9 +22,8 @@ wheels=${WHEELS:-.whl}
 mkdir -p "$out" "$cache/models"
 export OMNI_MODEL_CACHE=$cache/models PYTHONUNBUFFERED=1 PYINFRA_YES=
 export PATH=${LLAMA_BIN:-$build/bin}:$PATH
-if [ -d "$wheels" ]; then export PYTHONPATH=/tmp/omni-site:$root; else export PYTHONPATH=$root; fi
-py=${PYTHON:-python3}
-log() { printf '\n=== %s (%s s)\n' "$*" "$SECONDS"; }
+# shellcheck source=scripts/device_env.sh
+. "$root/scripts/device_env.sh"   # py, PYTHONPATH with the wheelhouse, log, unpack_wheels
 
 model_args() { # the spec's [server.generate] table as genmodel flags
   "$py" - "$spec" <<'PY'
@@ -36,11 +35,7 @@ PY
 
 stage_setup() {
   log setup
-  if [ -d "$wheels" ] && [ ! -f /tmp/omni-site/.done ]; then
-    mkdir -p /tmp/omni-site
-    for w in "$wheels"/*.whl; do "$py" -m zipfile -e "$w" /tmp/omni-site; done
-    touch /tmp/omni-site/.done
-  fi
+  unpack_wheels
   "$py" -c "import pyinfra, pydantic, openai, gguf, psutil, rich, pandas, matplotlib; print('imports ok')"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 }

@@ -28,17 +28,12 @@ grid=${GRID:--ngl 99 --n-cpu-moe 6;-ngl 99 --n-cpu-moe 11;-ngl 99 --n-cpu-moe 14
 mkdir -p "$out" "$cache/models"
 export OMNI_MODEL_CACHE=$cache/models PYTHONUNBUFFERED=1 OMNI_LLAMA_BIN=$build/bin
 export PATH=$build/bin:$PATH
-if [ -d "$wheels" ]; then export PYTHONPATH=/tmp/omni-site:$root; else export PYTHONPATH=$root; fi
-py=${PYTHON:-python3}
-log() { printf '\n=== %s (%s s)\n' "$*" "$SECONDS"; }
+# shellcheck source=scripts/device_env.sh
+. "$root/scripts/device_env.sh"   # py, PYTHONPATH with the wheelhouse, log, unpack_wheels
 
 stage_setup() {
   log setup
-  if [ -d "$wheels" ] && [ ! -f /tmp/omni-site/.done ]; then
-    mkdir -p /tmp/omni-site
-    for w in "$wheels"/*.whl; do "$py" -m zipfile -e "$w" /tmp/omni-site; done
-    touch /tmp/omni-site/.done
-  fi
+  unpack_wheels
   "$py" -c "import pydantic, gguf, psutil, rich, numpy; print('imports ok')"
   nvidia-smi --query-gpu=name,memory.total,memory.free,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 }
