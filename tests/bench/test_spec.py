@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import demo_text
+from bench.cli_sweep import demo_text
 from bench.plan import cells, config_id, count_runs, server_configs
 from bench.spec import SpecError, load_spec, numa_prefix, parse_spec
 from tests.bench.benchutil import run_bench, write_spec

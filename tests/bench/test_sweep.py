@@ -263,7 +263,7 @@ def test_zero_config_demo(tmp_path: Path):
     """README command (1): `python -m bench sweep` with no spec, from the repository root."""
     import tomllib
 
-    from bench.cli import demo_text
+    from bench.cli_sweep import demo_text
     from bench.plan import count_runs, server_configs
     from bench.spec import parse_spec
 
