@@ -1,7 +1,8 @@
 """Read-only probe of one disk's layout for the storage deploy (block devices: ``facts.hardware``).
 
-Why apart: the probe and its pure parser are facts (what is there); the storage deploy decides what
-to do about it. ``parse_layout`` is tested on real captured outputs (tests/deploys/storage/captures).
+Why apart: the probe and its pure parsers (the layout, ``/proc/self/mounts``, fstab) are facts (what
+is there); the storage deploy and verify decide what to do about it. ``parse_layout`` is tested on
+real captured outputs (tests/deploys/storage/captures).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def parse_layout(output: list[str]) -> dict[str, Any]:
     layout: dict[str, Any] = {
         "table": None,
         "table_error": None,
+        "sfdisk_missing": False,  # the shell could not run sfdisk (fdisk not installed)
         "signatures": None,
         "partitions": {},
         "mounts": [],
@@ -83,7 +85,9 @@ def parse_layout(output: list[str]) -> dict[str, Any]:
             if parsed and "partitiontable" in parsed:
                 layout["table"] = parsed["partitiontable"]
             else:
-                layout["table_error"] = " ".join(lines).strip()[:300] or f"sfdisk exit {rc}"
+                error = " ".join(lines).strip()[:300] or f"sfdisk exit {rc}"
+                layout["table_error"] = error
+                layout["sfdisk_missing"] = "sfdisk" in error and "not found" in error
         elif kind == "wipefs":
             parsed = _json_or_none(lines) if rc == 0 else None
             layout["signatures"] = None if parsed is None else parsed.get("signatures", [])
@@ -109,5 +113,19 @@ def parse_layout(output: list[str]) -> dict[str, Any]:
         elif kind == "swaps":
             layout["swaps"] = [line.split()[0] for line in lines[1:] if line.split()]
         elif kind == "mounts":
-            layout["mounts"] = [line.split() for line in lines if len(line.split()) >= 4]
+            layout["mounts"] = parse_mounts(lines)
     return layout
+
+
+def parse_mounts(lines: list[str]) -> list[list[str]]:
+    """Fields (device, mount point, fstype, options, ...) of each ``/proc/self/mounts`` line.
+
+    One home for reading mounts: the layout probe and verify's data-disk row both use it."""
+    return [fields for fields in (line.split() for line in lines) if len(fields) >= 4]
+
+
+def fstab_entries(lines: list[str] | None) -> list[list[str]]:
+    """Fields of each fstab line that is neither blank nor a ``#`` comment (fields not checked).
+
+    One home for reading fstab: the storage plan (conflicting mount point) and verify use it."""
+    return [line.split() for line in lines or [] if line.strip() and not line.lstrip().startswith("#")]

@@ -20,6 +20,7 @@ from deploys.host.grub import grub_settings, wanted_params
 from deploys.host.nvidia_driver import signed_modules_package
 from deploys.host.storage import storage_settings
 from facts import gguf as gguf_probe
+from facts.storage import fstab_entries, parse_mounts
 from omni.settings import settings
 
 ORDER = 20
@@ -129,10 +130,9 @@ def storage_rows(ctx: CheckContext) -> list[Row]:
     cfg = storage_settings(ctx.data)
     mountpoint = cfg["mountpoint"]
     target = f"xfs at {mountpoint}, UUID= in {cfg['fstab']}, noatime"
-    mounts = [line.split() for line in (ctx.read("/proc/self/mounts") or "").splitlines()]
-    mount = next((m for m in mounts if len(m) > 3 and m[1] == mountpoint), None)
-    fstab = [line.split() for line in (ctx.read(cfg["fstab"]) or "").splitlines()
-             if line.strip() and not line.lstrip().startswith("#")]
+    mounts = parse_mounts((ctx.read("/proc/self/mounts") or "").splitlines())
+    mount = next((m for m in mounts if m[1] == mountpoint), None)
+    fstab = fstab_entries((ctx.read(cfg["fstab"]) or "").splitlines())
     entry = next((f for f in fstab if len(f) > 3 and f[1] == mountpoint), None)
     measured = (f"{mount[0]} {mount[2]} ({mount[3]})" if mount else "not mounted") + \
         (f"; fstab {entry[0]} {entry[3]}" if entry else "; no fstab entry")

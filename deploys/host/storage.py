@@ -47,7 +47,7 @@ from pyinfra.facts.files import FileContents
 from pyinfra.operations import files, server
 
 from facts.hardware import BlockDevices
-from facts.storage import DiskLayout
+from facts.storage import DiskLayout, fstab_entries
 from omni.settings import settings
 
 DEFAULTS: dict[str, Any] = {
@@ -342,14 +342,8 @@ def plan_storage(
         commands.append((f"Make the XFS filesystem on {part}", _mkfs(part, label, fs_uuid)))
     mountpoint, fstab_path = cfg["mountpoint"], cfg["fstab"]
     line = f"UUID={fs_uuid} {mountpoint} xfs {cfg['mount_options']} 0 2"
-    for entry in fstab or []:
-        fields = entry.split()
-        if (
-            len(fields) >= 2
-            and not entry.lstrip().startswith("#")
-            and fields[1] == mountpoint
-            and fields[0] != f"UUID={fs_uuid}"
-        ):
+    for fields in fstab_entries(fstab):
+        if len(fields) >= 2 and fields[1] == mountpoint and fields[0] != f"UUID={fs_uuid}":
             raise StorageRefusal(
                 f"{fstab_path} already mounts {fields[0]} at {mountpoint}: remove that line or "
                 "choose another storage.mountpoint"
@@ -431,12 +425,7 @@ def probe_and_plan(cfg: dict[str, Any]) -> StoragePlan:
     want, others = wanted_disk(host.data, cfg)
     disk = find_disk(host.get_fact(BlockDevices), want, others, cfg)
     layout = host.get_fact(DiskLayout, path=disk["path"])
-    if (
-        layout.get("table") is None
-        and layout.get("table_error")
-        and "sfdisk" in str(layout["table_error"])
-        and "not found" in str(layout["table_error"])
-    ):
+    if layout.get("table") is None and layout.get("sfdisk_missing"):
         raise StorageRefusal("sfdisk is not installed: apt-get install fdisk")
     return plan_storage(disk, layout, host.get_fact(FileContents, path=cfg["fstab"]), cfg)
 

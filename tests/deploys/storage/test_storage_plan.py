@@ -13,7 +13,7 @@ from deploys.host.storage import (
     plan_storage,
     wanted_disk,
 )
-from facts.storage import parse_layout
+from facts.storage import fstab_entries, parse_layout
 
 CAPTURES = Path(__file__).with_name("captures")
 LOOP = {"name": "loop0", "path": "/dev/loop0", "type": "loop", "model": None, "serial": None,
@@ -134,6 +134,15 @@ def test_too_little_free_space_and_fstab_conflicts_are_refused():
         plan_storage(LOOP, layout("os-disk-fresh"), [], cfg(min_size_gib=300))
     with pytest.raises(StorageRefusal, match="already mounts /dev/sdz1 at /tmp/omni/cap/nvme"):
         plan_storage(LOOP, layout("os-disk-fresh"), ["/dev/sdz1 /tmp/omni/cap/nvme ext4 defaults 0 2"], cfg())
+    commented = ["# /dev/sdz1 /tmp/omni/cap/nvme ext4 defaults 0 2", "", "   "]
+    assert fstab_entries(commented) == []  # a commented-out mount is no conflict
+    assert plan_storage(LOOP, layout("os-disk-fresh"), commented, cfg()).commands
+
+
+def test_a_missing_sfdisk_is_told_apart_from_a_blank_disk():
+    missing = parse_layout(["##sfdisk", "sh: 1: sfdisk: not found", "##rc 127"])
+    assert missing["table"] is None and missing["sfdisk_missing"]
+    assert not layout("blank")["sfdisk_missing"]
 
 
 def inventory(*devices) -> dict:
