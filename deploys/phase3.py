@@ -22,7 +22,8 @@ from deploys.core import markers
 from deploys.core.guards import require_ubuntu_2404
 from deploys.host.grub import configure_grub, grub_settings
 from deploys.host.nvidia_driver import host_packages, persistence_daemon, wanted_packages
-from deploys.host.storage import data_disk, storage_settings
+from deploys.host.storage import storage_settings
+from deploys.host.storage.deploy import data_disk
 from facts.hardware import SecureBoot
 
 YES = {"1", "true", "yes", "on", True}

@@ -11,7 +11,7 @@ installer's "really erase?" question, so the storage section is written defensiv
 * the target disk is matched by the ``ubuntu`` role's model **and** serial from the inventory (no
   serial configured → refused in one line); the Windows disk is never named;
 * partitions are the runbook's (3.4): ESP 512 MiB, ``/`` 500 GiB, ``/home`` 500 GiB; the rest is
-  left free for phase 3, which adds the ``/nvme`` XFS partition there (``deploys/host/storage.py``);
+  left free for phase 3, which adds the ``/nvme`` XFS partition there (``deploys/host/storage/``);
 * the HWE kernel, OpenSSH with key-only login, the owner's public keys; then a reboot into the
   installed system (the BMC's boot override was "once"), where phase 3's BMC half waits for SSH.
 

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from deploys.core.pyinfra_run import plan
-from deploys.host.storage import StorageRefusal, _host_blank_guard, plan_storage, storage_settings
+from deploys.host.storage import StorageRefusal, storage_settings
+from deploys.host.storage.guard import host_blank_guard
+from deploys.host.storage.plan import plan_storage
 from facts.storage import parse_layout
 from tests.sysdeps import ensure_binary
 
@@ -111,7 +113,7 @@ def test_the_on_host_recheck_refuses_what_is_not_blank(tmp_path: Path, loop: str
     """The shell guard that runs right before sfdisk/mkfs (it once passed on any disk: ``-o`` is
     wipefs's offset, not its columns)."""
     def guard(path: str, whole: bool) -> int:
-        return subprocess.run(["sh", "-c", _host_blank_guard(path, whole) + "exit 0"],
+        return subprocess.run(["sh", "-c", host_blank_guard(path, whole) + "exit 0"],
                               capture_output=True).returncode
 
     assert guard(loop, True) == 0  # blank

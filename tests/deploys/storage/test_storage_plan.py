@@ -1,4 +1,4 @@
-"""Pure decisions of deploys/host/storage.py on real captured probe outputs (captures/*.txt)."""
+"""Pure decisions of deploys/host/storage/ on real captured probe outputs (captures/*.txt)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from deploys.host.storage import (
-    DEFAULTS,
-    StorageRefusal,
-    find_disk,
-    plan_storage,
-    wanted_disk,
-)
+from deploys.host.storage import DEFAULTS, StorageRefusal
+from deploys.host.storage.identity import find_disk, wanted_disk
+from deploys.host.storage.plan import plan_storage
 from facts.storage import fstab_entries, parse_layout
 
 CAPTURES = Path(__file__).with_name("captures")

@@ -1,0 +1,72 @@
+"""The data disk (phase 3): find it by model/serial, add our partition, mkfs.xfs, mount by UUID.
+
+The safety rule: a disk is partitioned or formatted only when it is the configured disk (its
+serial and model match the inventory) and what we would write to holds no filesystem or other
+signature. Each part of the argument lives in one module:
+
+* Identity (:mod:`.identity`): the disk is the one whose lsblk SERIAL equals the inventory serial
+  (and MODEL the inventory model); ``/dev/nvmeXn1`` names are never configured, they are looked up
+  each run. No serial configured → refused. The Windows role is never selectable, and a disk
+  carrying any other role's serial is refused.
+* Test-only escape (:mod:`.identity`): loop devices have no model/serial.
+  ``allow_unidentified_disk: true`` plus a ``path`` in the disk entry is accepted only when that
+  device is ``TYPE=loop`` with empty MODEL and SERIAL, so even a misconfigured inventory cannot
+  reach a real NVMe/SATA disk this way.
+* Ownership (:mod:`.partition`): what we create carries ``label`` (default ``omni-data``) as GPT
+  partition name and XFS label. ``whole-disk`` takes a disk only when it holds no signature at all
+  (``wipefs -n``) or exactly our GPT with our single partition; ``append`` (the OS disk) only adds
+  a partition in unallocated space and never changes an existing one. Anything else is refused,
+  naming what was found.
+* In use (:mod:`.guard`): a disk the kernel says is in use (holders, mounts, swap, partitions no
+  table shows) is refused even where sfdisk and wipefs see a blank disk.
+* Formatting (:mod:`.partition` decides, :mod:`.guard` re-checks): mkfs.xfs runs only when the
+  probe shows our partition with no signature, the command re-checks that on the host right
+  before (``wipefs -n`` empty, GPT name ours), and it is never given ``-f`` (mkfs.xfs itself
+  refuses an existing filesystem).
+* The filesystem UUID is derived from the disk identity (uuid5, :mod:`.identity`), so the fstab
+  line (:mod:`.mount`) is known at plan time and a rerun of a converged host plans nothing.
+
+:mod:`.plan` joins these into one :class:`~.plan.StoragePlan` (pure, tested on captured probes);
+:mod:`.deploy` gathers the facts and applies it (``data_disk``). This module holds the settings.
+
+Host data ``storage`` (merged over :data:`DEFAULTS`):
+
+``disk_role``    which ``disks`` entry holds the data partition (``ubuntu``; never ``windows``)
+``layout``       ``append`` (free space of the OS disk) or ``whole-disk`` (a blank dedicated disk)
+``label``        GPT partition name and XFS label of what we create (<= 12 chars)
+``min_size_gib`` smallest acceptable data partition (``append`` picks the largest free region)
+``mountpoint``   ``/nvme``; ``fstab`` ``/etc/fstab``; ``mount_options`` ``defaults,noatime``
+``folders``      created under the mount point for the stack (relative paths)
+``owner``/``group``/``mode``  ownership of the mount point and folders
+``allow_unidentified_disk``   test-only, see above
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omni.settings import settings
+
+DEFAULTS: dict[str, Any] = {
+    "disk_role": "ubuntu",
+    "layout": "append",
+    "label": "omni-data",
+    "min_size_gib": 300,
+    "mountpoint": "/nvme",
+    "fstab": "/etc/fstab",
+    "mount_options": "defaults,noatime",
+    "folders": ["models", "memgraph", "phoenix", "prometheus", "grafana", "eval", "letta"],
+    "owner": "root",
+    "group": "root",
+    "mode": "755",
+    "allow_unidentified_disk": False,
+}
+LAYOUTS = ("append", "whole-disk")
+
+
+class StorageRefusal(ValueError):
+    """The data disk cannot be used safely; the message names what was found and the fix."""
+
+
+def storage_settings(data: Any) -> dict[str, Any]:
+    return settings(DEFAULTS, data, "storage")
