@@ -15,112 +15,30 @@ appended row by row and rewritten once at the end (the confidence intervals acro
 from __future__ import annotations
 
 import json
-import random
-import shlex
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import psutil
 from rich.console import Console
 
-from bench.engines import Engine, get_engine
-from bench.engines.base import Launch
 from bench.hostinfo import collect_facts, flatten_facts, versions
-from bench.load import CellLoad, Client, make_prompt, run_cell
-from bench.memory import Gpus, Sampler, host_sample, wait_released
-from bench.plan import Cell, ServerConfig, cells, server_configs
-from bench.progress import SweepProgress, Timing, cell_units
+from bench.memory import Gpus
+from bench.plan import ServerConfig
+from bench.progress import SweepProgress, Timing
 from bench.report.modelbytes import record_model
-from bench.runrow import LaunchInfo, build_row, run_status
-from bench.schema import OK_STATUSES, LaunchRecord, RunRecord
-from bench.server import ServerProcess, check_bind_host, error_line, free_port, http_json
-from bench.spec import Spec, SpecError, numa_prefix, parse_size
+from bench.schema import OK_STATUSES
+from bench.server import error_line
+from bench.spec import parse_size
 from bench.store import SweepStore, now
-from bench.strategies import StrategySpec, launch_score, make_strategy, parse_strategy
+from bench.strategies import launch_score, make_strategy
+from bench.sweep_cells import run_launch, skip_launch
+from bench.sweep_launch import LiveLaunch, launched
+from bench.sweep_state import SweepPlan, SweepRun, cell_cost, placement_of, preflight
 from omni.files import atomic_write_text
 
-
-@dataclass(frozen=True)
-class SweepPlan:
-    """The spec validated once: its engine, every server configuration with its workload cells,
-    and the parsed strategy. Everything after `preflight` reads this, never the raw spec tables."""
-
-    spec: Spec
-    engine: Engine
-    model: str
-    configs: dict[str, ServerConfig]
-    cells: dict[str, list[Cell]]
-    strategy: StrategySpec
-
-    @property
-    def n_runs(self) -> int:
-        return sum(len(c) for c in self.cells.values()) * self.spec.workload.repeats
-
-
-def placement_of(spec: Spec, config: ServerConfig) -> tuple[str, float | None]:
-    """(placement_source, predicted_decode_tps) of a configuration: from the spec's [[placement]]
-    entry for its `args.placement` value; "grid" for other values of that axis, else "manual"."""
-    value = config.axes.get("args.placement")
-    if value is None:
-        return "manual", None
-    argv = list(value) if isinstance(value, list) else shlex.split(str(value))
-    for entry in spec.placement:
-        if entry.args == argv:
-            return entry.source, entry.predicted_decode_tps
-    return "grid", None
-
-
-def preflight(spec: Spec, model: str, check_model: bool = True) -> SweepPlan:
-    """Everything that can be checked before a launch; raises SpecError with one line."""
-    engine = get_engine(spec.engine)
-    check_bind_host(spec.server.host)
-    if check_model:
-        engine.preflight(spec.server, model)
-    configs = server_configs(spec)
-    for cfg in configs:
-        numa_prefix(cfg.numa)
-        engine.check_config(cfg)
-    try:
-        strategy = parse_strategy(spec.strategy, spec.strategy_options)
-    except ValueError as err:
-        raise SpecError(str(err)) from None
-    return SweepPlan(spec, engine, model, {c.config_id: c for c in configs},
-                     {c.config_id: cells(spec, c) for c in configs}, strategy)
-
-
-@dataclass
-class SweepRun:
-    """The state of one running sweep: its plan, its directory and what every row shares."""
-
-    plan: SweepPlan
-    store: SweepStore
-    console: Console
-    gpus: Gpus
-    mem_total: int
-    floor_bytes: int
-    sweep_columns: dict[str, Any]  # host.* and version.* columns shared by every row
-    facts_source: str
-    retry_failed: bool = False
-    progress: SweepProgress | None = None
-    # configurations whose launch failed before serving: config_id -> (why, log tail); later repeats
-    # are recorded as skipped, not relaunched (a bad flag fails the same way every time)
-    fatal: dict[str, tuple[str, str]] = field(default_factory=dict)
-    served_runs: int = 0  # runs (replayed or new) where the server answered: 0 at the end fails the sweep
-
-    @property
-    def spec(self) -> Spec:
-        return self.plan.spec
-
-    @property
-    def engine(self) -> Engine:
-        return self.plan.engine
+__all__ = ["LiveLaunch", "SweepPlan", "SweepRun", "launched", "placement_of", "preflight", "run_launch",
+           "run_sweep"]
 
 
 def _record_ceiling_inputs(folder: Path, model: str, console: Console) -> None:
@@ -188,7 +106,7 @@ def _run_locked(plan: SweepPlan, spec_text: str, out: Path, console: Console, re
     console.print(f"sweep {out} ({'resumed' if resumed else 'new'}): {len(plan.configs)} server "
                   f"configurations, {plan.n_runs} runs at most, strategy {plan.strategy.name}, "
                   f"engine {spec.engine}")
-    units = spec.workload.repeats * sum(_units(c) for cs in plan.cells.values() for c in cs)
+    units = spec.workload.repeats * sum(cell_cost(c) for cs in plan.cells.values() for c in cs)
     with SweepProgress(console, len(plan.configs) * spec.workload.repeats, plan.n_runs, units,
                        timing) as progress:
         run.progress = progress
@@ -196,7 +114,7 @@ def _run_locked(plan: SweepPlan, spec_text: str, out: Path, console: Console, re
         while (cid := strategy.ask()) is not None:
             repeat = strategy.arms[cid].launches
             if cid in run.fatal:
-                score = _skip_launch(run, plan.configs[cid], repeat)
+                score = skip_launch(run, plan.configs[cid], repeat)
             else:
                 score = _launch_or_replay(run, plan.configs[cid], repeat, seq)
                 seq += 1
@@ -223,31 +141,6 @@ def _run_locked(plan: SweepPlan, spec_text: str, out: Path, console: Console, re
     return store.path
 
 
-def _units(cell: Cell) -> float:
-    return cell_units(cell.requests, cell.warmup, cell.output_tokens, cell.concurrency)
-
-
-def _skip_launch(run: SweepRun, config: ServerConfig, repeat: int) -> float | None:
-    """A repeat of a configuration that failed before serving: every cell a `skipped` row, no launch."""
-    spec = run.spec
-    why, tail_rel = run.fatal[config.config_id]
-    launch = run.engine.launch(spec.server, run.plan.model, config, spec.server.port or 0)
-    info = LaunchInfo(sweep_id=run.store.path.name, engine=spec.engine, config=config, repeat=repeat,
-                      n_repeats=spec.workload.repeats, endpoint=spec.workload.endpoint, launch=launch,
-                      log_rel="", mem_total=run.mem_total, floor_bytes=run.floor_bytes,
-                      facts_source=run.facts_source, placement=placement_of(spec, config))
-    reason = f"not relaunched: {why}"
-    for cell in run.plan.cells[config.config_id]:
-        if run.store.read_run(config.config_id, repeat, cell.cell_id) is None:
-            _save(run, info, cell, "skipped", reason, [], None, [], None, now(), now(), tail_rel)
-        elif run.progress is not None:
-            run.progress.cell_done(_units(cell), measured=False)
-    if run.progress is not None:
-        run.progress.launch_done(ok=False)
-    run.console.print(f"[yellow]{config.label} r{repeat}: skipped ({reason})[/yellow]", highlight=False)
-    return None
-
-
 def _launch_or_replay(run: SweepRun, config: ServerConfig, repeat: int, seq: int) -> float | None:
     todo = []
     done_rows = []
@@ -257,7 +150,7 @@ def _launch_or_replay(run: SweepRun, config: ServerConfig, repeat: int, seq: int
             done_rows.append(rec.row.model_dump())
             run.served_runs += rec.row.status in OK_STATUSES
             if run.progress is not None:
-                run.progress.cell_done(_units(cell), measured=False)
+                run.progress.cell_done(cell_cost(cell), measured=False)
         else:
             todo.append(cell)
     if todo:
@@ -274,204 +167,3 @@ def _launch_or_replay(run: SweepRun, config: ServerConfig, repeat: int, seq: int
         rec.score, rec.complete = score, True
         run.store.write_launch(rec)
     return score
-
-
-@dataclass
-class LiveLaunch:
-    """One server launch inside `launched`: healthy (`ok`) or why not (`reason`)."""
-
-    info: LaunchInfo
-    record: LaunchRecord
-    server: ServerProcess
-    abort: threading.Event
-    sampler: Sampler | None = None
-    client: Client | None = None
-    ok: bool = False
-    reason: str = ""
-    closers: list[Any] = field(default_factory=list)
-
-
-@contextmanager
-def launched(run: SweepRun, config: ServerConfig, repeat: int, seq: int,
-             todo: list[Cell]) -> Iterator[LiveLaunch]:
-    """Start the server of `config`, wait for health and read back what it applied; on exit stop
-    it (whatever happened inside), confirm its memory was released and write launch.json.
-    Never raises for a server's failure: `live.ok` is False and `live.reason` says why."""
-    spec, store = run.spec, run.store
-    port = spec.server.port or free_port(spec.server.host)
-    launch: Launch = run.engine.launch(spec.server, run.plan.model, config, port)
-    log = store.log_path(config.config_id, repeat)
-    base_avail, _ = host_sample()
-    gpu_base = run.gpus.used() if run.gpus.handles else []
-    srv = ServerProcess(launch, log)
-    rec = LaunchRecord(seq=seq, config_id=config.config_id, repeat=repeat, config_label=config.label,
-                       engine=spec.engine, axes=config.axes, argv=launch.shown_argv, env=launch.shown_env,
-                       prefix=launch.prefix, base_url=launch.base_url, log_path=store.rel(log),
-                       started_at=now())
-    info = LaunchInfo(sweep_id=store.path.name, engine=spec.engine, config=config, repeat=repeat,
-                      n_repeats=spec.workload.repeats, endpoint=spec.workload.endpoint, launch=launch,
-                      log_rel=store.rel(log), mem_total=run.mem_total, floor_bytes=run.floor_bytes,
-                      gpu_totals=run.gpus.total() if run.gpus.handles else [], facts_source=run.facts_source,
-                      placement=placement_of(spec, config))
-    live = LiveLaunch(info, rec, srv, threading.Event())
-    progress = run.progress
-    if progress is not None:
-        progress.launch(f"{config.label} r{repeat}")
-    try:
-        _start(run, live, todo)
-        yield live
-    finally:
-        if progress is not None:
-            progress.phase("stopping")
-        try:
-            for close in live.closers:
-                close()
-            if live.sampler is not None:
-                live.sampler.stop()
-        finally:  # whatever failed above, the server must not outlive its launch
-            srv.stop(spec.server.stop_timeout_s)
-            store.forget_server()
-        tolerance = max(256 * 2**20, run.mem_total // 50)
-        rec.memory_released, rec.memory_release_detail = wait_released(
-            srv.pgid, base_avail, tolerance, spec.memory.release_timeout_s, run.gpus, gpu_base)
-        if not rec.memory_released:
-            run.console.print(f"[yellow]memory not released after {config.label} r{repeat}: "
-                              f"{rec.memory_release_detail}[/yellow]")
-        rec.stopped_at = now()
-        store.write_launch(rec)
-        if progress is not None:
-            progress.launch_done(ok=rec.status == "ok")
-
-
-def _start(run: SweepRun, live: LiveLaunch, todo: list[Cell]) -> None:
-    """Start, health, readback: fills `live`; a failure is `live.ok = False` with the reason."""
-    spec, srv, rec, info = run.spec, live.server, live.record, live.info
-    try:
-        srv.start()
-    except OSError as err:  # binary not executable, prefix missing: a row, not a crash
-        live.ok, live.reason = False, f"cannot start {info.launch.argv[0]}: {err.strerror or err}"
-    else:
-        run.store.remember_server(srv.pid, info.config.config_id)
-        live.sampler = Sampler(srv.pid, srv.pgid, spec.memory.interval_s, run.floor_bytes, run.gpus,
-                               on_breach=lambda _avail: live.abort.set())
-        live.sampler.start()
-        if run.progress is not None:
-            run.progress.phase("loading")
-        live.ok, live.reason = srv.wait_healthy(spec.server.health_timeout_s, live.abort)
-    info.load_s = rec.load_s = round(time.monotonic() - srv.started, 3) if srv.proc else None
-    rec.load_samples = live.sampler.since(0) if live.sampler else []
-    if not live.ok or live.sampler is None:
-        live.ok = False
-        status = "oom-guard" if live.sampler and live.sampler.breached_at is not None else "launch-failed"
-        if status == "oom-guard":
-            live.reason = run_status([], True, None, run.floor_bytes, live.sampler.breach_available,  # type: ignore[union-attr]
-                                     live.sampler.failed)[1]  # type: ignore[union-attr]
-        rec.status, rec.error_reason = status, live.reason
-        return
-    _, props = http_json(info.launch.base_url + "/props")
-    props = props if isinstance(props, dict) else None
-    log_text = srv.log_text()
-    try:
-        info.readback = run.engine.readback(info.launch, props, log_text)
-        info.versions = run.engine.versions(spec.server, props, log_text)
-    except Exception as err:  # a surprising /props or log must not cost the measurements
-        info.readback.mismatches.append(f"readback failed: {type(err).__name__}: {err}")
-    rec.applied, rec.mismatches = info.readback.applied, info.readback.mismatches
-    rec.versions = info.versions
-    live.client = Client(info.launch.base_url, run.engine.api_prefix, max(c.concurrency for c in todo),
-                         spec.workload.request_timeout_s)
-    live.closers.append(live.client.close)
-
-
-def run_launch(run: SweepRun, config: ServerConfig, repeat: int, todo: list[Cell],
-               seq: int) -> list[dict[str, Any]]:
-    """Launch `config`, run the `todo` cells, stop it. Never raises for a server's failure: every
-    cell gets a row."""
-    rows: list[dict[str, Any]] = []
-    with launched(run, config, repeat, seq, todo) as live:
-        info, rec = live.info, live.record
-        if not live.ok:
-            tail = _write_tail(run.store, live.server, live.server.log_path)
-            says = error_line(live.server.log_tail())
-            run.console.print(f"[red]{config.label} r{repeat}: {rec.status}: {live.reason}"
-                              + (f"\n  server says: {says}" if says else "") + "[/red]", highlight=False)
-            return [_save(run, info, cell, rec.status, live.reason, [], None, [], None, now(), now(), tail)
-                    for cell in todo]
-        assert live.sampler is not None and live.client is not None
-        for i, cell in enumerate(todo):
-            row = _run_one(run, info, live.server, live.sampler, live.abort, cell, live.client)
-            rows.append(row)
-            if row["status"] in ("oom-guard", "server-died"):
-                rec.status, rec.error_reason = row["status"], row["error_reason"]
-                for rest in todo[i + 1:]:
-                    rows.append(_save(run, info, rest, row["status"], "not run: " + row["error_reason"], [],
-                                      None, [], None, now(), now(), row["log_tail_path"]))
-                break
-    return rows
-
-
-def _run_one(sw: SweepRun, info: LaunchInfo, srv: ServerProcess, sampler: Sampler, abort: threading.Event,
-             cell: Cell, client: Client) -> dict[str, Any]:
-    w = sw.spec.workload
-    rng = random.Random(f"{w.seed}:{cell.cell_id}:{info.repeat}")
-    started = now()
-    mark = sampler.mark()
-    sampler.sample()  # every run has samples, however short the cell
-    records, wall, cpu = [], None, None
-    try:
-        prompts = [make_prompt(info.launch.base_url, cell.input_tokens, rng, w.endpoint == "chat")
-                   for _ in range(cell.warmup + cell.requests)]
-        load = CellLoad(
-            base_url=info.launch.base_url, endpoint=w.endpoint, output_tokens=cell.output_tokens,
-            concurrency=cell.concurrency, fixed_fields=sw.engine.fixed_length_fields, extra_body=w.extra_body,
-            timeout_s=w.request_timeout_s, max_retries=w.max_retries, api_prefix=sw.engine.api_prefix,
-            abort=abort,
-            on_phase=(lambda phase: sw.progress.phase(phase, cell.cell_id)) if sw.progress else None,
-        )
-        cpu0 = time.process_time()
-        records, wall = run_cell(load, prompts, cell.warmup, client)
-        cpu = time.process_time() - cpu0
-        status, reason = run_status(records, sampler.breached_at is not None, srv.exit_code(),
-                                    sw.floor_bytes, sampler.breach_available,
-                                    sampler.failed)
-    except (OSError, RuntimeError, ValueError) as err:  # prompt building against a dying server
-        status, reason = run_status([], sampler.breached_at is not None, srv.exit_code(),
-                                    sw.floor_bytes, sampler.breach_available,
-                                    sampler.failed)
-        if status == "ok":
-            status, reason = "failed", f"{type(err).__name__}: {err}"
-    sampler.sample()
-    tail = _write_tail(sw.store, srv, srv.log_path) if status not in OK_STATUSES else ""
-    row = _save(sw, info, cell, status, reason, records, wall, sampler.since(mark), cpu, started, now(), tail,
-                timed=True)
-    sw.served_runs += status in OK_STATUSES
-    color = "green" if status == "ok" else "yellow" if status == "partial" else "red"
-    dec = row.get("decode_tps")
-    says = error_line(srv.log_tail()) if status not in OK_STATUSES and srv.exit_code() is not None else ""
-    sw.console.print(
-        f"[{color}]{info.config.label} r{info.repeat} {cell.cell_id}: {status}"
-        + (f" decode {dec:.1f} tok/s, throughput {row['throughput_tps']:.1f} tok/s" if dec else "")
-        + (f" ({reason})" if reason else "") + (f"\n  server says: {says}" if says else "") + f"[/{color}]",
-        highlight=False,
-    )
-    return row
-
-
-def _save(sw: SweepRun, info: LaunchInfo, cell: Cell, status: str, reason: str, records: list,
-          wall: float | None, samples: list, cpu: float | None, started: str, finished: str,
-          tail: str, timed: bool = False) -> dict[str, Any]:
-    run_rel = sw.store.rel(sw.store.run_path(info.config.config_id, info.repeat, cell.cell_id))
-    row, cols = build_row(info, cell, status, reason, records, wall, samples, cpu, started, finished,
-                          run_rel, tail)
-    run = RunRecord(row=row, columns=cols, requests=records, memory=samples)
-    sw.store.write_run(run)
-    sw.store.append_row(run, sw.sweep_columns)
-    if sw.progress is not None:
-        sw.progress.cell_done(_units(cell), measured=timed)
-    return row.model_dump()
-
-
-def _write_tail(store: SweepStore, srv: ServerProcess, log: Path) -> str:
-    tail = log.with_suffix(".tail.txt")
-    atomic_write_text(tail, srv.log_tail() + "\n")
-    return store.rel(tail)
