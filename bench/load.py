@@ -36,6 +36,7 @@ import openai
 
 from bench.schema import RequestRecord
 from bench.server import http_json
+from omni.llamacpp import decode_rate
 
 _SYLL = [c + v for c in "bcdfghjklmnprstvwz" for v in "aeiou"]
 
@@ -243,7 +244,7 @@ def _finish(rec: RequestRecord, times: list[float], t0: float, t_content: float 
             rec.decode_tps = (rec.output_tokens - 1) / span if span > 0 else None
     if timings:
         rec.server_timings = {k: float(v) for k, v in timings.items() if isinstance(v, int | float)}
-        rec.server_decode_tps = timings.get("predicted_per_second")
+        rec.server_decode_tps = decode_rate(rec.server_timings)
         rec.server_prefill_tps = timings.get("prompt_per_second")
         server_ms = rec.server_timings.get("predicted_ms")
         if server_ms and len(times) > 2 and (times[-1] - times[0]) * 1000 < 0.5 * server_ms:

@@ -58,8 +58,10 @@ _LATENCY = {  # family → (what it measures, statistics recorded)
 _RATES = {  # name → (description, the t-based 95 % CI of the mean comes from: requests or repeats only)
     "decode_tps": ("decode rate per request, client clock: (output tokens - 1) / (t_last - t_first); "
                    "mean over requests (burst-delivered requests left out)", "requests"),
-    "server_decode_tps": ("decode rate per request as llama.cpp timed it (timings.predicted_per_second); "
-                          "mean over requests", "requests"),
+    "server_decode_tps": ("decode rate per request, server clock: (timings.predicted_n - 1) / "
+                          "timings.predicted_ms, decode steps from the first sampled token to the last, "
+                          "as decode_tps counts them (ik_llama.cpp's predicted_per_second divides n, not "
+                          "n - 1); mean over the requests decode_tps averages", "requests"),
     "prefill_tps": ("prefill rate per request, client clock: input tokens / ttft; mean over requests",
                     "requests"),
     "server_prefill_tps": ("prefill rate per request as llama.cpp timed it (timings.prompt_per_second); "

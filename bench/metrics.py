@@ -35,11 +35,12 @@ def summarize(records: list[RequestRecord], wall_s: float | None) -> dict[str, A
         for q in (50, 90, 99):
             out[f"{name}_p{q}"] = pct(xs, q)
         out[f"{name}_mean"] = mean(xs)
-    # a burst-delivered request's client span is not a decode time (see RequestRecord.burst)
+    # a burst-delivered request's client span is not a decode time (see RequestRecord.burst); the
+    # server's rate is averaged over the same requests, so client/server compares like with like
     timed = [r for r in ok if not r.burst] or ok
     rates = {
         "decode_tps": [r.decode_tps for r in timed],
-        "server_decode_tps": [r.server_decode_tps for r in ok],
+        "server_decode_tps": [r.server_decode_tps for r in timed],
         "prefill_tps": [r.prefill_tps for r in ok],
         "server_prefill_tps": [r.server_prefill_tps for r in ok],
     }

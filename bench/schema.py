@@ -55,7 +55,7 @@ class RequestRecord(BaseModel):
     burst: bool = False  # most tokens came several per read: its token times are not decode times
     decode_tps: float | None = None  # (output_tokens - 1) / (t_last - t_first), client clock
     prefill_tps: float | None = None  # input_tokens / ttft, client clock
-    server_decode_tps: float | None = None  # llama.cpp timings.predicted_per_second
+    server_decode_tps: float | None = None  # (timings.predicted_n - 1) / predicted_ms
     server_prefill_tps: float | None = None  # llama.cpp timings.prompt_per_second
     server_timings: dict[str, float] | None = None
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from deploys.checks import Row, Weight
 from deploys.checks.context import CheckContext, judge, unknown
+from omni.llamacpp import decode_rate
 
 ORDER = 50
 GIB = 1024**3
@@ -88,8 +89,9 @@ def decode_tps(body: str, seconds: float) -> tuple[float | None, str]:
     except ValueError:
         return None, "unreadable answer"
     timings = answer.get("timings") or {}
-    if timings.get("predicted_per_second"):
-        return float(timings["predicted_per_second"]), f"{timings.get('predicted_n')} tokens, server timings"
+    rate = decode_rate(timings)  # one definition for mainline and ik_llama.cpp (see omni.llamacpp)
+    if rate:
+        return rate, f"{timings.get('predicted_n')} tokens, server timings"
     tokens = (answer.get("usage") or {}).get("completion_tokens")
     if tokens and seconds > 0:
         return tokens / seconds, f"{tokens} tokens / {seconds:.1f} s wall (includes prefill)"

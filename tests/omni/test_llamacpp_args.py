@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from omni.llamacpp import EXPS_REGEX, LLAMA_CPP, ArgError, F, LlamaArgs, build, parse
+from omni.llamacpp import EXPS_REGEX, LLAMA_CPP, ArgError, F, LlamaArgs, build, decode_rate, parse
 
 ARGV = ["-m", "x.gguf", "--host", "127.0.0.1", "--port", "8080", "-ngl", "99",
         "-ot", r"blk\.1\.=CUDA0,exps=CPU", "--n-cpu-moe", "2", "-ts", "3,1", "-sm", "row", "-mg", "1",
@@ -114,3 +114,14 @@ def test_set_keeps_the_text_and_spelling_it_is_given():
         a.set("tensor_split", "x", "--tensor-split")
     with pytest.raises(KeyError, match="not a spelling of threads"):
         a.set("threads", 4, "--thread")
+
+
+def test_decode_rate_counts_decode_steps_for_both_engines():
+    """`predicted_ms` spans n - 1 decode steps in both engines; ik_llama.cpp's predicted_per_second
+    divides n by it (the pinned mainline divides n - 1), so the rate is recomputed from the two."""
+    ik = {"predicted_n": 12, "predicted_ms": 10.0, "predicted_per_second": 1200.0}
+    mainline = {"predicted_n": 12, "predicted_ms": 10.0, "predicted_per_second": 1100.0}
+    assert decode_rate(ik) == decode_rate(mainline) == pytest.approx(1100.0)
+    assert decode_rate({"predicted_per_second": 50.0}) == 50.0  # an older server without n or ms
+    assert decode_rate({"predicted_n": 1, "predicted_ms": 0.001, "predicted_per_second": 1e6}) == 1e6
+    assert decode_rate({}) is None

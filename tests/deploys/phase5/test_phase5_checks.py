@@ -152,6 +152,9 @@ def test_memgraph_and_speed_parsers():
     body = json.dumps({"usage": {"completion_tokens": 100}})
     assert decode_tps(body, 4.0) == (25.0, "100 tokens / 4.0 s wall (includes prefill)")
     assert decode_tps("{}", 1.0)[0] is None
+    # ik_llama.cpp's predicted_per_second is n / (n - 1 steps): the row counts decode steps, as mainline
+    ik = json.dumps({"timings": {"predicted_n": 12, "predicted_ms": 10.0, "predicted_per_second": 1200.0}})
+    assert decode_tps(ik, 1.0) == (pytest.approx(1100.0), "12 tokens, server timings")
 
 
 def test_meminfo_parser_on_the_real_h200_capture():
