@@ -19,6 +19,7 @@ import json
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -54,12 +55,43 @@ def placement_argv(argv: list[str], dialect: Dialect, llama_bench: bool = False)
     return out
 
 
-def bench_command(engine: str, launch_argv: list[str], bin_dir: Path, prompt: int, gen: int) -> list[str]:
+def tool_knows(tool: Path, flag: str) -> bool:
+    """Whether this benchmark binary lists `flag` in its --help (an older build exits on a flag it
+    does not know, and a --bin-dir may point at one)."""
+    try:
+        proc = subprocess.run([str(tool), "--help"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return flag in proc.stdout + proc.stderr
+
+
+def llama_bench_buffers(launch_argv: list[str], knows: Callable[[str], bool]) -> list[str]:
+    """llama-bench's spelling of where the server put its CPU weights: `--repack 0|1` always (the
+    server's value, default on) and `--no-host 1` when the server had --no-host.
+
+    Why explicit: repacking (the CPU backend's extra buffer types: AMX, AVX-512/AVX2 interleaved
+    q4_0/q8_0...) changes the CPU kernels, so a bench that repacks beside a server launched with
+    `--no-repack` (or the reverse) measures other code. The pinned llama-bench spells it
+    `--repack <0|1>` (it has no `--no-repack`); a build without it gets nothing (its default)."""
+    args = parse(launch_argv[1:], LLAMA_CPP, lenient=True)
+    out: list[str] = []
+    if knows("--repack"):
+        out += ["--repack", "0" if args.get("repack") is False else "1"]
+    if args.get("no_host") and knows("--no-host"):
+        out += ["--no-host", "1"]
+    return out
+
+
+def bench_command(engine: str, launch_argv: list[str], bin_dir: Path, prompt: int, gen: int,
+                  knows: Callable[[str], bool] | None = None) -> list[str]:
+    """The engine's own benchmark with the launch's placement; `knows(flag)`: whether the tool
+    parses `flag` (default: ask its --help)."""
     tool, dialect = TOOLS[engine]
     flags = placement_argv(launch_argv, dialect, llama_bench=engine != "ik_llama")
     if engine == "ik_llama":  # one ubatch-sized window at an empty cache: PP prompt tokens, then TG
         return [str(bin_dir / tool), *flags, "-c", str(2 * prompt), "-ub", str(prompt), "-b", str(prompt),
                 "-n", str(gen), "--output-format", "jsonl"]
+    flags += llama_bench_buffers(launch_argv, knows or (lambda flag: tool_knows(bin_dir / tool, flag)))
     return [str(bin_dir / tool), *flags, "-p", str(prompt), "-n", str(gen), "-r", "2", "-o", "jsonl"]
 
 
@@ -102,6 +134,8 @@ def truth(sweep: Path, bin_dirs: dict[str, Path], timeout_s: float = 300) -> lis
             cmd = bench_command(engine, argv, bin_dir, int(first["input_tokens"]),
                                 int(first["output_tokens"]))
             rec["bench_command"] = cmd
+            if "--repack" in cmd:  # recorded: whether llama-bench repacked, as the server did
+                rec["bench_repack"] = cmd[cmd.index("--repack") + 1] == "1"
             try:
                 proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
                 # llama-sweep-bench prints its JSON lines to stderr, llama-bench to stdout; the

@@ -53,7 +53,7 @@ IK_ONLY = (
 
 # mainline flags this fork does not parse (it exits with "error: unknown argument: FLAG")
 MAINLINE_ONLY = ("fit_target", "fit_ctx", "kv_unified", "no_kv_unified", "load_mode", "props",
-                 "poll", "prio")
+                 "poll", "prio", "repack", "no_repack", "no_host")
 # flags the fork had and dropped, with what to write instead
 DROPPED = {
     "-fmoe": "fused MoE is on by default in this ik_llama.cpp; drop -fmoe (-no-fmoe turns it off)",

@@ -167,6 +167,11 @@ LLAMA_CPP_FLAGS: tuple[Flag, ...] = (
       env="LLAMA_ARG_NUMA"),
     F("mlock", "--mlock", kind="switch", env="LLAMA_ARG_MLOCK"),
     F("no_mmap", "--no-mmap", kind="switch", env="LLAMA_ARG_NO_MMAP"),
+    # CPU weights into the CPU backend's repacked (extra) buffer types, on by default; --no-host
+    # lets them use those even where a GPU's host buffer would be taken first
+    F("repack", "--repack", kind="switch", env="LLAMA_ARG_REPACK"),
+    F("no_repack", "-nr", "--no-repack", kind="switch", sets=("repack", False)),
+    F("no_host", "--no-host", kind="switch", env="LLAMA_ARG_NO_HOST"),
     F("load_mode", "-lm", "--load-mode", kind="choice",
       choices=("auto", "none", "mmap", "mlock", "mmap+mlock", "dio"), env="LLAMA_ARG_LOAD_MODE"),
     F("no_warmup", "--no-warmup", kind="switch"),
