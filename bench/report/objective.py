@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from bench.metric_registry import METRICS, Metric
 from bench.report.summary import GB, ConfigSummary
 from bench.stats import t_quantile
 
@@ -45,8 +46,18 @@ class Objective:
         return "decode tokens/s per request at each configuration's lowest concurrency (one user)"
 
     @property
+    def metric(self) -> Metric:
+        """The registry metric the objective ranks by (decode_per_gb: decode, divided by GB)."""
+        return METRICS["throughput_tps" if self.kind.startswith("throughput") else "decode_tps"]
+
+    @property
     def unit(self) -> str:
-        return "tokens/s per GB" if self.kind == "decode_per_gb" else "tokens/s"
+        return self.metric.unit + (" per GB" if self.kind == "decode_per_gb" else "")
+
+    @property
+    def header(self) -> str:
+        """The co-leaders table's column: the metric's header (per GB for decode_per_gb)."""
+        return self.metric.header + (" per GB" if self.kind == "decode_per_gb" else "")
 
 
 def parse_objective(text: str) -> Objective:

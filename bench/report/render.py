@@ -14,6 +14,7 @@ from typing import Any
 import jinja2
 import pandas as pd
 
+from bench.metric_registry import metric, shown_unit
 from bench.report import plots
 from bench.report.ceiling import CACHE_RESIDENT_BYTES, human_bytes
 from bench.report.criteria import criteria, recommend
@@ -26,15 +27,15 @@ from bench.report.summary import GB, bandwidths, model_path, summarise
 from bench.server import error_line
 from omni.files import atomic_write_text
 
-ROW_COLUMNS = (  # (header, column, decimals or None for text)
+# the row table: (header, column, decimals or None for text); a registered metric's header and unit
+# scale come from bench.metric_registry (header None here), the rest are the row's fixed columns
+ROW_COLUMNS: tuple[tuple[str | None, str, int | None], ...] = (
     ("configuration", "config_label", None), ("status", "status", None), ("rep.", "repeat", 0),
     ("conc.", "concurrency", 0), ("in tok", "input_tokens", 0), ("out tok", "output_tokens", 0),
-    ("req.", "requests", 0), ("err.", "errors", 0), ("TTFT p50 ms", "ttft_ms_p50", 1),
-    ("TTFT p90 ms", "ttft_ms_p90", 1), ("ITL p50 ms", "itl_ms_p50", 2), ("E2E p50 ms", "e2e_ms_p50", 0),
-    ("decode tok/s", "decode_tps", 1), ("server decode tok/s", "server_decode_tps", 1),
-    ("prefill tok/s", "prefill_tps", 1), ("throughput tok/s", "throughput_tps", 1),
-    ("server mem GB", "server_mem_peak_bytes", -1), ("host peak GB", "host_mem_peak_bytes", -1),
-    ("GPU peak GB", "gpu_mem_peak_bytes", -1),
+    ("req.", "requests", 0), (None, "errors", 0), (None, "ttft_ms_p50", 1), (None, "ttft_ms_p90", 1),
+    (None, "itl_ms_p50", 2), (None, "e2e_ms_p50", 0), (None, "decode_tps", 1), (None, "server_decode_tps", 1),
+    (None, "prefill_tps", 1), (None, "throughput_tps", 1), (None, "server_mem_peak_bytes", 2),
+    (None, "host_mem_peak_bytes", 2), (None, "gpu_mem_peak_bytes", 2),
 )
 
 
@@ -47,10 +48,7 @@ def _fmt(value: Any, digits: int = 1) -> str:
 
 
 def _gb(value: Any, digits: int = 1) -> str:
-    try:
-        return _fmt(float(value) / GB, digits)
-    except (TypeError, ValueError):
-        return "—"
+    return _scaled(value, GB, digits)
 
 
 def _pct(value: float | None) -> str:
@@ -62,25 +60,31 @@ def _env() -> jinja2.Environment:
         loader=jinja2.FileSystemLoader(Path(__file__).parent), autoescape=True,
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
     )
-    env.globals.update(fmt=_fmt, gb=_gb, pct=_pct, cache_resident=CACHE_RESIDENT_BYTES)
+    env.globals.update(fmt=_fmt, gb=_gb, pct=_pct, cache_resident=CACHE_RESIDENT_BYTES, m=metric,
+                       unit_of=lambda name: shown_unit(metric(name).unit))
     env.filters["gbf"] = lambda v: _gb(v, 3)
     env.filters["bytes"] = human_bytes
     return env
 
 
+def _scaled(value: Any, scale: float, digits: int) -> str:
+    try:
+        return _fmt(float(value) / scale, digits)
+    except (TypeError, ValueError):
+        return "—"
+
+
 def _rows_table(rows: pd.DataFrame) -> tuple[list[str], list[list[dict[str, Any]]]]:
-    headers = [h for h, _, _ in ROW_COLUMNS]
+    headers = [h or metric(col).header for h, col, _ in ROW_COLUMNS]
     values = []
     for _, r in rows.iterrows():
         cells = []
-        for _, col, digits in ROW_COLUMNS:
+        for h, col, digits in ROW_COLUMNS:
             v = r.get(col)
             if digits is None:
                 cells.append({"text": "" if v is None or v != v else str(v), "num": False})
-            elif digits < 0:
-                cells.append({"text": _gb(v, 2), "num": True})
             else:
-                cells.append({"text": _fmt(v, digits), "num": True})
+                cells.append({"text": _scaled(v, 1.0 if h else metric(col).scale, digits), "num": True})
         values.append(cells)
     return headers, values
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.metric_registry import GB  # the page's byte unit; summary.GB is what the report modules import
 from bench.report import ceiling as ce
 from bench.report.data import Sweep, json_dict, json_list
 from bench.report.hostfacts import Gpu
@@ -24,7 +25,6 @@ from bench.report.placement import ALL_LAYERS, parse_placement
 from bench.stats import mean
 from omni.llamacpp import parse
 
-GB = 1e9
 DISAGREE = (0.8, 1.25)  # client/server decode ratio outside this band is shown as a finding
 
 

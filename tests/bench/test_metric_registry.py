@@ -61,7 +61,7 @@ def test_every_metric_is_a_row_field_a_csv_column_and_a_report_number(tmp_path):
 
 def test_metric_entries_are_complete_and_directions_drive_the_objective():
     for m in METRICS.values():
-        assert m.unit and m.description and m.direction in ("higher", "lower", ""), m
+        assert m.unit and m.description and m.short and m.direction in ("higher", "lower", ""), m
     assert set(CI_METRICS) == {"decode_tps", "server_decode_tps", "prefill_tps", "server_prefill_tps",
                                "throughput_tps"}
     assert metric("ttft_ms_p50").direction == "lower" and metric("throughput_tps").direction == "higher"

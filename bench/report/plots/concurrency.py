@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from bench.metric_registry import METRICS
+from bench.metric_registry import FAMILIES, METRICS
 from bench.report.plots.style import (
     MAX_LINES,
     WIDTH,
@@ -60,8 +60,7 @@ def _workload(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
 _PCTS = (("p50", "-"), ("p90", "--"), ("p99", ":"))
 
 
-def _small_multiples(data: pd.DataFrame, summaries: Sequence[ConfigSummary], metric: str,
-                     name: str) -> plt.Figure:
+def _small_multiples(data: pd.DataFrame, summaries: Sequence[ConfigSummary], metric: str) -> plt.Figure:
     """One panel per configuration (shared axes), p50/p90/p99 lines vs concurrency in each."""
     color = colors(summaries)
     labels = {s.config_id: s.label for s in summaries}
@@ -83,7 +82,7 @@ def _small_multiples(data: pd.DataFrame, summaries: Sequence[ConfigSummary], met
         _concurrency_axis(ax, data["concurrency"])
         ax.set_xlabel("concurrency" if k // ncols == nrows - 1 else "")
         if k % ncols == 0:
-            ax.set_ylabel(f"{name} ({METRICS[f'{metric}_ms_p50'].unit})")
+            ax.set_ylabel(FAMILIES[f"{metric}_ms"].axis())
     for k in range(len(groups), nrows * ncols):
         axes[k // ncols][k % ncols].set_visible(False)
     fit_limits(axes[0][0], values, "y", log)
@@ -95,15 +94,15 @@ def _small_multiples(data: pd.DataFrame, summaries: Sequence[ConfigSummary], met
 
 def latency(rows: pd.DataFrame, summaries: Sequence[ConfigSummary], metric: str = "ttft") -> Plot:
     """TTFT or ITL vs concurrency as small multiples (one panel per configuration)."""
-    name = {"ttft": "Time to first token", "itl": "Inter-token latency"}[metric]
-    title = f"{name} vs concurrency"
+    name = FAMILIES[f"{metric}_ms"].title
+    title = f"{name[0].upper()}{name[1:]} vs concurrency"
     data, workload = _workload(rows.dropna(subset=[f"{metric}_ms_p50"]))
     data, note = _top_rows(data, summaries)
     caption = (f"One panel per configuration, same axes: p50 solid, p90 dashed, p99 dotted; mean over "
                f"repeats; {workload}.{note}")
     if not len(data):
         return Plot(metric, title, caption, reason=f"no successful cell recorded {name.lower()}")
-    return Plot(metric, title, caption, to_uri(_small_multiples(data, summaries, metric, name)))
+    return Plot(metric, title, caption, to_uri(_small_multiples(data, summaries, metric)))
 
 
 def throughput(rows: pd.DataFrame, summaries: Sequence[ConfigSummary]) -> Plot:
@@ -130,7 +129,7 @@ def throughput(rows: pd.DataFrame, summaries: Sequence[ConfigSummary]) -> Plot:
     values = [*data["throughput_tps"], *data["throughput_tps_ci95_hi"]]
     log = wants_log(values)
     fit_limits(ax, values, "y", log)
-    ax.set_ylabel("output tokens/s, all requests" + (" (log)" if log else ""))
+    ax.set_ylabel(METRICS["throughput_tps"].axis("all requests", *(["log scale"] if log else [])))
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1, frameon=False)
     return Plot("throughput", title, caption, to_uri(fig))
 
@@ -170,7 +169,7 @@ def user_vs_aggregate(rows: pd.DataFrame, summaries: Sequence[ConfigSummary]) ->
     for axis, col in (("x", "throughput_tps"), ("y", "decode_tps")):
         log = wants_log(list(pts[col]))
         fit_limits(ax, list(pts[col]) + ([max(pts[col]) * 1.12] if not log else []), axis, log)
-    ax.set_xlabel("aggregate output tokens/s (all users)")
-    ax.set_ylabel("decode tokens/s per user")
+    ax.set_xlabel(METRICS["throughput_tps"].axis("all users"))
+    ax.set_ylabel(METRICS["decode_tps"].axis("per user"))
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1, frameon=False)
     return Plot("pareto-users", title, caption, to_uri(fig))

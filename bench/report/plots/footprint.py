@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from bench.metric_registry import METRICS, axis_label
 from bench.report.options import ReportOptions
 from bench.report.plots.style import MAX_BARS, MAX_POINTS, WIDTH, Plot, colors, fastest, to_uri, wrap
 from bench.report.summary import GB, ConfigSummary
@@ -47,7 +48,7 @@ def memory(summaries: Sequence[ConfigSummary], opts: ReportOptions, gpu_indices:
         else:
             ax.plot([], [], " ", label=f"no headroom line: {opts.min_headroom_gb:g} GB goal > capacity")
     ax.set_xlim(0, max([total, *(a + b for a, b in zip(server, rest, strict=True))]) * 1.04 or 1)
-    ax.set_xlabel("host memory, peak (GB)")
+    ax.set_xlabel(METRICS["host_mem_peak_bytes"].axis("peak"))
     ax.set_title("Host RAM")
     ax.set_yticks(y, labels)
     ax.invert_yaxis()
@@ -61,7 +62,7 @@ def memory(summaries: Sequence[ConfigSummary], opts: ReportOptions, gpu_indices:
             gx.axvline(cap, color="black", lw=1.5, label=f"capacity {cap:.0f} GB")
             gx.legend(loc="lower right", frameon=True)
         gx.set_xlim(0, max([cap, *used]) * 1.04 or 1)
-        gx.set_xlabel(f"GPU {i} memory used, peak (GB)")
+        gx.set_xlabel(METRICS["gpu_mem_peak_bytes"].axis())
         gx.set_title(f"GPU {i}")
         gx.set_yticks(y, labels)
         gx.invert_yaxis()
@@ -86,26 +87,29 @@ def timeseries(samples: list[dict], label: str, host_total: float | None, opts: 
     fig, ax = plt.subplots(figsize=(WIDTH, 4))
     total = host_total
     if total and "host_available" in df:
-        ax.plot(t, (total - df["host_available"]) / GB, label="host in use", color="tab:blue")
+        ax.plot(t, (total - df["host_available"]) / GB, label=METRICS["host_mem_peak_bytes"].short,
+                color="tab:blue")
         ax.axhline(total / GB, color="black", lw=1, label=f"host capacity {total / GB:.0f} GB")
         if total / GB > opts.min_headroom_gb:
             ax.axhline(total / GB - opts.min_headroom_gb, color="red", ls="--", lw=1, label="headroom line")
-    lines = (("host_cached", "page cache", "tab:green"), ("server_rss", "server RSS", "tab:orange"))
+    lines = (("host_cached", "host_cached_peak_bytes", "tab:green"),
+             ("server_rss", "server_rss_peak_bytes", "tab:orange"))
     for col, name, c in lines:
         if col in df:
-            ax.plot(t, df[col] / GB, label=name, color=c)
+            ax.plot(t, df[col] / GB, label=METRICS[name].short, color=c)
     if "model_mapped" in df and df["model_mapped"].fillna(0).gt(0).any():
         mapped = df["model_mapped"].fillna(0)
         cached = np.maximum(df.get("model_cached", mapped).fillna(0), mapped)
         server = df["server_rss"] - mapped + np.where(mapped > 0, cached, 0)
-        ax.plot(t, server / GB, label="server incl. mapped model", color="tab:red", ls="--")
+        ax.plot(t, server / GB, label=METRICS["server_mem_peak_bytes"].short + " (incl. mapped model)",
+                color="tab:red", ls="--")
     gpu = df["gpu_used"].dropna().tolist() if "gpu_used" in df else []
     width = max((len(g) for g in gpu if isinstance(g, list)), default=0)
     for i in range(width):
         ax.plot(t, [(g[i] if isinstance(g, list) and len(g) > i else np.nan) / GB for g in df["gpu_used"]],
                 label=f"GPU {i} used", ls="-.", color=plt.get_cmap("Dark2")(i % 8))
     ax.set_xlabel("time since launch (s)")
-    ax.set_ylabel("memory (GB)")
+    ax.set_ylabel(axis_label("memory", "bytes"))
     ax.set_ylim(bottom=0)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     return Plot("timeseries", title, caption, to_uri(fig))

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
+from bench.metric_registry import METRICS, axis_label, shown_unit
 from bench.report.options import ReportOptions
 from bench.report.plots.style import (
     MAX_BARS,
@@ -49,7 +50,8 @@ def rates(summaries: Sequence[ConfigSummary], opts: ReportOptions) -> Plot:
         if s.efficiency is not None:
             label += f"\n{s.efficiency * 100:.0f} % of ceiling" + (" (!)" if s.above_ceiling else "")
         labels.append(label)
-    for ax, attr, name in ((ax1, "decode", "Decode"), (ax2, "prefill", "Prefill")):
+    for ax, attr in ((ax1, "decode"), (ax2, "prefill")):
+        rate = METRICS[f"{attr}_tps"]
         vals = [getattr(s, f"{attr}_tps") for s in shown]
         refs: list[float | None] = list(vals)
         if attr == "decode":
@@ -74,8 +76,8 @@ def rates(summaries: Sequence[ConfigSummary], opts: ReportOptions) -> Plot:
                        edgecolor="black", zorder=3)
         else:
             ax.barh(y, [v or 0 for v in vals], xerr=errs, color=colors_, capsize=3, height=0.6)
-        ax.set_xlabel(f"{name} rate (tokens/s per request{', log scale' if log else ''})")
-        ax.set_title(name)
+        ax.set_xlabel(rate.axis("per request", *(["log scale"] if log else [])))
+        ax.set_title(rate.short.capitalize())
         ax.set_yticks(y, labels)
         ax.invert_yaxis()
     server = [(i, s.server_decode_tps) for i, s in enumerate(shown) if s.server_decode_tps is not None]
@@ -90,7 +92,8 @@ def rates(summaries: Sequence[ConfigSummary], opts: ReportOptions) -> Plot:
                      zorder=4)
             first = False
     goal = opts.min_decode_tps
-    ax1.axvline(goal, color="black", ls="--", lw=1, label=f"goal {goal:g} tok/s")
+    unit = shown_unit(METRICS["decode_tps"].unit)
+    ax1.axvline(goal, color="black", ls="--", lw=1, label=f"goal {goal:g} {unit}")
     height = fig.get_size_inches()[1]
     fig.legend(*ax1.get_legend_handles_labels(), loc="lower center", ncol=3, frameon=False,
                bbox_to_anchor=(0.5, 0))
@@ -120,11 +123,12 @@ def pareto(summaries: Sequence[ConfigSummary]) -> Plot:
     for s in pts:
         ax.scatter(s.mem_peak_total / GB, s.decode_tps, s=60, color=color[s.config_id], zorder=2,
                    edgecolor="black" if s in front else "none", label=wrap(s.label, 40))
-    ax.set_xlabel("server's peak memory, host + GPUs (GB)")
+    server, gpu = METRICS["server_mem_peak_bytes"], METRICS["gpu_mem_peak_bytes"]
+    ax.set_xlabel(axis_label(f"{server.short} + {gpu.short}", server.unit))  # what mem_peak_total sums
     rates_ = [s.decode_tps for s in pts]
     log = wants_log(rates_)
     fit_limits(ax, rates_, "y", log)
-    ax.set_ylabel("decode, tokens/s per request" + (" (log)" if log else ""))
+    ax.set_ylabel(METRICS["decode_tps"].axis("per request", *(["log scale"] if log else [])))
     ax.margins(x=0.1)
     ax.ticklabel_format(axis="x", useOffset=False)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=1, frameon=False)
