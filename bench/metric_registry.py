@@ -159,6 +159,14 @@ def _build() -> tuple[Metric, ...]:
                               f"{name}: {bound} bound of the t-based 95 % confidence interval of the mean "
                               f"({across})", source=ci_from, short=f"{short} 95 % CI {side}"))
     out += [
+        Metric("decode_client_over_server", "ratio", "",
+               "our decode rate over the server's on the same requests, pooled: sum of decode steps / sum "
+               "of first-to-last token spans, client clock over server clock (timings.predicted_ms), "
+               "over the requests decode_tps keeps; 1.0: the clocks agree", short="ours / server decode"),
+        Metric("server_decode_window_ms", "ms", "",
+               "server decode time per request (timings.predicted_ms), median: under ~100 ms one "
+               "scheduler time slice on a busy host is a large part of it, and the clocks cannot agree "
+               "closely", short="server decode window"),
         Metric("cell_wall_s", "s", "lower", "wall time of the cell's measured requests", short="cell wall"),
         Metric("host_mem_total_bytes", "bytes", "", "host MemTotal", source="memory", short="host total"),
         Metric("host_mem_available_min_bytes", "bytes", "higher", "lowest host MemAvailable during the run",

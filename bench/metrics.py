@@ -49,7 +49,30 @@ def summarize(records: list[RequestRecord], wall_s: float | None) -> dict[str, A
         lo, hi = ci95(xs)
         out[f"{name}_ci95_lo"], out[f"{name}_ci95_hi"] = lo, hi
     out["decode_tps_p50"] = pct([r.decode_tps for r in ok], 50)
+    out |= paired_decode(timed)
     total_out = sum(r.output_tokens or 0 for r in ok)
     out["throughput_tps"] = total_out / wall_s if wall_s and ok else None
     out["ci_basis"] = "requests" if len(ok) >= 2 else ""
     return out
+
+
+def paired_decode(records: list[RequestRecord]) -> dict[str, float | None]:
+    """Client vs server decode over the same requests, pooled (registry: decode_client_over_server).
+
+    Why pooled, not a ratio of the two mean rates: a request whose whole decode takes 2 ms (a tiny
+    model) swings its rate 5x when one thread waits out a scheduler slice, and means of rates are
+    dominated by such requests; summed steps over summed time weigh every decode millisecond once,
+    on both clocks alike."""
+    steps_c = span_c = steps_s = span_s = 0.0
+    windows = []
+    for r in records:
+        t = r.server_timings or {}
+        n_s, ms_s = t.get("predicted_n"), t.get("predicted_ms")
+        span = sum(r.itl_ms)
+        if not (r.output_tokens and r.output_tokens > 1 and span > 0 and n_s and n_s > 1 and ms_s):
+            continue
+        steps_c, span_c = steps_c + r.output_tokens - 1, span_c + span
+        steps_s, span_s = steps_s + n_s - 1, span_s + ms_s
+        windows.append(ms_s)
+    ratio = (steps_c / span_c) / (steps_s / span_s) if span_c and span_s and steps_s else None
+    return {"decode_client_over_server": ratio, "server_decode_window_ms": pct(windows, 50)}

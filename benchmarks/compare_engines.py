@@ -49,6 +49,7 @@ def summarize(rows: list[dict[str, str]], concurrency: str = "1") -> list[dict[s
         out.append({"placement": placement, "engine": engine, "variant": variant or "(defaults)",
                     "decode_tps": _mean(rs, "decode_tps"),
                     "server_decode_tps": _mean(rs, "server_decode_tps"),
+                    "paired": _mean(rs, "decode_client_over_server"),
                     "prefill_tps": _mean(rs, "server_prefill_tps"),
                     "mismatches": rs[0]["config_mismatches"]})
     for line in out:
@@ -56,7 +57,9 @@ def summarize(rows: list[dict[str, str]], concurrency: str = "1") -> list[dict[s
         for metric in ("decode_tps", "prefill_tps"):
             if base and base[metric] and line[metric]:
                 line[f"{metric}_vs_mainline"] = line[metric] / base[metric]
-        if line["decode_tps"] and line["server_decode_tps"]:
+        if line.get("paired") is not None:  # the same requests on both clocks (bench.metrics)
+            line["client_over_server"] = line["paired"]
+        elif line["decode_tps"] and line["server_decode_tps"]:  # a sweep from before the pairing
             line["client_over_server"] = line["decode_tps"] / line["server_decode_tps"]
     order = {p: i for i, p in enumerate(dict.fromkeys(r.get(PLACEMENT, "") for r in rows))}
     return sorted(out, key=lambda x: (order.get(x["placement"], 0), x["engine"] != BASELINE, x["variant"]))

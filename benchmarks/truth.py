@@ -2,7 +2,9 @@
 engine's own benchmark tool on the same placement, side by side.
 
 Why: a sweep number is only trusted when two independent clocks agree with it. The server's
-`timings` (predicted_per_second) say whether our client measures the server; the engine's own
+`timings` say whether our client measures the server: both count decode steps (tokens - 1) from
+the first token to the last over the same requests, pooled (`decode_client_over_server`,
+bench.metric_registry), and agree when within `--tolerance` (issue 17: 2 %); the engine's own
 benchmark (ik_llama.cpp's `llama-sweep-bench`, mainline's `llama-bench`), run with the placement
 flags of each configuration, says how far the server sits from what the library can do.
 
@@ -36,6 +38,11 @@ PLACEMENT = ("model", "n_gpu_layers", "override_tensor", "cpu_moe", "n_cpu_moe",
              "smart_expert_reduction", "no_fused_up_gate", "merge_qkv", "merge_up_gate_exps")
 TOOLS = {"ik_llama": ("llama-sweep-bench", IK_LLAMA), "llama-server": ("llama-bench", LLAMA_CPP)}
 
+
+# client vs server decode: issue 17 asks for agreement within 2 %; a request whose decode takes
+# under ~100 ms cannot meet that on a busy host (one 4-10 ms scheduler slice in either clock's window)
+TOLERANCE = 0.02
+SHORT_WINDOW_MS = 100.0
 
 # mainline llama-bench has its own parser: no --threads-batch/--mlock, `-mmp 0` for --no-mmap
 NOT_IN_LLAMA_BENCH = ("threads_batch", "mlock", "no_mmap")
@@ -112,7 +119,28 @@ def _mean(rows: list[dict[str, str]], key: str) -> float | None:
     return statistics.fmean(vals) if vals else None
 
 
-def truth(sweep: Path, bin_dirs: dict[str, Path], timeout_s: float = 300) -> list[dict[str, Any]]:
+def client_vs_server(rows: list[dict[str, str]], tolerance: float = TOLERANCE) -> dict[str, Any]:
+    """Our decode rate over the server's on the same requests (the rows' pooled
+    `decode_client_over_server`; a sweep from before it: the ratio of the two mean rates), the
+    server's decode window, and whether the two agree within `tolerance`."""
+    ratio = _mean(rows, "decode_client_over_server")
+    decode, server = _mean(rows, "decode_tps"), _mean(rows, "server_decode_tps")
+    if ratio is None and decode and server:
+        ratio = decode / server
+    out: dict[str, Any] = {"server_decode_window_ms": _mean(rows, "server_decode_window_ms")}
+    if ratio is not None:
+        out["client_over_server"] = ratio
+        out["client_server_agree"] = abs(ratio - 1) <= tolerance
+    window = out["server_decode_window_ms"]
+    if window is not None and window < SHORT_WINDOW_MS:
+        out["client_server_note"] = (f"decode took {window:.0f} ms per request: one scheduler slice on "
+                                     "a busy host is a large part of that; give more output tokens or a "
+                                     "larger model")
+    return out
+
+
+def truth(sweep: Path, bin_dirs: dict[str, Path], timeout_s: float = 300,
+          tolerance: float = TOLERANCE) -> list[dict[str, Any]]:
     with (sweep / "results.csv").open() as f:
         rows = [r for r in csv.DictReader(f) if r["status"] == "ok" and r["concurrency"] == "1"]
     by_config: dict[str, list[dict[str, str]]] = {}
@@ -127,8 +155,7 @@ def truth(sweep: Path, bin_dirs: dict[str, Path], timeout_s: float = 300) -> lis
             "decode_tps": _mean(rs, "decode_tps"), "server_decode_tps": _mean(rs, "server_decode_tps"),
             "prefill_tps": _mean(rs, "prefill_tps"), "server_prefill_tps": _mean(rs, "server_prefill_tps"),
         }
-        if rec["decode_tps"] and rec["server_decode_tps"]:
-            rec["client_over_server"] = rec["decode_tps"] / rec["server_decode_tps"]
+        rec |= client_vs_server(rs, tolerance)
         if engine in TOOLS:
             bin_dir = bin_dirs.get(engine) or Path(argv[0]).parent
             cmd = bench_command(engine, argv, bin_dir, int(first["input_tokens"]),
@@ -157,11 +184,15 @@ def table(recs: list[dict[str, Any]]) -> str:
     def f(v: Any, fmt: str = ".1f") -> str:
         return format(v, fmt) if isinstance(v, int | float) else "-"
 
-    lines = ["| config | engine | ours decode | server decode | ours/server | bench tg | server/bench "
-             "| server prefill | bench pp |", "|" + " --- |" * 9]
+    def agree(r: dict[str, Any]) -> str:
+        return {True: "yes", False: "NO"}.get(r.get("client_server_agree"), "-")  # type: ignore[arg-type]
+
+    lines = ["| config | engine | ours decode | server decode | ours/server | agree | decode window ms "
+             "| bench tg | server/bench | server prefill | bench pp |", "|" + " --- |" * 11]
     for r in recs:
         lines.append(f"| {r['config_label']} | {r['engine']} | {f(r['decode_tps'])} | "
-                     f"{f(r['server_decode_tps'])} | {f(r.get('client_over_server'), '.3f')} | "
+                     f"{f(r['server_decode_tps'])} | {f(r.get('client_over_server'), '.3f')} | {agree(r)} | "
+                     f"{f(r.get('server_decode_window_ms'))} | "
                      f"{f(r.get('bench_decode_tps'))} | {f(r.get('server_over_bench'), '.3f')} | "
                      f"{f(r['server_prefill_tps'])} | {f(r.get('bench_prefill_tps'))} |")
     return "\n".join(lines)
@@ -173,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bin-dir", action="append", default=[], metavar="ENGINE=DIR",
                     help="where ENGINE's benchmark tool lives (default: beside its server binary)")
     ap.add_argument("--timeout-s", type=float, default=300)
+    ap.add_argument("--tolerance", type=float, default=TOLERANCE,
+                    help="|ours/server - 1| that counts as agreeing (default %(default)s, issue 17's 2 %%)")
     args = ap.parse_args(argv)
     if not (args.sweep / "results.csv").is_file():
         print(f"error: {args.sweep} has no results.csv: give a finished sweep directory", file=sys.stderr)
@@ -185,7 +218,11 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         dirs[engine] = Path(folder)
-    print(table(truth(args.sweep, dirs, args.timeout_s)))
+    recs = truth(args.sweep, dirs, args.timeout_s, args.tolerance)
+    print(table(recs))
+    for r in recs:
+        if r.get("client_server_note"):
+            print(f"note: {r['config_label']}: {r['client_server_note']}")
     return 0
 
 

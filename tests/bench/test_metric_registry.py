@@ -24,6 +24,7 @@ def _records() -> list[RequestRecord]:
             tpot_ms=3.5, input_tokens=64, input_tokens_asked=64, output_tokens=16, client_tokens=16,
             decode_tps=250.0 + i, prefill_tps=6000.0 + i, server_decode_tps=260.0 + i,
             server_prefill_tps=7000.0 + 10 * i,
+            server_timings={"predicted_n": 16.0, "predicted_ms": 10.0 + i},
         ))
     return out
 
@@ -70,3 +71,13 @@ def test_metric_entries_are_complete_and_directions_drive_the_objective():
         parse_strategy("race", {"objective": {"metric": "thruput"}})
     schema = Row.model_json_schema()["properties"]["decode_tps"]
     assert schema["unit"] == "tokens/s" and json.dumps(schema["description"])
+
+
+def test_client_and_server_decode_are_paired_and_pooled():
+    """Summed steps over summed time on each clock, over the same requests (not a ratio of means)."""
+    recs = _records()  # client spans 7+i ms, server 10+i ms, 15 steps each (i = 1, 2, 3)
+    row = summarize(recs, 0.5)
+    assert row["decode_client_over_server"] == pytest.approx((11 + 12 + 13) / (8 + 9 + 10))
+    assert row["server_decode_window_ms"] == pytest.approx(12.0)
+    recs[1].burst = True  # left out on both sides, as decode_tps leaves it out
+    assert summarize(recs, 0.5)["decode_client_over_server"] == pytest.approx((12 + 13) / (9 + 10))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.truth import bench_command
+from benchmarks.truth import bench_command, client_vs_server, table
 from omni.ik_llama import check_argv
 from omni.llamacpp import ArgError
 
@@ -40,3 +40,20 @@ def test_the_fork_has_no_repack_switch():
     """ik_llama.cpp 0.1.5 repacks only on -rtr; mainline's --no-repack would stop its server."""
     with pytest.raises(ArgError, match=r"mainline llama\.cpp flag"):
         check_argv(["-m", "/m.gguf", "--no-repack"])
+
+
+def test_client_vs_server_reads_the_paired_ratio_and_flags_short_windows():
+    rows = [{"decode_tps": "900", "server_decode_tps": "1000", "decode_client_over_server": "0.99",
+             "server_decode_window_ms": "12"},
+            {"decode_tps": "1100", "server_decode_tps": "1000", "decode_client_over_server": "1.0",
+             "server_decode_window_ms": "14"}]
+    out = client_vs_server(rows)
+    assert out["client_over_server"] == pytest.approx(0.995) and out["client_server_agree"] is True
+    assert out["server_decode_window_ms"] == 13 and "13 ms per request" in out["client_server_note"]
+    assert client_vs_server(rows, tolerance=0.001)["client_server_agree"] is False
+    old = client_vs_server([{"decode_tps": "90", "server_decode_tps": "100"}])  # a sweep before pairing
+    assert old["client_over_server"] == pytest.approx(0.9) and old["client_server_agree"] is False
+    assert "client_server_note" not in old
+    rec = {"config_label": "case=x", "engine": "ik_llama", "decode_tps": 90.0, "server_decode_tps": 100.0,
+           "server_prefill_tps": 1.0, **old}
+    assert "| 0.900 | NO |" in table([rec])
