@@ -14,7 +14,7 @@ from rich.console import Console
 
 from bench.cli_model import cmd_genmodel, cmd_plan
 from bench.cli_sweep import cmd_sweep
-from bench.genmodel import ModelShape
+from bench.genmodel.shape import ModelShape
 from bench.spec import SpecError
 
 

@@ -14,7 +14,9 @@ from pathlib import Path
 from pydantic import ValidationError
 from rich.console import Console
 
-from bench.genmodel import GenModelError, ModelShape, ensure_model
+from bench.genmodel.cache import ensure_model
+from bench.genmodel.shape import ModelShape
+from bench.genmodel.write import GenModelError
 from bench.spec import SpecError
 from omni.errors import one_line
 
@@ -29,7 +31,7 @@ def cmd_genmodel(args: argparse.Namespace, console: Console) -> int:
 
     try:
         if args.out:
-            from bench.genmodel import write_model
+            from bench.genmodel.write import write_model
 
             path = write_model(shape, Path(args.out))
         else:

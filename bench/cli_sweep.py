@@ -20,7 +20,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench.genmodel import GenModelError, ModelShape, cache_dir, ensure_model, model_file
+from bench.genmodel.cache import cache_dir, ensure_model, model_file
+from bench.genmodel.shape import ModelShape
+from bench.genmodel.write import GenModelError
 from bench.plan import cells, count_runs
 from bench.spec import Spec, SpecError, load_spec, numa_prefix, parse_spec
 from bench.store import SweepStore, spec_hash

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from bench.genmodel import ModelShape
+from bench.genmodel.shape import ModelShape
 from omni.errors import error_location, one_line
 from omni.numa import check_numa, parse_numa
 from omni.secrets import is_secret_name, redact_text

@@ -28,7 +28,8 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.engines.base import Launch
-from bench.genmodel import ModelShape, ensure_model
+from bench.genmodel.cache import ensure_model
+from bench.genmodel.shape import ModelShape
 from bench.load import CellLoad, Client, make_prompt, run_cell
 from bench.server import ServerProcess, free_port
 

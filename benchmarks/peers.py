@@ -31,7 +31,8 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.engines.base import Launch
-from bench.genmodel import ModelShape, ensure_model
+from bench.genmodel.cache import ensure_model
+from bench.genmodel.shape import ModelShape
 from bench.server import ServerProcess, free_port, http_json
 from benchmarks.peers_cpu import run_measured
 from benchmarks.peers_server import ServerView, parse_log, summarize_server

@@ -54,7 +54,8 @@ stage_model() {  # may run beside the build: it only needs the wheels (setup) an
   log model
   "$py" - "$spec_main" <<'PY' | tee "$out/model.txt"
 import sys, tomllib
-from bench.genmodel import ModelShape, ensure_model
+from bench.genmodel.cache import ensure_model
+from bench.genmodel.shape import ModelShape
 gen = tomllib.load(open(sys.argv[1], "rb"))["server"]["generate"]
 path = ensure_model(ModelShape(**gen))
 print(path, path.stat().st_size)

@@ -46,7 +46,8 @@ stage_build() {
 
 model_path() { "$py" -c "
 import sys; sys.argv=['x']+sys.argv[1:]
-from bench.genmodel import ModelShape, model_file
+from bench.genmodel.cache import model_file
+from bench.genmodel.shape import ModelShape
 from bench.cli import parser
 a = parser().parse_args(['genmodel', *sys.argv[1:]])
 print(model_file(ModelShape(**{k: v for k, v in vars(a).items() if k in ModelShape.model_fields and v is not None})))

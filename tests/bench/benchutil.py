@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.genmodel import ModelShape
+from bench.genmodel.shape import ModelShape
 
 TINY = ModelShape(n_embd=128, n_layer=2, n_ff=256, n_head=4, n_head_kv=2, n_vocab=1024)
 # decodes at a few hundred tokens/s on one thread: token times are meaningful, tests stay short

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.genmodel import ensure_model
+from bench.genmodel.cache import ensure_model
 from bench.server import free_port
 from tests import servers
 from tests.bench.benchutil import SMALL, TINY

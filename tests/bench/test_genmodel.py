@@ -9,7 +9,11 @@ import gguf
 import numpy as np
 import pytest
 
-from bench.genmodel import ModelShape, ensure_model, forbidden_token_ids, model_bytes, vocab, write_model
+from bench.genmodel.cache import ensure_model
+from bench.genmodel.shape import ModelShape
+from bench.genmodel.vocab import forbidden_token_ids, vocab
+from bench.genmodel.weights import model_bytes
+from bench.genmodel.write import write_model
 from bench.server import http_json
 from tests.bench.benchutil import TINY
 

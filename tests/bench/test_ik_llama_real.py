@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.genmodel import ModelShape, ensure_model
+from bench.genmodel.cache import ensure_model
+from bench.genmodel.shape import ModelShape
 from tests.bench.benchutil import real_server_spec, rows_by_case, run_bench, write_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]  # the first use builds the fork

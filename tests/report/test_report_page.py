@@ -180,7 +180,8 @@ def _gpu_box(sweep: Path, tmp_path: Path) -> tuple[Path, Path]:
     nvidia-smi -q); the model is a real generated Mixtral-style GGUF; two configurations become
     `-ngl 99 -ot exps=CPU` (experts in host RAM) and `-ngl 99` (all in HBM).
     """
-    from bench.genmodel import ModelShape, write_model
+    from bench.genmodel.shape import ModelShape
+    from bench.genmodel.write import write_model
     from facts.parse import parse
 
     copy = tmp_path / "gpu-box"

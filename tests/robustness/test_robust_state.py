@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.genmodel import GenModelError, write_model
+from bench.genmodel.write import GenModelError, write_model
 from tests.bench.benchutil import TINY, run_bench, write_spec
 from tests.bench.test_sweep import rows, spec_text
 

@@ -57,7 +57,8 @@ def llama_server(tmp_path_factory):
     flags phase 5 renders for llama-server; yields ``(base_url, served_model_id, metrics_port)``."""
     import urllib.request
 
-    from bench.genmodel import ModelShape, ensure_model
+    from bench.genmodel.cache import ensure_model
+    from bench.genmodel.shape import ModelShape
     from bench.server import free_port
     from tests import servers
 

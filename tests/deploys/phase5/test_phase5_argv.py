@@ -14,7 +14,8 @@ from tests import servers
 
 
 def test_rendered_placement_flags_run_a_real_server(tmp_path):
-    from bench.genmodel import ModelShape, ensure_model
+    from bench.genmodel.cache import ensure_model
+    from bench.genmodel.shape import ModelShape
 
     model = ensure_model(ModelShape())
     port = free_port()

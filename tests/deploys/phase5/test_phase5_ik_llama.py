@@ -13,7 +13,8 @@ import pytest
 import yaml
 from test_phase5_checks import rows_for
 
-from bench.genmodel import ModelShape, ensure_model
+from bench.genmodel.cache import ensure_model
+from bench.genmodel.shape import ModelShape
 from bench.server import free_port
 from deploys.stack import render
 from deploys.stack.config import StackConfigError, stack_config
