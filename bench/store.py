@@ -9,6 +9,7 @@ Layout (reports/<sweep-id>/):
     logs/<config_id>-r<repeat>.log (+ .tail.txt when something failed)
     model.json           the GGUF's tensor table and bytes per token (the report reads it)
     results.csv          one flat row per run, appended as each cell finishes
+    index.html, report-options.json   the report and the options it was made with (bench.report)
 
 Why appended, and rewritten only at the end: a run file is written with os.replace once its cell
 is finished, so `kill -9` loses at most the cell in flight, and results.csv is always derivable

@@ -49,6 +49,8 @@ class Sweep:
     notes: list[str] = field(default_factory=list)
     threshold_source: str = ""  # which rule set the headroom goal (options.resolve_headroom)
     bandwidth: dict[str, Any] = field(default_factory=dict)  # bandwidth.json: measured at sweep start
+    given: dict[str, Any] = field(default_factory=dict)  # the command-line options (non-None overrides)
+    option_sources: dict[str, str] = field(default_factory=dict)  # key -> "default", "spec [report]", ...
 
     @property
     def ok_rows(self) -> pd.DataFrame:
@@ -125,7 +127,7 @@ def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> Swe
         raise ReportError(f"{path}: not a directory; give the sweep dir (reports/<sweep-id>)")
     rows = _read_rows(path)
     spec, spec_text = _read_spec(path)
-    options, notes = load_options(spec, path, overrides)
+    options, notes, sources = load_options(spec, path, overrides)
     meta = _read_meta(path)
     versions = _versions(rows)
     for key, value in (meta.get("versions") or {}).items():
@@ -134,8 +136,9 @@ def load_sweep(path: str | Path, overrides: dict[str, Any] | None = None) -> Swe
     total = pd.to_numeric(rows["host_mem_total_bytes"], errors="coerce").max() if len(rows) else None
     total = total if total == total and total else host.mem_total_bytes
     options, source = resolve_headroom(options, total)
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
     return Sweep(path, spec, spec_text, rows, host, versions, options, meta, notes, source,
-                 _read_json(path / "bandwidth.json"))
+                 _read_json(path / "bandwidth.json"), given, sources)
 
 
 def _read_json(file: Path) -> dict[str, Any]:

@@ -89,12 +89,19 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ReportError(f"{path} is not valid TOML ({err}); fix the syntax there") from None
 
 
+DEFAULT_SOURCE = "default"
+COMMAND_LINE = "command line"
+
+
 def load_options(
     spec: Mapping[str, Any], sweep_dir: Path, overrides: Mapping[str, Any] | None = None,
-) -> tuple[ReportOptions, list[str]]:
-    """Merged options and notes about ignored keys; a bad value is a one-line ReportError."""
+) -> tuple[ReportOptions, list[str], dict[str, str]]:
+    """Merged options, notes about ignored keys and the source of every key (the layer that set
+    it last, or "default"), so the page and report-options.json can say how they were judged;
+    a bad value is a one-line ReportError."""
     merged: dict[str, Any] = {}
     notes: list[str] = []
+    sources = dict.fromkeys(FIELDS, DEFAULT_SOURCE)
     layers: list[tuple[str, Mapping[str, Any]]] = []
     table = spec.get("report")
     if isinstance(table, Mapping):
@@ -103,15 +110,15 @@ def load_options(
     if side.is_file():
         data = _read_toml(side)
         layers.append((str(side.name), data.get("report", data)))
-    layers.append(("command line", {k: v for k, v in (overrides or {}).items() if v is not None}))
+    layers.append((COMMAND_LINE, {k: v for k, v in (overrides or {}).items() if v is not None}))
     for source, values in layers:
         for key, value in values.items():
             if key in FIELDS:
-                merged[key] = value
+                merged[key], sources[key] = value, source
             else:
                 notes.append(f"{source}: unknown key {key!r} ignored (known: {', '.join(FIELDS)})")
     try:
-        return ReportOptions.model_validate(merged), notes
+        return ReportOptions.model_validate(merged), notes, sources
     except ValidationError as err:
         e = err.errors()[0]
         key, value = error_location(e), e.get("input")

@@ -23,6 +23,7 @@ from bench.report.hostfacts import HostFacts
 from bench.report.modelbytes import ModelFileError, model_for_sweep
 from bench.report.placements import findings as place_findings
 from bench.report.placements import placement_rows
+from bench.report.record import OPTIONS_FILE, command, option_rows, write_record
 from bench.report.summary import GB, bandwidths, model_path, summarise
 from bench.server import error_line
 from omni.files import atomic_write_text
@@ -186,13 +187,18 @@ def context(sweep: Sweep) -> dict[str, Any]:
         "host_rows": _host_rows(sweep.host, sweep),
         "versions": [(k, ", ".join(v)) for k, v in sorted(sweep.versions.items())],
         "notes": sweep.notes, "spec_text": sweep.spec_text, "sweep_dir": str(sweep.path),
+        "report_options": option_rows(sweep), "report_command": command(sweep) if sweep.given else "",
+        "options_file": OPTIONS_FILE,
     }
 
 
 def write_page(sweep: Sweep) -> Path:
-    html = _env().get_template("page.html.j2").render(**context(sweep))
-    target = sweep.path / "index.html"
-    return atomic_write_text(target, html)
+    """index.html, then report-options.json saying what it was made with (same `generated` time)."""
+    ctx = context(sweep)
+    html = _env().get_template("page.html.j2").render(**ctx)
+    target = atomic_write_text(sweep.path / "index.html", html)
+    write_record(sweep, ctx["generated"])
+    return target
 
 
 def headline(sweep_dir: str | Path) -> str:

@@ -5,6 +5,7 @@ one-line errors with exit 2 for a bad directory, a bad setting or a bad flag."""
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 import shutil
@@ -128,6 +129,64 @@ def test_headroom_goal_scales_with_the_host_unless_the_target_box_is_named(sweep
     assert "> 2 GB MemAvailable" in page_text(sweep) and "headroom 2 GB as set" in page_text(sweep)
 
 
+def _options_section(sweep: Path) -> str:
+    """The page's "Report options" part of Provenance, as words."""
+    text = page_text(sweep)
+    return text.split("Report options", 1)[1].split("Versions", 1)[0]
+
+
+def test_report_records_the_options_it_was_run_with_beside_sweep_json_and_on_the_page(sweep: Path):
+    """Two real `bench report` runs with different flags, then one with none: report-options.json
+    and the page's provenance say what each page was made with, key by key and where it came from."""
+    proc = bench("report", str(sweep), "--min-decode-tps", "3", "--objective", "throughput@1",
+                 "--gpu-bandwidth-gbps", "900", "--gpu-bandwidth-gbps", "800")
+    assert proc.returncode == 0, proc.stderr
+    first = json.loads((sweep / "report-options.json").read_text())
+    assert first["command_line"] == {"min_decode_tps": 3.0, "objective": "throughput@1",
+                                     "gpu_bandwidth_gbps": [900.0, 800.0]}
+    assert first["options"] == {
+        "min_decode_tps": 3.0, "min_headroom_gb": 1.5, "target_mem_gb": None, "objective": "throughput@1",
+        "host_bandwidth_gbps": 77.0, "gpu_bandwidth_gbps": [900.0, 800.0], "memory_channels": None}
+    assert first["sources"] == {
+        "min_decode_tps": "command line", "min_headroom_gb": "spec [report]", "target_mem_gb": "default",
+        "objective": "command line", "host_bandwidth_gbps": "spec [report]",
+        "gpu_bandwidth_gbps": "command line", "memory_channels": "default"}
+    assert first["command"] == (f"python -m bench report {sweep} --min-decode-tps 3 --objective throughput@1 "
+                                "--gpu-bandwidth-gbps 900 --gpu-bandwidth-gbps 800")
+    assert f"report written {first['generated_at']}" in page_text(sweep)  # the record is of this page
+    shown = _options_section(sweep)
+    assert f"Rendered by {first['command']} ;" in shown and "report-options.json beside sweep.json" in shown
+    for row in ("min_decode_tps 3 command line", "min_headroom_gb 1.5 spec [report]",
+                "objective throughput@1 command line", "host_bandwidth_gbps 77 spec [report]",
+                "gpu_bandwidth_gbps 900, 800 command line",
+                "memory_channels unset: one per populated DIMM default"):
+        assert row in shown, shown
+
+    proc = bench("report", str(sweep), "--min-headroom-gb", "4")  # other flags: the record is replaced
+    assert proc.returncode == 0, proc.stderr
+    second = json.loads((sweep / "report-options.json").read_text())
+    assert second["command_line"] == {"min_headroom_gb": 4.0}
+    used, sources = second["options"], second["sources"]
+    assert used["min_decode_tps"] == 0.5 and sources["min_decode_tps"] == "spec [report]"
+    assert used["objective"] == "decode" and sources["objective"] == "default"
+    assert used["min_headroom_gb"] == 4.0 and sources["min_headroom_gb"] == "command line"
+    shown = _options_section(sweep)
+    assert f"Rendered by python -m bench report {sweep} --min-headroom-gb 4 ;" in shown
+    assert "min_headroom_gb 4 command line" in shown and "objective decode default" in shown
+    assert "throughput@1" not in shown and "900" not in shown
+
+    proc = bench("report", str(sweep))  # no flags: the page and the record say which values it used
+    assert proc.returncode == 0, proc.stderr
+    third = json.loads((sweep / "report-options.json").read_text())
+    assert third["command_line"] == {} and third["command"] == f"python -m bench report {sweep}"
+    assert third["options"]["min_decode_tps"] == 0.5 and third["options"]["min_headroom_gb"] == 1.5
+    assert set(third["sources"].values()) == {"default", "spec [report]"}
+    shown = _options_section(sweep)
+    assert "Rendered with no command-line options" in shown and "Rendered by" not in shown
+    assert "min_decode_tps 0.5 spec [report]" in shown and "objective decode default" in shown
+    assert "target_mem_gb unset: the sweep host's MemTotal default" in shown
+
+
 @pytest.mark.parametrize(("args", "setup", "needle"), [
     (["{missing}"], None, "not a directory; give the sweep dir"),
     (["{empty}"], None, "no results.csv; run `python -m bench sweep` first"),
@@ -144,11 +203,13 @@ def test_errors_are_one_line_and_exit_2(sweep: Path, tmp_path: Path, args: list[
         (sweep / "report.toml").write_text(setup)
     names = {"missing": tmp_path / "missing", "empty": tmp_path / "empty", "sweep": sweep}
     before = (sweep / "index.html").read_bytes()
+    record = (sweep / "report-options.json").read_bytes()
     proc = bench("report", *(a.format(**names) for a in args))
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert needle in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     assert "Traceback" not in proc.stderr and proc.stdout == ""
     assert (sweep / "index.html").read_bytes() == before  # nothing half-written
+    assert (sweep / "report-options.json").read_bytes() == record  # nor re-recorded
 
 
 def test_report_help_lists_every_flag_and_bench_help_lists_report():
