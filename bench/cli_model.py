@@ -56,58 +56,63 @@ def _numbers(text: str | None, what: str, kind: type = float) -> tuple:
 
 def cmd_plan(args: argparse.Namespace, console: Console) -> int:
     """Plan a placement for MODEL on a host, print it and optionally write a sweep spec."""
-    from bench import planner as pl
+    from bench.planner import GIB, PlanError
+    from bench.planner.host import NO_AMX_REASON, cpu_only_args, load_host
+    from bench.planner.model import model_table
+    from bench.planner.placement import Settings
+    from bench.planner.render import describe, placement_argv, spec_text
+    from bench.planner.roofline import calibrate
+    from bench.planner.search import neighbours, plan
 
     try:
-        mt = pl.model_table(args.model)
+        mt = model_table(args.model)
         if args.host not in (None, "@local"):
-            raise pl.PlanError(f"--host {args.host}: only @local is read directly; for another host run "
-                               "`python -m facts collect --host NAME > FACTS.json` and give --facts")
-        host = pl.load_host(args.facts, args.host == "@local", args.membw, args.host_gbps,
-                            _numbers(args.gpu_gbps, "--gpu-gbps"))
+            raise PlanError(f"--host {args.host}: only @local is read directly; for another host run "
+                            "`python -m facts collect --host NAME > FACTS.json` and give --facts")
+        host = load_host(args.facts, args.host == "@local", args.membw, args.host_gbps,
+                         _numbers(args.gpu_gbps, "--gpu-gbps"))
         gpus = _numbers(args.gpus, "--gpus", int) if args.gpus is not None else None
-        settings = pl.Settings(ctx=args.ctx, ubatch=args.ubatch, margin_mib=args.margin_mib,
-                               reserve_mib=args.reserve_mib,
-                               vram_budget=_numbers(args.vram_budget, "--vram-budget"),
-                               ram_headroom_gib=args.ram_headroom_gib, fixed_ms=args.fixed_ms, gpus=gpus)
+        settings = Settings(ctx=args.ctx, ubatch=args.ubatch, margin_mib=args.margin_mib,
+                            reserve_mib=args.reserve_mib,
+                            vram_budget=_numbers(args.vram_budget, "--vram-budget"),
+                            ram_headroom_gib=args.ram_headroom_gib, fixed_ms=args.fixed_ms, gpus=gpus)
         if args.ctx <= 0:
-            raise pl.PlanError(f"--ctx {args.ctx}: give a positive context size")
+            raise PlanError(f"--ctx {args.ctx}: give a positive context size")
         if args.calibrate:
-            fixed, how = pl.calibrate(mt, host, settings, args.calibrate)
-            settings = pl.Settings(**{**settings.__dict__, "fixed_ms": fixed})
+            fixed, how = calibrate(mt, host, settings, args.calibrate)
+            settings = Settings(**{**settings.__dict__, "fixed_ms": fixed})
             console.print(f"fixed cost {how}", highlight=False, markup=False)
         if not host.gpus and args.facts and not args.allow_cpu_only:
-            raise pl.PlanError(f"--facts {args.facts}: no GPUs in these facts (nvidia_gpus unavailable or "
-                               "empty); collect them on the GPU host, or pass --allow-cpu-only")
-        best, options = pl.plan(mt, host, settings)
-        near = pl.neighbours(mt, host, settings, best) if best.gpus else []
-    except pl.PlanError as err:
+            raise PlanError(f"--facts {args.facts}: no GPUs in these facts (nvidia_gpus unavailable or "
+                            "empty); collect them on the GPU host, or pass --allow-cpu-only")
+        best, options = plan(mt, host, settings)
+        near = neighbours(mt, host, settings, best) if best.gpus else []
+    except PlanError as err:
         raise SpecError(f"plan: {err}") from None
     m = mt.model
-    console.print(f"model {Path(m.path).name}: {m.file_bytes / pl.GIB:.1f} GiB, {m.n_layer} layers, "
+    console.print(f"model {Path(m.path).name}: {m.file_bytes / GIB:.1f} GiB, {m.n_layer} layers, "
                   f"{m.expert_count} experts ({m.expert_used_count} used), routed experts "
-                  f"{sum(mt.experts.values()) / pl.GIB:.1f} GiB, "
+                  f"{sum(mt.experts.values()) / GIB:.1f} GiB, "
                   f"KV {mt.kv_per_token_layer * m.n_layer:.0f} B/token", highlight=False, markup=False)
-    console.print(f"host: {host.ram_bytes / pl.GIB:.0f} GiB RAM ({host.ram_source}), {host.cores} cores, "
+    console.print(f"host: {host.ram_bytes / GIB:.0f} GiB RAM ({host.ram_source}), {host.cores} cores, "
                   f"{host.numa_nodes} NUMA nodes, {len(host.gpus)} GPUs", highlight=False)
     for p in [best, *near, *[o for o in options if o is not best]]:
         pre = f"prefill ~{p.prefill_tps:.0f}" if p.prefill_tps else "prefill n/a"
         console.print(f"[bold]{p.label}[/bold]: decode {p.decode_tps:.2f} tokens/s predicted, {pre} "
                       f"(ub {settings.ubatch}, PCIe-bound)", highlight=False)
     console.print("plan:", highlight=False)
-    for line in pl.describe(mt, host, best):
+    for line in describe(mt, host, best):
         console.print(line, highlight=False, markup=False)
     all_gpus = [g.index for g in host.gpus]
-    argv = pl.placement_argv(best, mt.n_layer, all_gpus)
+    argv = placement_argv(best, mt.n_layer, all_gpus)
     threads = f"--threads {host.cores}" + (" --numa distribute" if host.numa_nodes > 1 else "")
-    threads += "".join(f" {a}" for a in pl.cpu_only_args(host))
+    threads += "".join(f" {a}" for a in cpu_only_args(host))
     console.print(f"  flags: {shlex.join(argv)} {threads}", highlight=False, soft_wrap=True)
-    for note in best.notes + ([pl.NO_AMX_REASON] if pl.cpu_only_args(host) else []):
+    for note in best.notes + ([NO_AMX_REASON] if cpu_only_args(host) else []):
         console.print(f"  note: {note}", highlight=False)
     if args.out:
         grid = [(g, shlex.split(g)) for g in args.grid or []]
-        text = pl.spec_text(args.model, mt, host, settings, best, near, options, binary=args.binary,
-                            grid=grid)
+        text = spec_text(args.model, mt, host, settings, best, near, options, binary=args.binary, grid=grid)
         import tomllib
 
         from bench.spec import parse_spec

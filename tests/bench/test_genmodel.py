@@ -144,7 +144,7 @@ def test_deepseek2_quantized_and_split_by_the_real_tools(tmp_path: Path, llama_s
     """llama-quantize writes the K-quant mix, llama-gguf-split the shards; every reader sums them."""
     from gguf import GGUFReader
 
-    from bench.planner import model_table
+    from bench.planner.model import model_table
     from omni.gguf_files import shard_paths, total_bytes
 
     monkeypatch.setenv("OMNI_LLAMA_BIN", str(llama_server_binary.parent))
@@ -171,24 +171,28 @@ def test_deepseek2_proxy_planned_and_served_by_the_real_llama_server(
     """`bench plan` for this CPU-only host, launched as the spec says by the pinned llama-server.
 
     On an AMX CPU the plan adds --no-repack: without it this build aborts the f16 proxy in
-    ggml_backend_sched_split_graph (attn_k_b in the AMX buffer, see planner.NO_AMX_REASON).
+    ggml_backend_sched_split_graph (attn_k_b in the AMX buffer, see bench.planner.host.NO_AMX_REASON).
     """
     import tomllib
 
-    from bench import planner as pl
     from bench.plan import server_configs
+    from bench.planner.host import host_from_facts
+    from bench.planner.model import model_table
+    from bench.planner.placement import Settings
+    from bench.planner.render import spec_text
+    from bench.planner.search import plan
     from bench.spec import parse_spec
     from facts.collect import collect_local
 
     monkeypatch.setenv("OMNI_LLAMA_BIN", str(llama_server_binary.parent))
     model = ensure_model(ModelShape(**DS2, dtype=dtype, quantize=quantize), tmp_path)
-    mt = pl.model_table(model)
-    host = pl.host_from_facts(collect_local(), host_gbps=10.0)
+    mt = model_table(model)
+    host = host_from_facts(collect_local(), host_gbps=10.0)
     assert not host.gpus and host.cpu_amx == _amx_here()
-    s = pl.Settings(ctx=1024)
-    best, options = pl.plan(mt, host, s)
-    spec = parse_spec(tomllib.loads(pl.spec_text(str(model), mt, host, s, best, [], options,
-                                                 binary=str(llama_server_binary))))
+    s = Settings(ctx=1024)
+    best, options = plan(mt, host, s)
+    spec = parse_spec(tomllib.loads(spec_text(str(model), mt, host, s, best, [], options,
+                                              binary=str(llama_server_binary))))
     assert ("--no-repack" in spec.server.args) == _amx_here()
     config = server_configs(spec)[0]
     assert spec.placement[0].source == "planner"

@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 from r1_table import UNSLOTH_Q4_K_M_BYTES, write_r1
 
-from bench import planner as pl
+from bench.planner import PlanError
+from bench.planner.fill import fill
+from bench.planner.host import cpu_only_args, host_from_facts
+from bench.planner.model import ModelTable, model_table
+from bench.planner.placement import Settings
+from bench.planner.render import TEMPLATE, placement_argv, spec_text
+from bench.planner.roofline import calibrate, predict, predict_argv
+from bench.planner.search import neighbours, plan
 
 MIB = 1024**2
 REF_FACTS = {"host": "reference", "facts": {
@@ -33,8 +40,8 @@ def r1(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def table(r1) -> pl.ModelTable:
-    return pl.model_table(r1)
+def table(r1) -> ModelTable:
+    return model_table(r1)
 
 
 def test_r1_table_matches_the_published_quant(table):
@@ -46,9 +53,9 @@ def test_r1_table_matches_the_published_quant(table):
 
 
 def test_reference_box_plan_fits_and_rules_hit_only_their_tensors(table):
-    host = pl.host_from_facts(REF_FACTS)
-    s = pl.Settings(ctx=16384)
-    best, options = pl.plan(table, host, s)
+    host = host_from_facts(REF_FACTS)
+    s = Settings(ctx=16384)
+    best, options = plan(table, host, s)
     assert best.gpus == (0, 1)  # unequal GPUs: both used
     for g in host.gpus:
         assert best.vram_bytes[g.index] <= g.free_bytes - s.margin_mib * MIB
@@ -67,12 +74,12 @@ def test_reference_box_plan_fits_and_rules_hit_only_their_tensors(table):
     fastest = 1 / (table.model.bytes_per_token / (max(g.bw_gbps for g in host.gpus) * 1e9))
     assert slowest < best.decode_tps < fastest
     # -ngl 99 -ot exps=CPU: the same dense placement with no expert on a GPU
-    template = pl._fill(table, host, s, best.gpus, best.layer_counts, 0, whole_layers={0: 0, 1: 0})
-    template = pl.predict(table, host, template, s)
+    template = fill(table, host, s, best.gpus, best.layer_counts, 0, whole_layers={0: 0, 1: 0})
+    template = predict(table, host, template, s)
     assert best.decode_tps > 1.2 * template.decode_tps
     # every GPU subset was considered (leave-a-GPU-out); all-CPU is refused: 377 GiB > 384 GiB - headroom - KV
     assert {o.gpus for o in options} == {(0, 1), (0,), (1,)}
-    near = pl.neighbours(table, host, s, best)
+    near = neighbours(table, host, s, best)
     assert near and all(p.decode_tps < best.decode_tps for p in near)
     for p in near:
         for g in host.gpus:
@@ -80,20 +87,20 @@ def test_reference_box_plan_fits_and_rules_hit_only_their_tensors(table):
 
 
 def test_vram_budget_and_gpu_choice(table):
-    host = pl.host_from_facts(REF_FACTS)
-    small, _ = pl.plan(table, host, pl.Settings(vram_budget=(40, 20)))
+    host = host_from_facts(REF_FACTS)
+    small, _ = plan(table, host, Settings(vram_budget=(40, 20)))
     assert small.vram_bytes[0] <= 40 * 1024**3 and small.vram_bytes[1] <= 20 * 1024**3
-    only0, _ = pl.plan(table, host, pl.Settings(gpus=(0,)))
+    only0, _ = plan(table, host, Settings(gpus=(0,)))
     assert only0.gpus == (0,)
-    argv = pl.placement_argv(only0, table.n_layer, [0, 1])
+    argv = placement_argv(only0, table.n_layer, [0, 1])
     assert argv[argv.index("-dev") + 1] == "CUDA0" and "-ts" not in argv
 
 
 def test_refuses_with_numbers_when_the_model_cannot_fit(table):
     facts = copy.deepcopy(REF_FACTS)
     facts["facts"]["numa"]["nodes"] = [{"id": 0, "size_mib": 128 * 1024}]
-    with pytest.raises(pl.PlanError) as err:
-        pl.plan(table, pl.host_from_facts(facts), pl.Settings())
+    with pytest.raises(PlanError) as err:
+        plan(table, host_from_facts(facts), Settings())
     msg = str(err.value)
     assert "\n" not in msg and "cannot fit: 376.7 GiB of weights" in msg and "120.0 GiB RAM" in msg
 
@@ -149,20 +156,20 @@ def test_bad_inputs_are_one_line_errors(r1, tmp_path, setup, args, message):
 
 
 def test_no_repack_only_for_a_cpu_only_amx_host(table):
-    """The AMX workaround (planner.NO_AMX_REASON) never touches a GPU box's launch."""
+    """The AMX workaround (bench.planner.host.NO_AMX_REASON) never touches a GPU box's launch."""
     doc = copy.deepcopy(REF_FACTS)
     doc["facts"]["cpu"]["amx_flags"] = ["amx_bf16", "amx_int8", "amx_tile"]
-    with_gpus = pl.host_from_facts(doc)
+    with_gpus = host_from_facts(doc)
     doc["facts"]["nvidia_gpus"] = {"available": False, "gpus": None}
-    cpu_only = pl.host_from_facts(doc)
+    cpu_only = host_from_facts(doc)
     doc["facts"]["cpu"]["amx_flags"] = []
-    no_amx = pl.host_from_facts(doc)
-    assert (pl.cpu_only_args(with_gpus), pl.cpu_only_args(cpu_only), pl.cpu_only_args(no_amx)) == \
+    no_amx = host_from_facts(doc)
+    assert (cpu_only_args(with_gpus), cpu_only_args(cpu_only), cpu_only_args(no_amx)) == \
         ([], ["--no-repack"], [])
-    s = pl.Settings(ctx=4096, ram_headroom_gib=0)
+    s = Settings(ctx=4096, ram_headroom_gib=0)
     for host, want in ((with_gpus, False), (cpu_only, True)):
-        best, options = pl.plan(table, host, s)
-        text = pl.spec_text("r1.gguf", table, host, s, best, [], options)
+        best, options = plan(table, host, s)
+        text = spec_text("r1.gguf", table, host, s, best, [], options)
         assert ('"--no-repack"' in text) == want
 
 
@@ -187,16 +194,16 @@ def test_the_r1_spec_is_the_planners_output_for_the_reference_box(r1, tmp_path):
 
 def test_hand_written_rows_get_the_same_roofline(table):
     """predict_argv (template, --n-cpu-moe grid, -ngl 0) agrees with the plan's own prediction."""
-    host, s = pl.host_from_facts(REF_FACTS), pl.Settings(ctx=16384)
-    best, options = pl.plan(table, host, s)
+    host, s = host_from_facts(REF_FACTS), Settings(ctx=16384)
+    best, options = plan(table, host, s)
     for p in [best, *[o for o in options if o.gpus]]:
-        argv = pl.placement_argv(p, table.n_layer, [0, 1])
-        assert pl.predict_argv(table, host, s, argv) == pytest.approx(p.decode_tps, rel=1e-9)
-    template = pl.predict_argv(table, host, s, pl.TEMPLATE)
+        argv = placement_argv(p, table.n_layer, [0, 1])
+        assert predict_argv(table, host, s, argv) == pytest.approx(p.decode_tps, rel=1e-9)
+    template = predict_argv(table, host, s, TEMPLATE)
     assert template is not None and template < best.decode_tps  # the plan reads fewer host bytes
-    assert pl.predict_argv(table, host, s, ["--fit", "on"]) is None  # chosen at launch
-    fewer = pl.predict_argv(table, host, s, ["-ngl", "99", "--n-cpu-moe", "50"])
-    more = pl.predict_argv(table, host, s, ["-ngl", "99", "--n-cpu-moe", "40"])
+    assert predict_argv(table, host, s, ["--fit", "on"]) is None  # chosen at launch
+    fewer = predict_argv(table, host, s, ["-ngl", "99", "--n-cpu-moe", "50"])
+    more = predict_argv(table, host, s, ["-ngl", "99", "--n-cpu-moe", "40"])
     assert template < fewer < best.decode_tps < more  # 11 / 21 expert layers on the GPUs vs the plan's 17
 
 
@@ -204,22 +211,22 @@ def test_fixed_cost_calibrated_from_one_measured_launch(table, r1, tmp_path):
     """--calibrate: 1/measured - 1/roofline of the sweep's plan row; the re-plan then predicts it."""
     import csv
 
-    host, s = pl.host_from_facts(REF_FACTS), pl.Settings(ctx=16384)
-    best, _ = pl.plan(table, host, s)
-    argv = pl.placement_argv(best, table.n_layer, [0, 1])
+    host, s = host_from_facts(REF_FACTS), Settings(ctx=16384)
+    best, _ = plan(table, host, s)
+    argv = placement_argv(best, table.n_layer, [0, 1])
     results = tmp_path / "results.csv"
     with results.open("w", newline="") as f:
         cols = ["config_label", "status", "placement_source", "axis.args.placement", "decode_tps"]
         w = csv.DictWriter(f, cols)
         w.writeheader()
         w.writerow({"config_label": "tmpl", "status": "ok", "placement_source": "template",
-                    "axis.args.placement": " ".join(pl.TEMPLATE), "decode_tps": "9.0"})
+                    "axis.args.placement": " ".join(TEMPLATE), "decode_tps": "9.0"})
         w.writerow({"config_label": "plan", "status": "ok", "placement_source": "planner",
                     "axis.args.placement": " ".join(argv), "decode_tps": f"{best.decode_tps / 2}"})
-    fixed, how = pl.calibrate(table, host, s, results)
+    fixed, how = calibrate(table, host, s, results)
     assert fixed == pytest.approx(1000 / best.decode_tps)
     assert how.startswith(f"{fixed:.3f} ms/token from plan")
-    again, _ = pl.plan(table, host, pl.Settings(ctx=16384, fixed_ms=fixed))
+    again, _ = plan(table, host, Settings(ctx=16384, fixed_ms=fixed))
     assert again.decode_tps == pytest.approx(best.decode_tps / 2)
     facts = tmp_path / "facts.json"
     facts.write_text(json.dumps(REF_FACTS))
