@@ -6,5 +6,5 @@ streamed load (`load`) → per-cell metrics (`metrics`, statistics from `stats`)
 fields in `schema`, every number's name/unit/direction in `metric_registry`) → files (`store`) →
 HTML (`report`). `sweep` is the pipeline (one `SweepPlan` from `preflight`, one `launched` context
 per launch in `sweep_launch`, its cells in `sweep_cells`); `strategies` decide which launch comes
-next. llama.cpp flags: `omni.llamacpp`.
+next. llama.cpp flags: `omni.llamacpp` (the table: `omni.llama_flags`).
 """

@@ -12,10 +12,11 @@ import signal
 import sys
 import threading
 
-from omni.llamacpp import FALSEY, TRUTHY, ArgError, LlamaArgs, parse
+from omni.llama_flags import FALSEY, TRUTHY, ArgError
+from omni.llamacpp import LlamaArgs, parse
 
 _PROG = "python -m bench.xllamacpp_server"
-# the flags of omni.llamacpp this wrapper maps onto CommonParams (any other known flag is refused too)
+# the flags of omni.llama_flags this wrapper maps onto CommonParams (any other known flag is refused too)
 MAPPED = (
     "model", "host", "port", "ctx_size", "parallel", "threads", "threads_batch", "threads_http",
     "n_gpu_layers",
@@ -43,7 +44,7 @@ def _version() -> str:
 
 
 def _usage() -> str:
-    from omni.llamacpp import LLAMA_CPP
+    from omni.llama_flags import LLAMA_CPP
 
     flags = LLAMA_CPP.by_name()
     return f"usage: {_PROG} -m MODEL [llama-server flags]\nflags it maps:\n" + "\n".join(

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from omni.ik_llama import IK_LLAMA
-from omni.llamacpp import LLAMA_CPP, Dialect, parse
+from omni.llama_flags import LLAMA_CPP, Dialect
+from omni.llamacpp import parse
 
 # flags that decide where weights live and how the CPU part runs: the same for server and benchmark
 PLACEMENT = ("model", "n_gpu_layers", "override_tensor", "cpu_moe", "n_cpu_moe", "tensor_split",

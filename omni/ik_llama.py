@@ -1,11 +1,12 @@
 """ik_llama.cpp's command line: llama.cpp's flag model (omni.llamacpp) with the fork's differences.
 
 Why a dialect, not a parser: ik_llama.cpp parses most flags the way llama.cpp does, so the one
-model in omni.llamacpp reads its argv; this module only says what the fork adds (fused MoE,
-run-time repacking, MLA, attention batch cap, expert reduction), what it spells differently
-(`--fit` is a bare switch, `-fa` takes auto/on/off/1/0, `--numa` has no `mirror`, `-ngl` is a
-number) and which mainline flags it rejects as unknown. Checked against the fork's
-common/common.cpp in ik-llama-cpp-python 0.1.5 (scripts/prepare_ik_llama_cpp.sh).
+model in omni.llamacpp reads its argv, over mainline's flag table (omni.llama_flags); this module
+only says what the fork adds (fused MoE, run-time repacking, MLA, attention batch cap, expert
+reduction), what it spells differently (`--fit` is a bare switch, `-fa` takes auto/on/off/1/0,
+`--numa` has no `mirror`, `-ngl` is a number) and which mainline flags it rejects as unknown.
+Checked against the fork's common/common.cpp in ik-llama-cpp-python 0.1.5
+(scripts/prepare_ik_llama_cpp.sh).
 
 `-fmoe` is gone from this source: fused MoE is on by default and `-no-fmoe` turns it off. A recipe
 written for an older fork build still says `-fmoe`; the server would exit with "unknown argument",
@@ -16,7 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from omni.llamacpp import LLAMA_CPP, ArgError, Dialect, F, LlamaArgs, parse
+from omni.llama_flags import LLAMA_CPP, ArgError, Dialect, F
+from omni.llamacpp import LlamaArgs, parse
 
 # The pinned source: the ik-llama-cpp-python sdist vendoring the fork (scripts/prepare_ik_llama_cpp.sh
 # and phase 5's Dockerfile.ik_llama fetch it and refuse other bytes); sha256 observed 2026-12-06.

@@ -20,7 +20,8 @@ from bench.engines.llamacpp import LlamaServer, asked_values, compare, parse_log
 from bench.plan import ServerConfig
 from bench.spec import ServerSpec, SpecError
 from omni.ik_llama import IK_LLAMA, check_argv
-from omni.llamacpp import ArgError, parse
+from omni.llama_flags import ArgError
+from omni.llamacpp import parse
 
 READBACK_SOURCE = ("/props (total_slots, slot n_ctx) + startup log (the fork's own settings: "
                    "its /props has no field for them)")

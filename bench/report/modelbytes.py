@@ -17,7 +17,7 @@ from typing import Any
 from gguf import GGUFReader, GGUFValueType
 
 from omni import gguf_files
-from omni.llamacpp import EXPS_REGEX
+from omni.llama_overrides import EXPS_REGEX
 
 # llama.cpp's LLM_FFN_EXPS_REGEX (common/common.h), plus the expert biases that travel with them.
 ROUTED_EXPERT_RE = re.compile(EXPS_REGEX + r"\.")

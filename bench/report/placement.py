@@ -16,7 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from bench.report.modelbytes import ModelBytes
-from omni.llamacpp import ALL_LAYERS, parse
+from omni.llama_flags import ALL_LAYERS
+from omni.llamacpp import parse
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ from pydantic import (
 )
 
 from omni.errors import one_line
-from omni.ik_llama import SDIST_SHA256, SDIST_VERSION, ArgError, check_argv
-from omni.llamacpp import parse_overrides
+from omni.ik_llama import SDIST_SHA256, SDIST_VERSION, check_argv
+from omni.llama_flags import ArgError, parse_overrides
 from omni.numa import parse_numa
 from omni.settings import deep_merge
 
@@ -137,7 +137,7 @@ class ModelSpec(_Strict):
     @field_validator("override_tensor")
     @classmethod
     def _overrides(cls, value: list[str]) -> list[str]:
-        for pattern in value:  # llama.cpp's own PATTERN=BUFFER[,...] rule (omni.llamacpp)
+        for pattern in value:  # llama.cpp's own PATTERN=BUFFER[,...] rule (omni.llama_flags)
             parse_overrides(pattern, "-ot")
         return value
 

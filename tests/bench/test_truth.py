@@ -9,7 +9,7 @@ import pytest
 
 from benchmarks.truth import bench_command, client_vs_server, table
 from omni.ik_llama import check_argv
-from omni.llamacpp import ArgError
+from omni.llama_flags import ArgError
 
 SERVER = ["/opt/llama/llama-server", "-m", "/m.gguf", "-t", "4", "-np", "2", "--port", "8080", "-ngl", "99"]
 

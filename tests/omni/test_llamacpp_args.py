@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from omni.llamacpp import EXPS_REGEX, LLAMA_CPP, ArgError, F, LlamaArgs, build, decode_rate, parse
+from omni.llama_flags import LLAMA_CPP, ArgError, F
+from omni.llama_overrides import EXPS_REGEX
+from omni.llamacpp import LlamaArgs, build, decode_rate, parse
 
 ARGV = ["-m", "x.gguf", "--host", "127.0.0.1", "--port", "8080", "-ngl", "99",
         "-ot", r"blk\.1\.=CUDA0,exps=CPU", "--n-cpu-moe", "2", "-ts", "3,1", "-sm", "row", "-mg", "1",
