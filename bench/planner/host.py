@@ -9,13 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.planner import MIB, PlanError
+from bench.report.ceiling import gpu_bandwidth, host_bandwidth
+from bench.report.hostfacts import Gpu as FactsGpu
+from bench.report.hostfacts import from_facts
 
-# Spec-sheet memory bandwidth (GB/s), used only when no measurement is given; the plan says so.
-GPU_SPEC_GBPS = {
-    "H200": 4800.0, "H100 80GB HBM3": 3350.0, "H100 NVL": 3900.0, "H100 PCIe": 2000.0, "H100": 3350.0,
-    "A100": 2039.0, "L40S": 864.0, "RTX PRO 6000": 1792.0, "RTX 5090": 1792.0, "RTX 4090": 1008.0,
-    "RTX 6000 Ada": 960.0, "RTX 3090": 936.0,
-}
 PCIE_LANE_GBPS = {3: 0.985, 4: 1.969, 5: 3.938, 6: 7.563}  # per lane, one direction
 
 
@@ -58,10 +55,11 @@ def cpu_only_args(host: HostFacts) -> list[str]:
     return ["--no-repack"] if host.cpu_amx and not host.gpus else []
 
 
-def _gpu_bandwidth(name: str) -> tuple[float, str]:
-    for key, gbps in GPU_SPEC_GBPS.items():
-        if key.lower() in name.lower():
-            return gbps, f"spec sheet ({key})"
+def _gpu_bandwidth(g: FactsGpu | None) -> tuple[float, str]:
+    """The report's estimate (NVML bus width x clock, else the datasheet), else an assumed figure."""
+    bw = gpu_bandwidth(g.name, None, g.bus_width_bits, g.mem_clock_mhz) if g else None
+    if bw is not None and bw.gbps:
+        return bw.gbps, bw.source
     return 1000.0, "assumed 1000 GB/s (unknown GPU: pass --gpu-gbps)"
 
 
@@ -72,6 +70,7 @@ def host_from_facts(doc: dict[str, Any], membw: dict[str, Any] | None = None,
     if not isinstance(facts, dict) or not any(k in facts for k in ("nvidia_gpus", "numa", "cpu")):
         raise PlanError("facts: not a `python -m facts collect` document (no nvidia_gpus/numa/cpu); "
                         "give the JSON that command prints")
+    seen = from_facts(facts)  # the report's lenient reading: DIMM speed and count, GPU clocks
     gpus_fact = facts.get("nvidia_gpus") or {}
     gpus: list[Gpu] = []
     for i, g in enumerate(gpus_fact.get("gpus") or [] if gpus_fact.get("available") else []):
@@ -85,7 +84,7 @@ def host_from_facts(doc: dict[str, Any], membw: dict[str, Any] | None = None,
             # membw's device-to-device copy counts read+write bytes: the read rate is its figure
             bw, src = float(membw["gpu_copy_gbps"][i]), "measured (bench membw d2d copy)"
         else:
-            bw, src = _gpu_bandwidth(str(g.get("name", "")))
+            bw, src = _gpu_bandwidth(seen.gpus[i] if i < len(seen.gpus) else None)
         gen, width = g.get("pcie_gen_current"), g.get("pcie_width_current")
         pcie = PCIE_LANE_GBPS[int(gen)] * int(width) if gen and width and int(gen) in PCIE_LANE_GBPS else None
         name = str(g.get("name", f"GPU{i}"))
@@ -105,12 +104,10 @@ def host_from_facts(doc: dict[str, Any], membw: dict[str, Any] | None = None,
     elif membw and membw.get("host_read_gbps"):
         bw, bw_src = float(membw["host_read_gbps"]), "measured (bench membw)"
     elif mods.get("available") and mods.get("modules"):
-        populated = [m for m in mods["modules"] if m.get("size_mib")]
-        speeds = [m.get("configured_speed_mts") or m.get("speed_mts") or 0 for m in populated]
-        speed = min(speeds) if speeds else 0
-        if not speed:
+        dimms = host_bandwidth(None, seen.dimm_mts, seen.dimm_count)  # one channel per populated DIMM
+        if not dimms.gbps:
             raise PlanError("facts: DIMMs report no speed; give --host-gbps or a bench membw JSON (--membw)")
-        bw, bw_src = len(populated) * speed * 8 / 1000, f"DIMMs: {len(populated)} x {speed} MT/s x 8 B (peak)"
+        bw, bw_src = dimms.gbps, f"DIMMs (peak): {dimms.source}"
     else:
         raise PlanError("facts: no host memory bandwidth; give --host-gbps N or --membw membw.json")
     cpu = facts.get("cpu") or {}

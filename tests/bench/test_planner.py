@@ -26,7 +26,7 @@ REF_FACTS = {"host": "reference", "facts": {
     "cpu": {"available": True, "cores": 96, "threads": 192, "sockets": 1, "numa_nodes": 4},
     "numa": {"available": True, "count": 4, "nodes": [{"id": i, "size_mib": 98304} for i in range(4)]},
     "memory_modules": {"available": True, "total_mib": 393216,
-                       "modules": [{"size_mib": 49152, "configured_speed_mts": 6400}] * 8},
+                       "modules": [{"size_mib": 49152, "configured_mts": 6400}] * 8},
     "nvidia_gpus": {"available": True, "gpus": [
         {"index": 0, "name": "NVIDIA RTX PRO 6000 Blackwell Workstation Edition", "memory_total_mib": 97887,
          "memory_free_mib": 97250, "pcie_gen_current": 5, "pcie_width_current": 16},
@@ -94,6 +94,18 @@ def test_vram_budget_and_gpu_choice(table):
     assert only0.gpus == (0,)
     argv = placement_argv(only0, table.n_layer, [0, 1])
     assert argv[argv.index("-dev") + 1] == "CUDA0" and "-ts" not in argv
+
+
+def test_bandwidths_from_the_facts_the_collector_writes():
+    """DIMMs at their configured speed (dmidecode's configured_mts), GPUs by the report's datasheet."""
+    doc = copy.deepcopy(REF_FACTS)
+    doc["facts"]["memory_modules"]["modules"] = [{"size_mib": 49152, "speed_mts": 6400,
+                                                  "configured_mts": 4800}] * 8
+    doc["facts"]["nvidia_gpus"]["gpus"][1]["name"] = "NVIDIA A100 80GB PCIe"
+    host = host_from_facts(doc)
+    assert host.bw_gbps == pytest.approx(8 * 4800 * 8 / 1000) and "4800 MT/s" in host.bw_source
+    assert [g.bw_gbps for g in host.gpus] == [1792.0, 1935.0]
+    assert all("datasheet" in g.bw_source for g in host.gpus)
 
 
 def test_refuses_with_numbers_when_the_model_cannot_fit(table):
