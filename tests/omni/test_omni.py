@@ -6,13 +6,15 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import Annotated
 
 import pytest
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from omni.errors import error_location, one_line
 from omni.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from omni.numa import check_numa, parse_numa
+from omni.settings import SettingsError, YesNo, comma_list, flags, yes_no
 
 
 @pytest.mark.parametrize(
@@ -109,3 +111,29 @@ def test_an_empty_location_uses_the_callers_word():
     with pytest.raises(ValidationError) as err:
         _Doc.model_validate_json("not json")
     assert one_line(err.value, where="line").startswith("line: Invalid JSON")
+
+
+class _Run(BaseModel):
+    port: int = Field(22, ge=1, le=65535, description="<SSH port 1-65535>")
+    confirm: YesNo = Field(False, description="yes|no")
+    names: Annotated[list[str], BeforeValidator(comma_list)] = Field([], description="<a>,<b>")
+
+
+def test_flags_read_the_models_keys_and_keep_defaults_for_unset_ones():
+    run = flags(_Run, {"port": 2222, "confirm": "YES", "names": "a, b,,c", "other": object()})
+    assert (run.port, run.confirm, run.names) == (2222, True, ["a", "b", "c"])
+    assert flags(_Run, {"port": None, "confirm": "", "names": ""}) == _Run()
+    assert [yes_no(v) for v in (True, 1, "on", "y", False, 0, "off", "n", None)] == [True] * 4 + [False] * 5
+
+
+@pytest.mark.parametrize(("data", "needle"), [
+    ({"port": "abc"}, "port: Input should be a valid integer, unable to parse string as an integer "
+                      "(got 'abc'): pass --data port=<SSH port 1-65535>"),
+    ({"confirm": "maybe"}, "confirm: 'maybe' is not yes or no: pass --data confirm=yes|no"),
+    ({"confirm": [1]}, "confirm: '[1]' is not yes or no"),
+    ({"names": [1]}, "names[0]: Input should be a valid string (got 1): pass --data names=<a>,<b>"),
+])
+def test_a_bad_flag_is_one_line_naming_the_key_and_the_fix(data, needle):
+    with pytest.raises(SettingsError) as err:
+        flags(_Run, data)
+    assert str(err.value).startswith(needle) and "\n" not in str(err.value)
