@@ -35,13 +35,10 @@ from deploys.bmc.autoinstall import AutoinstallConfigError, autoinstall_settings
 from deploys.bmc.isos import IsoConfigError, iso_settings, stage_isos
 from deploys.core import markers
 from deploys.core.controller import controller_check
+from deploys.core.flags import Phase0Flags, run_flags
 from deploys.host.model_download import ModelConfigError, _check_model, download_model, model_settings
 
-STEPS = ("backups", "isos", "model")
-steps = [s.strip() for s in str(host.data.get("phase0_steps") or "backups,isos").split(",") if s.strip()]
-unknown_steps = [s for s in steps if s not in STEPS]
-if unknown_steps:
-    raise DeployError(f"phase0_steps: unknown step(s) {', '.join(unknown_steps)}: use {', '.join(STEPS)}")
+steps = run_flags(Phase0Flags).phase0_steps
 workstation = "workstations" in host.groups
 iso_server = "iso_servers" in host.groups
 

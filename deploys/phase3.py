@@ -19,6 +19,7 @@ from pyinfra.operations import files, python, server
 from pyinfra.operations.util import any_changed
 
 from deploys.core import markers
+from deploys.core.flags import Phase3Flags, run_flags
 from deploys.core.guards import require_ubuntu_2404
 from deploys.host.grub import configure_grub, grub_settings
 from deploys.host.nvidia_driver import host_packages, persistence_daemon, wanted_packages
@@ -26,10 +27,9 @@ from deploys.host.storage import storage_settings
 from deploys.host.storage.deploy import data_disk
 from facts.hardware import SecureBoot
 
-YES = {"1", "true", "yes", "on", True}
-
+opts = run_flags(Phase3Flags)
 require_ubuntu_2404("phase 3")
-if markers.read_phase0_marker(host.name) is None and host.data.get("phase0_waived") not in YES:
+if markers.read_phase0_marker(host.name) is None and not opts.phase0_waived:
     raise DeployError(
         f"{host.name}: phase 0 has not completed ({markers.phase0_marker_path(host.name)} missing): run "
         "`pyinfra inventory.py deploys/phase0.py` first (or --data phase0_waived=yes: the backups are yours)"
@@ -38,7 +38,7 @@ if markers.read_phase0_marker(host.name) is None and host.data.get("phase0_waive
 packages = host_packages()
 persistence_daemon()
 grub_changes = configure_grub()
-if host.data.get("storage_skip") in YES:
+if opts.storage_skip:
     logger.warning(f"{host.print_prefix}storage_skip set: the data disk is left alone")
 else:
     data_disk()
@@ -47,7 +47,7 @@ summary = {
     "phase": 3,
     "packages": wanted_packages(host.data, host.get_fact(SecureBoot)),
     "grub": grub_settings(host.data)["cmdline"],
-    "storage": None if host.data.get("storage_skip") in YES else storage_settings(host.data)["mountpoint"],
+    "storage": None if opts.storage_skip else storage_settings(host.data)["mountpoint"],
 }
 files.directory(
     name=f"Create {markers.host_marker_path('x').rsplit('/', 1)[0]}",
@@ -60,7 +60,7 @@ files.put(
 )
 
 changed = any_changed(packages, *grub_changes)
-if host.data.get("confirm_reboot") in YES:
+if opts.confirm_reboot:
     server.reboot(
         name="Reboot into the new kernel, driver and GRUB settings", reboot_timeout=900, _if=changed
     )

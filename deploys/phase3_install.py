@@ -21,10 +21,10 @@ from pyinfra.operations import python
 from deploys.bmc.autoinstall import iso_name
 from deploys.bmc.media import _wait_for_ssh, install_os_from_iso
 from deploys.core import markers
+from deploys.core.flags import InstallFlags, run_flags
 
-YES = {"1", "true", "yes", "on", True}
-target = str(host.data.get("install_for") or "")
-address = str(host.data.get("install_ssh_host") or target)
+opts = run_flags(InstallFlags)  # every --data flag checked before anything is touched
+target, address = opts.install_for, opts.address
 if not target:
     raise DeployError(
         f"{host.name}: name the workstation to install: --data install_for=<its inventory name> "
@@ -35,7 +35,7 @@ if markers.read_phase0_marker(target) is None:
         f"{target}: phase 0 has not completed ({markers.phase0_marker_path(target)} missing): the install "
         "erases the Ubuntu disk, so the backups must be verified first: run deploys/phase0.py"
     )
-if host.data.get("confirm_install") not in YES:
+if not opts.confirm_install:
     raise DeployError(
         f"{target}: the autoinstall ERASES the ubuntu-role disk (model+serial from the inventory): "
         "re-run with --data confirm_install=yes"
@@ -46,7 +46,7 @@ python.call(
     name=f"Wait for the installed system's SSH on {address}",
     function=_wait_for_ssh,
     address=address,
-    port=int(host.data.get("install_ssh_port") or host.data.get("ssh_port") or 22),
-    within=float(host.data.get("install_ssh_timeout") or 3600),
-    poll=float(host.data.get("bmc_poll_s") or 5),
+    port=opts.port,
+    within=opts.install_ssh_timeout,
+    poll=opts.bmc_poll_s,
 )

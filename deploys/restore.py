@@ -19,7 +19,6 @@ pmxcfs-safe steps to bring them back are in docs/deploys.md ("Restoring Proxmox'
 
 import json
 import shlex
-from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api.exceptions import DeployError
@@ -27,28 +26,29 @@ from pyinfra.facts.files import File
 from pyinfra.operations import files, server
 
 from deploys.backup.archives import backup_settings, latest_backup, verify_manifest
+from deploys.core.flags import RestoreFlags, run_flags
 
-folder = Path(host.data.get("restore_from")) if host.data.get("restore_from") else latest_backup(host.name)
+opts = run_flags(RestoreFlags)  # every --data flag checked before anything is read or touched
+folder = opts.restore_from or latest_backup(host.name)
 if folder is None:
     raise DeployError(f"{host.name}: no backups found for this host: pass --data restore_from=<folder>")
 problems = verify_manifest(folder)
 if problems:
     raise DeployError(f"{host.name}: refusing to restore from {folder}: {'; '.join(problems)}")
 archives = json.loads((folder / "manifest.json").read_text())["archives"]
-wanted = [
-    n.strip() for n in str(host.data.get("restore_names") or ",".join(archives)).split(",") if n.strip()
-]
+wanted = opts.restore_names or list(archives)
 unknown = [n for n in wanted if n not in archives]
 if unknown:
     raise DeployError(
         f"{host.name}: {folder} has no archive named {', '.join(unknown)}: choose from {', '.join(archives)}"
     )
-root = str(host.data.get("restore_root") or "/")
-staging = str(host.data.get("restore_staging") or "/root/omni-restore")
-remote = backup_settings(host.data)["remote_dir"]
-#: pmxcfs (FUSE over /var/lib/pve-cluster/config.db): never untarred in place
-PMXCFS = ("/etc/pve", "/var/lib/pve-cluster")
-staged_sources = tuple(host.data.get("restore_staged_sources") or PMXCFS)
+root, staging = opts.restore_root, opts.restore_staging
+try:
+    remote = backup_settings(host.data)["remote_dir"]
+except ValueError as error:  # a bad backups table: the same one line phase 0 gives
+    raise DeployError(f"{host.name}: {error}") from None
+#: pmxcfs (FUSE over /var/lib/pve-cluster/config.db) by default: never untarred in place
+staged_sources = tuple(opts.restore_staged_sources)
 
 files.directory(name=f"Create {remote}", path=remote, mode="700")
 for name in wanted:

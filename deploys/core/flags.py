@@ -1,0 +1,104 @@
+"""The per-run ``--data`` flags of the entry points, each a model read through :func:`omni.settings.flags`.
+
+Why here and not in the deploy files: a deploy file is exec'd by pyinfra, so a bare ``int()`` there
+turned ``--data install_ssh_port=abc`` into a traceback, and a string where a list was meant
+(``restore_staged_sources=/etc/pve``) into a tuple of characters. Each flag is declared once with
+its type, bounds, default and (as ``description``) the value the one-line error asks for; the entry
+point reads them with :func:`run_flags` before it changes anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pyinfra import host
+from pyinfra.api.exceptions import DeployError
+
+from omni.settings import SettingsError, YesNo, comma_list, flags
+
+F = TypeVar("F", bound=BaseModel)
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Names = Annotated[list[str], BeforeValidator(comma_list)]
+STEPS = ("backups", "isos", "model")
+
+
+class _Flags(BaseModel):
+    model_config = ConfigDict(frozen=True, coerce_numbers_to_str=True)  # --data install_for=5 is a name
+
+
+def _absolute(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"{value!r} is not an absolute path")
+    return value
+
+
+class Phase0Flags(_Flags):
+    phase0_steps: Names = Field(["backups", "isos"], min_length=1,
+                                description="backups,isos,model (any of them)")
+
+    @field_validator("phase0_steps")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        unknown = [s for s in value if s not in STEPS]
+        if unknown:
+            raise ValueError(f"phase0_steps: unknown step(s) {', '.join(unknown)}: use {', '.join(STEPS)}")
+        return value
+
+
+class Phase3Flags(_Flags):
+    phase0_waived: YesNo = Field(False, description="yes|no")
+    storage_skip: YesNo = Field(False, description="yes|no")
+    confirm_reboot: YesNo = Field(False, description="yes|no")
+
+
+class InstallFlags(_Flags):
+    """deploys/phase3_install.py: which workstation, and how to wait for its installed system's SSH."""
+
+    install_for: str = Field("", description="<its inventory name>")
+    install_ssh_host: str = Field("", description="<its address>")
+    install_ssh_port: Port | None = Field(None, description="<SSH port 1-65535>")
+    ssh_port: Port = Field(22, description="<SSH port 1-65535>")
+    install_ssh_timeout: Seconds = Field(3600, description="<seconds, above 0>")
+    bmc_poll_s: Seconds = Field(5, description="<seconds, above 0>")
+    confirm_install: YesNo = Field(False, description="yes|no")
+
+    @property
+    def address(self) -> str:
+        return self.install_ssh_host or self.install_for
+
+    @property
+    def port(self) -> int:
+        return self.install_ssh_port or self.ssh_port
+
+
+class RestoreFlags(_Flags):
+    """deploys/restore.py: which backup, which archives, and where they go on the host."""
+
+    restore_from: Path | None = Field(None, description="backups/<host>-<date>")
+    restore_names: Names = Field([], description="<name>,<name>,...")
+    restore_root: str = Field("/", description="</absolute/folder>")
+    restore_staging: str = Field("/root/omni-restore", description="</absolute/folder>")
+    restore_staged_sources: Names = Field(["/etc/pve", "/var/lib/pve-cluster"], min_length=1,
+                                          description="</abs/path>,</abs/path>,...")
+
+    @field_validator("restore_root", "restore_staging")
+    @classmethod
+    def _absolute_path(cls, value: str) -> str:
+        return _absolute(value)
+
+    @field_validator("restore_staged_sources")
+    @classmethod
+    def _absolute_paths(cls, value: list[str]) -> list[str]:
+        return [_absolute(v) for v in value]
+
+
+def run_flags(model: type[F]) -> F:
+    """This host's flags as ``model``; a bad one stops this host's run with one line naming it."""
+    try:
+        return flags(model, host.data)
+    except SettingsError as error:
+        raise DeployError(f"{host.name}: {error}") from None
