@@ -162,7 +162,8 @@ def _build() -> tuple[Metric, ...]:
         Metric("decode_client_over_server", "ratio", "",
                "our decode rate over the server's on the same requests, pooled: sum of decode steps / sum "
                "of first-to-last token spans, client clock over server clock (timings.predicted_ms), "
-               "over the requests decode_tps keeps; 1.0: the clocks agree", short="ours / server decode"),
+               "over the requests not delivered in bursts (empty: all were); 1.0: the clocks agree",
+               short="ours / server decode"),
         Metric("server_decode_window_ms", "ms", "",
                "server decode time per request (timings.predicted_ms), median: under ~100 ms one "
                "scheduler time slice on a busy host is a large part of it, and the clocks cannot agree "

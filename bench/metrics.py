@@ -49,7 +49,7 @@ def summarize(records: list[RequestRecord], wall_s: float | None) -> dict[str, A
         lo, hi = ci95(xs)
         out[f"{name}_ci95_lo"], out[f"{name}_ci95_hi"] = lo, hi
     out["decode_tps_p50"] = pct([r.decode_tps for r in ok], 50)
-    out |= paired_decode(timed)
+    out |= paired_decode([r for r in ok if not r.burst])  # none: no token times were decode times
     total_out = sum(r.output_tokens or 0 for r in ok)
     out["throughput_tps"] = total_out / wall_s if wall_s and ok else None
     out["ci_basis"] = "requests" if len(ok) >= 2 else ""

@@ -54,6 +54,9 @@ def test_client_vs_server_reads_the_paired_ratio_and_flags_short_windows():
     old = client_vs_server([{"decode_tps": "90", "server_decode_tps": "100"}])  # a sweep before pairing
     assert old["client_over_server"] == pytest.approx(0.9) and old["client_server_agree"] is False
     assert "client_server_note" not in old
+    bursts = client_vs_server([{"decode_tps": "900", "server_decode_tps": "100",
+                                "decode_client_over_server": ""}])
+    assert "client_over_server" not in bursts and "bursts" in bursts["client_server_note"]
     rec = {"config_label": "case=x", "engine": "ik_llama", "decode_tps": 90.0, "server_decode_tps": 100.0,
            "server_prefill_tps": 1.0, **old}
     assert "| 0.900 | NO |" in table([rec])
