@@ -42,6 +42,7 @@ class ConfigSummary:
     decode_lo: float | None = None
     decode_hi: float | None = None
     server_decode_tps: float | None = None
+    decode_paired: float | None = None  # decode_client_over_server: the same requests, pooled
     prefill_tps: float | None = None
     prefill_lo: float | None = None
     prefill_hi: float | None = None
@@ -69,7 +70,10 @@ class ConfigSummary:
 
     @property
     def client_server_ratio(self) -> float | None:
-        """Our client-measured decode rate over the server's own timings (1.0 = they agree)."""
+        """Our client-measured decode rate over the server's own timings (1.0 = they agree): the
+        row's pairing of the same requests when it has one, else the ratio of the two means."""
+        if self.decode_paired is not None:
+            return self.decode_paired
         if self.decode_tps is None or not self.server_decode_tps:
             return None
         return self.decode_tps / self.server_decode_tps
@@ -178,6 +182,8 @@ def _summarise(sweep: Sweep, cid: str, rows: pd.DataFrame) -> ConfigSummary:
         cell = at[at["output_tokens"] == at["output_tokens"].max()]
         s.decode_concurrency = _num(low)
         s.decode_tps, s.server_decode_tps = _mean(cell["decode_tps"]), _mean(cell["server_decode_tps"])
+        if "decode_client_over_server" in cell:
+            s.decode_paired = _mean(cell["decode_client_over_server"])
         s.decode_lo, s.decode_hi = _rate(cell["decode_tps_ci95_lo"]), _mean(cell["decode_tps_ci95_hi"])
         s.prefill_tps = _mean(cell["prefill_tps"])
         s.prefill_lo, s.prefill_hi = _rate(cell["prefill_tps_ci95_lo"]), _mean(cell["prefill_tps_ci95_hi"])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.report.summary import ConfigSummary
 from benchmarks.truth import bench_command, client_vs_server, table
 from omni.ik_llama import check_argv
 from omni.llama_flags import ArgError
@@ -60,3 +61,11 @@ def test_client_vs_server_reads_the_paired_ratio_and_flags_short_windows():
     rec = {"config_label": "case=x", "engine": "ik_llama", "decode_tps": 90.0, "server_decode_tps": 100.0,
            "server_prefill_tps": 1.0, **old}
     assert "| 0.900 | NO |" in table([rec])
+
+
+def test_the_report_flags_disagreement_on_the_paired_ratio():
+    """The page's client/server check reads the same pairing as the truth tool, not the two means."""
+    s = ConfigSummary("c1", "x", "llama-server", "ok", "", [], {}, decode_tps=900.0, server_decode_tps=1000.0)
+    assert s.client_server_ratio == pytest.approx(0.9) and not s.decode_disagrees
+    s.decode_paired = 0.5  # e.g. a few requests stalled while the means happened to agree
+    assert s.client_server_ratio == 0.5 and s.decode_disagrees and s.decode_judged == 900.0
