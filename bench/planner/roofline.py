@@ -6,20 +6,26 @@ from one measured launch.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from bench.planner import PlanError
-from bench.planner.host import HostFacts
+from bench.planner.host import Gpu, HostFacts
 from bench.planner.model import ModelTable
 from bench.planner.placement import Placement, Settings
+
+
+def seconds_per_token(host: HostFacts, s: Settings, host_read: float,
+                      gpu_reads: Iterable[tuple[Gpu, float]]) -> float:
+    """Bytes read in host RAM and on each GPU over that memory's bandwidth, plus the fixed cost."""
+    t = host_read / (host.bw_gbps * 1e9) + s.fixed_ms / 1000
+    return t + sum(r / (g.bw_gbps * 1e9) for g, r in gpu_reads)
 
 
 def predict(mt: ModelTable, host: HostFacts, p: Placement, s: Settings) -> Placement:
     """Decode and prefill tokens/s from the roofline (bytes / bandwidth per device + fixed cost)."""
     by_index = {g.index: g for g in host.gpus}
-    t = p.host_read / (host.bw_gbps * 1e9) + s.fixed_ms / 1000
-    t += sum(r / (by_index[g].bw_gbps * 1e9) for g, r in p.gpu_read.items())
+    t = seconds_per_token(host, s, p.host_read, ((by_index[g], r) for g, r in p.gpu_read.items()))
     p.decode_tps = 1.0 / t if t > 0 else 0.0
     pcie = [by_index[g].pcie_gbps for g in p.gpus if by_index[g].pcie_gbps]
     # prefill: llama.cpp copies host-resident weights to the main GPU for each ubatch (op offload)
@@ -41,8 +47,7 @@ def predict_argv(mt: ModelTable, host: HostFacts, s: Settings, argv: Sequence[st
     n_gpus = len(host.gpus)
     host_read, gpu_read = bytes_by_device(mt.model, parse_placement(argv, n_gpus=n_gpus), n_gpus,
                                           [g.free_bytes for g in host.gpus])
-    t = host_read / (host.bw_gbps * 1e9) + s.fixed_ms / 1000
-    t += sum(r / (g.bw_gbps * 1e9) for g, r in zip(host.gpus, gpu_read, strict=True))
+    t = seconds_per_token(host, s, host_read, zip(host.gpus, gpu_read, strict=True))
     return 1.0 / t if t > 0 else None
 
 
