@@ -28,22 +28,12 @@ from bmc.errors import BmcError
 from bmc.rollback import default_dir
 from bmc.targets import DEFAULTS as TARGET_DEFAULTS
 from bmc.targets import attribute_map_from, resolve_against_registry, targets_from, wanted_attributes
+from deploys.core.flags import BiosFlags, run_flags
 
-DEFAULTS: dict[str, Any] = {
-    **TARGET_DEFAULTS,
-    "confirm_reboot": "no",
-    "bmc_shutdown_timeout": 300,  # seconds the OS gets to shut down before ForceOff (0: ForceOff at once)
-    "bmc_reboot_timeout": 900,  # seconds from the power-on until the BMC reports On
-    "bmc_answer_timeout": 300,  # seconds the BMC may take to answer again after the reboot
-    "host_reconnect_timeout": 900,  # seconds until the host's SSH answers after the reboot
-    "bmc_poll_s": 5,
-}
+#: the targets and, from :class:`BiosFlags` (their one home), confirm_reboot and the timeouts
+DEFAULTS: dict[str, Any] = {**TARGET_DEFAULTS, **BiosFlags().model_dump()}
 #: Verification Matrix rows (deploys/checks/hardware.py) that judge what phase 1 changes.
 HARDWARE_ROWS = ("GPUs visible", "PCIe link", "DIMM configured speed", "NUMA nodes")
-
-
-def confirmed(value: Any) -> bool:
-    return str(value).strip().lower() in {"yes", "y", "true", "1"}
 
 
 def _names(values: dict[str, Any]) -> str:
@@ -183,6 +173,7 @@ def apply_bios_targets() -> None:
     data = host.data.dict()
     for key, value in DEFAULTS.items():
         data.setdefault(key, value)
+    data |= run_flags(BiosFlags).model_dump()  # checked before the BMC is asked anything
     try:
         wanted = wanted_attributes(targets_from(data), attribute_map_from(data))
         with _connect(data) as bmc:  # the BMC must answer before anything is changed
@@ -200,7 +191,7 @@ def apply_bios_targets() -> None:
     if not plan["apply"]:
         host.log(f"BIOS targets already in effect: {_names(plan['typed'])}", log_func=logger.info)
         report_hardware(host)
-    elif confirmed(data.get("confirm_reboot")):
+    elif data["confirm_reboot"]:
         python.call(
             name="Cold power cycle through the BMC so the pending BIOS settings apply",
             function=_reboot_and_verify,

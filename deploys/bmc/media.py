@@ -34,6 +34,7 @@ from bmc import boot, media, power
 from bmc.connection import Bmc, settings_from_data
 from bmc.errors import BmcError
 from deploys.bmc import iso_record
+from deploys.core.flags import MediaFlags, run_flags
 from deploys.core.markers import backup_root, safe_name
 from omni.files import atomic_write_json
 
@@ -44,10 +45,8 @@ DEFAULTS: dict[str, Any] = {
         "windows": {"image": "windows11.iso", "sha256": None},
         "ubuntu": {"image": "ubuntu-24.04.3-live-server-amd64.iso", "sha256": None},
     },
-    "bmc_install_power_action": "cycle",  # how to start the installer: cycle | restart | force-restart
-    "bmc_media_timeout": 180,  # seconds for the BMC to report the ISO Inserted
-    "bmc_power_timeout": 600,  # seconds for the box to be On after the power action
-    "bmc_poll_s": 5,
+    # how to start the installer and how long each step may take: MediaFlags, their one home
+    **MediaFlags().model_dump(),
 }
 
 
@@ -146,6 +145,7 @@ def install_os_from_iso(role: str, image: str | None = None) -> None:
     data = host.data.dict()
     for key, value in DEFAULTS.items():
         data.setdefault(key, value)
+    data |= run_flags(MediaFlags).model_dump()  # checked before the BMC is asked anything
     default = {**DEFAULTS["install_isos"].get(role, {}), **({"image": image} if image else {})}
     own = (data.get("install_isos") or {}).get(role) or {}
     if own == DEFAULTS["install_isos"].get(role):  # data_defaults put the module default there

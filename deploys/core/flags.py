@@ -10,7 +10,7 @@ point reads them with :func:`run_flags` before it changes anything.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pyinfra import host
@@ -22,6 +22,7 @@ F = TypeVar("F", bound=BaseModel)
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+SECONDS = "<seconds, above 0>"
 Names = Annotated[list[str], BeforeValidator(comma_list)]
 STEPS = ("backups", "isos", "model")
 
@@ -62,8 +63,8 @@ class InstallFlags(_Flags):
     install_ssh_host: str = Field("", description="<its address>")
     install_ssh_port: Port | None = Field(None, description="<SSH port 1-65535>")
     ssh_port: Port = Field(22, description="<SSH port 1-65535>")
-    install_ssh_timeout: Seconds = Field(3600, description="<seconds, above 0>")
-    bmc_poll_s: Seconds = Field(5, description="<seconds, above 0>")
+    install_ssh_timeout: Seconds = Field(3600, description=SECONDS)
+    bmc_poll_s: Seconds = Field(5, description=SECONDS)
     confirm_install: YesNo = Field(False, description="yes|no")
 
     @property
@@ -94,6 +95,32 @@ class RestoreFlags(_Flags):
     @classmethod
     def _absolute_paths(cls, value: list[str]) -> list[str]:
         return [_absolute(v) for v in value]
+
+
+class BiosFlags(_Flags):
+    """deploys/bmc/bios.py (phase 1): whether to reboot, and how long each step of the reboot may take.
+
+    Why before anything: a bad timeout used to surface only inside the reboot callback, after the
+    BIOS settings were already staged.
+    """
+
+    confirm_reboot: YesNo = Field(False, description="yes|no")
+    bmc_poll_s: Seconds = Field(5, description=SECONDS)
+    #: seconds the OS gets to shut down before ForceOff (0: ForceOff at once)
+    bmc_shutdown_timeout: float = Field(300, ge=0, allow_inf_nan=False, description="<seconds, 0 or more>")
+    bmc_reboot_timeout: Seconds = Field(900, description=SECONDS)  # power-on until the BMC reports On
+    bmc_answer_timeout: Seconds = Field(300, description=SECONDS)  # the BMC answering again after it
+    host_reconnect_timeout: Seconds = Field(900, description=SECONDS)  # the host's SSH after the reboot
+
+
+class MediaFlags(_Flags):
+    """deploys/bmc/media.py (phases 2, 3): how the installer is started and how long each step may take."""
+
+    bmc_install_power_action: Literal["cycle", "restart", "force-restart"] = Field(
+        "cycle", description="cycle|restart|force-restart")
+    bmc_media_timeout: Seconds = Field(180, description=SECONDS)  # the BMC reporting the ISO Inserted
+    bmc_power_timeout: Seconds = Field(600, description=SECONDS)  # the box On after the power action
+    bmc_poll_s: Seconds = Field(5, description=SECONDS)
 
 
 def run_flags(model: type[F]) -> F:

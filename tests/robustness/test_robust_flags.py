@@ -1,6 +1,7 @@
 """Issue 19, class 11 (run flags): a bad ``--data`` value on an entry point is one line naming the key
 and the fix, with a non-zero exit, never a traceback (before: ``int('abc')`` in phase3_install.py,
-``Path(5)`` in restore.py, ``[1] in YES`` in phase3.py raised out of the deploy file).
+``Path(5)`` in restore.py, ``[1] in YES`` in phase3.py raised out of the deploy file; phases 1 and 2
+met a bad BMC timeout only in a callback, after the BIOS settings were staged or the ISO inserted).
 
 Each case runs the real pyinfra CLI on ``@local`` with ``--dry``; phase3_install gets the state it
 needs (phase 0's marker, the verified autoinstall ISO, the BMC's install marker) to reach the flag
@@ -49,6 +50,11 @@ def _installed_state(backups: Path) -> None:
     ("phase0.py", ["--data", "phase0_steps=backups,bios"], "phase0_steps"),
     ("phase3.py", ["--data", "confirm_reboot=[1]"], "confirm_reboot"),
     ("phase3.py", ["--data", "storage_skip=maybe"], "storage_skip"),
+    ("phase1.py", ["--data", "bmc_poll_s=abc"], "bmc_poll_s"),
+    ("phase1.py", ["--data", "confirm_reboot=maybe"], "confirm_reboot"),
+    ("phase1.py", ["--data", "bmc_shutdown_timeout=-1"], "bmc_shutdown_timeout"),
+    ("phase2.py", ["--data", "bmc_install_power_action=reboot"], "bmc_install_power_action"),
+    ("phase2.py", ["--data", "bmc_media_timeout=0"], "bmc_media_timeout"),
 ])
 def test_a_bad_flag_is_one_line_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, deploy: str,
                                           args: list[str], key: str) -> None:
