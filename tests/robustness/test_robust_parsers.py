@@ -3,8 +3,10 @@ mutation of a real capture makes a fact parser raise anything but its one-line P
 more than 1 s or 256 MiB).
 
 Captures: every file in tests/fixtures/hw (a superset of ../shared/fixtures/hw, copied verbatim, see
-test_facts_captures.py) and every pyinfra fact fixture under tests/facts/hardware.*/ (fed to the
-fact's own ``process``, which must never raise at all).
+test_facts_captures.py), every pyinfra fact fixture under tests/facts/hardware.*/ (fed to the
+fact's own ``process``, which must never raise at all), and every storage layout capture under
+tests/deploys/storage/captures (fed to ``DiskLayout.process`` and the storage plan: never raises,
+and a mangled capture never plans a write the real one would not; fail closed).
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from deploys.host.storage import DEFAULTS, StorageRefusal
+from deploys.host.storage.plan import plan_storage
 from facts import hardware
 from facts.parse import PARSERS, ParseError, parse
 from facts.parse.common import MAX_CPUS, expand_cpulist
+from facts.storage import DiskLayout, parse_layout
 
 HW = Path(__file__).parents[1] / "fixtures" / "hw"
 FACT_FIXTURES = Path(__file__).parents[1] / "facts"
@@ -44,7 +49,10 @@ def kind_of(name: str) -> str:
 CAPTURES = sorted(path.name for path in HW.glob("*.txt") if path.name not in UNPARSED)
 FACT_CASES = sorted((path.parent.name.removeprefix("hardware."), path.stem)
                     for path in FACT_FIXTURES.glob("hardware.*/*.json"))
-CASES_RUN = {"parsers": 0, "facts": 0}
+STORAGE = Path(__file__).parents[1] / "deploys" / "storage" / "captures"
+STORAGE_CASES = sorted((path.stem, layout) for path in STORAGE.glob("*.txt")
+                       for layout in ("whole-disk", "append"))
+CASES_RUN = {"parsers": 0, "facts": 0, "storage": 0}
 
 TIME_LIMIT_S = 1.0
 MEMORY_LIMIT = 256 * 2**20
@@ -272,11 +280,129 @@ def test_fuzz_fact_process_on_mutated_fixture(fact: str, case: str) -> None:
     run()
 
 
+# --- storage: the layout that decides whether a disk is formatted -------------------------------------
+
+LOOP = {"name": "loop0", "path": "/dev/loop0", "type": "loop", "model": None, "serial": None,
+        "size_bytes": 2**30}
+
+
+def storage_lines(name: str) -> list[str]:
+    return [line for line in (STORAGE / f"{name}.txt").read_text().splitlines() if not line.startswith("# ")]
+
+
+def storage_ops(layout: dict, kind: str) -> list[str] | None:
+    """The partition/format operations the plan would run on ``layout``; None when it refuses."""
+    cfg = {**DEFAULTS, "layout": kind, "mountpoint": "/tmp/omni/cap/nvme", "min_size_gib": 0.5}
+    try:
+        return [name for name, _ in plan_storage(LOOP, layout, [], cfg).commands]
+    except StorageRefusal as refusal:
+        assert str(refusal).strip() and "\n" not in str(refusal), repr(refusal)
+        return None
+
+
+@pytest.mark.parametrize(("name", "kind"), STORAGE_CASES)
+def test_storage_capture_parses_clean(name: str, kind: str) -> None:
+    assert parse_layout(storage_lines(name))["problems"] == []
+
+
+#: Before the fix these raised ValueError, IndexError and AttributeError out of the fact.
+@pytest.mark.parametrize(("section", "body", "rc_line", "needle"), [
+    ("sfdisk", ["{}"], "##rc abc", "ends in '##rc abc', not an exit status"),
+    ("sfdisk", ["{}"], "##rc ", "ends in '##rc', not an exit status"),
+    ("wipefs", ["[]"], "##rc 0", "wipefs -n -J printed no signature list ([])"),
+    ("wipefs", ['["signatures"]'], "##rc 0", "printed no signature list"),
+    ("lsblk", ['[{"name": "loop0"}]'], "##rc 0", "lsblk -J printed no tree of one disk"),
+    ("lsblk", ['{"blockdevices": [{"name": "loop0", "children": 5}]}'], "##rc 0", "printed no tree"),
+    ("partwipefs /dev/loop0p1", ["[1, 2]"], "##rc 0", "'##partwipefs /dev/loop0p1' is not wipefs's JSON"),
+])
+def test_malformed_storage_section_is_a_refusal_not_a_traceback(section, body, rc_line, needle) -> None:
+    """Each regression replaces one section of the real blank capture, which alone reads as blank."""
+    lines = storage_lines("blank")
+    head = section.split()[0]
+    start = lines.index(f"##{head}") if head != "partwipefs" else lines.index("##lsblk")
+    end = lines.index("##rc 0", start) + 1 if head != "partwipefs" else start  # partwipefs: inserted
+    mangled = [*lines[:start], f"##{section}", *body, rc_line, *lines[end:]]
+    layout = DiskLayout().process(mangled)
+    assert any(needle in problem for problem in layout["problems"]), layout["problems"]
+    assert all(problem and "\n" not in problem for problem in layout["problems"])
+    json.dumps(layout)
+    assert storage_ops(layout, "whole-disk") is None
+    assert storage_ops(DiskLayout().process(lines), "whole-disk")  # the real blank capture is taken
+
+
+@pytest.mark.parametrize("cut", ["##lsblk", "##holders", "##swaps", "##blkid", "##mounts"])
+def test_a_blank_capture_missing_a_section_is_not_blank(cut: str) -> None:
+    """The kernel's view (holders, swap, partitions) missing is not "nothing in use": fail closed."""
+    lines = storage_lines("blank")
+    start = lines.index(cut)
+    layout = parse_layout([*lines[:start], *lines[lines.index("##rc 0", start) + 1:]])
+    assert f"no '{cut}' section" in layout["problems"][0] and storage_ops(layout, "whole-disk") is None
+
+
+def test_signatures_dropped_from_wipefs_are_caught_by_blkid() -> None:
+    """The one edit that made ext4 read as blank: its wipefs object cut out, the JSON still valid."""
+    lines = storage_lines("ext4-whole-disk")
+    start = lines.index("##wipefs")
+    first = lines.index("      {", start)
+    dropped = [*lines[:first], *lines[lines.index("      }", first) + 1:]]
+    layout = parse_layout(dropped)
+    assert layout["signatures"] == [] and "blkid -p does (TYPE=ext4" in layout["problems"][0]
+    assert storage_ops(layout, "whole-disk") is None
+
+
+def test_a_partition_cut_from_the_table_is_a_disagreement_with_the_kernel() -> None:
+    """Found by the fuzz: the ESP's entry dropped from sfdisk's JSON (still valid JSON) made the OS
+    disk plan our partition as number 1, the ESP's number."""
+    lines = storage_lines("os-disk-fresh")
+    first = lines.index("         {")
+    dropped = [*lines[:first], *lines[lines.index("         },{", first) + 1:]]
+    dropped.insert(first, "         {")
+    layout = parse_layout(dropped)
+    assert [p["node"] for p in layout["table"]["partitions"]] == ["/dev/loop0p2"]
+    assert any("but the kernel knows /dev/loop0p1, /dev/loop0p2" in p and "partx -u /dev/loop0" in p
+               for p in layout["problems"])
+    assert storage_ops(layout, "append") is None
+
+
+def test_a_probe_about_another_device_is_refused() -> None:
+    layout = parse_layout([line.replace('"/dev/loop0"', '"/dev/loop7"') for line in storage_lines("blank")])
+    assert "different devices (/dev/loop0, /dev/loop7)" in layout["problems"][0]
+    renamed = parse_layout([line.replace("loop0", "loop7") for line in storage_lines("blank")])
+    assert renamed["problems"] == [] and renamed["device"] == "/dev/loop7"
+    assert storage_ops(renamed, "whole-disk") is None  # a clean probe, but of /dev/loop7, not loop0
+
+
+@pytest.mark.parametrize(("name", "kind"), STORAGE_CASES)
+def test_fuzz_storage_layout_never_plans_a_write_the_capture_does_not(name: str, kind: str) -> None:
+    """A mangled capture parses (never raises), and the plan on it either refuses or runs a subset of
+    the operations the real capture plans: a disk that is not blank never reads as blank, and a
+    mangled blank capture is refused unless the edit changed nothing the decision reads."""
+    lines = storage_lines(name)
+    expected = storage_ops(DiskLayout().process(lines), kind)
+
+    @FUZZ
+    @given(st.data())
+    def run(data) -> None:
+        mangled = data.draw(mutated("\n".join(lines))).splitlines()
+        CASES_RUN["storage"] += 1
+        layout, _ = bounded(lambda: DiskLayout().process(mangled))
+        json.dumps(layout)
+        assert all(problem and "\n" not in problem for problem in layout["problems"])
+        ops = storage_ops(layout, kind)
+        if expected is None:
+            assert ops is None, f"{name} is refused as captured but planned {ops} when mangled"
+        else:
+            assert ops is None or set(ops) <= set(expected), f"{name} mangled planned {ops}, not {expected}"
+
+    run()
+
+
 def test_fuzz_case_count(capsys) -> None:
     """Runs last in this module: how many mutated captures the two fuzz tests above tried."""
-    total = CASES_RUN["parsers"] + CASES_RUN["facts"]
+    total = CASES_RUN["parsers"] + CASES_RUN["facts"] + CASES_RUN["storage"]
     with capsys.disabled():
         print(f"\nfuzz: {CASES_RUN['parsers']} mutated captures through the parsers, "
-              f"{CASES_RUN['facts']} through the facts' process(), {total} in all")
+              f"{CASES_RUN['facts']} through the facts' process(), {CASES_RUN['storage']} storage "
+              f"layouts through DiskLayout.process() and the plan, {total} in all")
     if total:  # 0 when run alone (-k): nothing to count
         assert CASES_RUN["parsers"] >= EXAMPLES * len(CAPTURES) // 2

@@ -82,7 +82,8 @@ def test_mounted_filesystem_inside_a_kernel_partition_is_refused(tmp_path: Path,
 
 
 BLANK = ["##sfdisk", "sfdisk: /dev/nvme1n1: does not contain a recognized partition table", "##rc 1",
-         "##wipefs", '{"signatures": []}', "##rc 0"]
+         "##wipefs", '{"signatures": []}', "##rc 0", "##blkid", "##rc 2"]
+SWAPS_HEAD = "Filename Type Size Used Priority"
 
 
 def lsblk(children: str = "", mount: str = "null") -> list[str]:
@@ -93,20 +94,38 @@ def lsblk(children: str = "", mount: str = "null") -> list[str]:
 DISK = {"path": "/dev/nvme1n1", "size_bytes": 4 * 2**40, "serial": "S1", "model": "M"}
 
 
+def probe(holders: tuple[str, ...] = (), swaps: tuple[str, ...] = ()) -> list[str]:
+    """The whole DiskLayout output of a blank-looking disk, with these holders and swap lines."""
+    return [*BLANK, *lsblk(), "##holders", *holders, "##rc 0", "##swaps", SWAPS_HEAD, *swaps, "##rc 0",
+            "##mounts", "proc /proc proc rw,relatime 0 0", "##rc 0"]
+
+
 @pytest.mark.parametrize("extra,needle", [
-    (["##holders", "/sys/class/block/nvme1n1/holders/dm-0", "##rc 0"], "in use by dm-0"),
-    (["##holders", "/sys/class/block/nvme1n1/holders/md127", "##rc 0"], "in use by md127"),
-    (["##swaps", "Filename Type Size Used Priority", "/dev/nvme1n1 partition 8388604 0 -2", "##rc 0"],
-     "/dev/nvme1n1 on /dev/nvme1n1 is active swap"),
+    ({"holders": ("/sys/class/block/nvme1n1/holders/dm-0",)}, "in use by dm-0"),
+    ({"holders": ("/sys/class/block/nvme1n1/holders/md127",)}, "in use by md127"),
+    ({"swaps": ("/dev/nvme1n1 partition 8388604 0 -2",)}, "/dev/nvme1n1 on /dev/nvme1n1 is active swap"),
 ])
-def test_holders_and_swap_on_a_blank_looking_disk_are_refused(extra: list[str], needle: str):
-    layout = parse_layout([*BLANK, *lsblk(), *extra, "##mounts"])
+def test_holders_and_swap_on_a_blank_looking_disk_are_refused(extra: dict, needle: str):
+    layout = parse_layout(probe(**extra))
+    assert layout["problems"] == []
     cfg = storage_settings({"storage": {"layout": "whole-disk"}})
     with pytest.raises(StorageRefusal, match="refusing") as info:
         plan_storage(DISK, layout, [], cfg)
     assert needle in str(info.value)
-    clean = parse_layout([*BLANK, *lsblk(), "##holders", "##rc 0", "##swaps", "##rc 0", "##mounts"])
-    assert plan_storage(DISK, clean, [], cfg).commands  # the same disk without them is taken
+    assert plan_storage(DISK, parse_layout(probe()), [], cfg).commands  # the same disk without them is taken
+
+
+@pytest.mark.parametrize("cut", ["##holders", "##swaps"])
+def test_a_missing_holders_or_swaps_section_is_not_an_empty_one(cut: str):
+    """Fail closed: without the kernel's view the disk is not known to be free, so it is refused."""
+    lines = probe(holders=("/sys/class/block/nvme1n1/holders/dm-0",),
+                  swaps=("/dev/nvme1n1 partition 1 0 -2",))
+    start = lines.index(cut)
+    layout = parse_layout([*lines[:start], *lines[lines.index("##rc 0", start) + 1:]])
+    cfg = storage_settings({"storage": {"layout": "whole-disk"}})
+    refusal = f"cannot trust the layout probe of /dev/nvme1n1: the probe printed no '{cut}' section"
+    with pytest.raises(StorageRefusal, match=refusal):
+        plan_storage(DISK, layout, [], cfg)
 
 
 def test_the_on_host_recheck_refuses_what_is_not_blank(tmp_path: Path, loop: str):

@@ -12,6 +12,9 @@ signature. Each part of the argument lives in one module:
   ``allow_unidentified_disk: true`` plus a ``path`` in the disk entry is accepted only when that
   device is ``TYPE=loop`` with empty MODEL and SERIAL, so even a misconfigured inventory cannot
   reach a real NVMe/SATA disk this way.
+* Readable probe (``facts.storage.parse_layout``, refused in :mod:`.partition`): output that is not
+  what the probe prints (cut short, mangled, about another device, tools disagreeing) is a
+  refusal, never a blank disk.
 * Ownership (:mod:`.partition`): what we create carries ``label`` (default ``omni-data``) as GPT
   partition name and XFS label. ``whole-disk`` takes a disk only when it holds no signature at all
   (``wipefs -n``) or exactly our GPT with our single partition; ``append`` (the OS disk) only adds

@@ -60,8 +60,17 @@ def plan_partition(
 ) -> tuple[str, str, list[tuple[str, str]]]:
     """(partition path, filesystem UUID, (name, shell) commands) that give ``disk`` our XFS.
 
-    Refuses whatever we did not create; a converged disk plans no command."""
+    Refuses whatever we did not create, and any layout whose probe had ``problems`` (cut short,
+    mangled, tools disagreeing): fail closed. A converged disk plans no command."""
     label, path = cfg["label"], disk["path"]
+    unread = layout.get("problems", ["the layout did not come from facts.storage.parse_layout"])
+    if unread:  # fail closed: a probe we cannot fully read is never taken for a blank disk
+        more = f" (and {len(unread) - 1} more)" if len(unread) > 1 else ""
+        raise StorageRefusal(f"cannot trust the layout probe of {path}: {unread[0]}{more}; "
+                             "refusing to touch it")
+    if layout.get("device") != path:
+        raise StorageRefusal(f"the layout probe of {path} answered about {layout.get('device')}: rerun the "
+                             "deploy; refusing to touch it")
     table, signatures = layout.get("table"), layout.get("signatures")
     sector = int((table or {}).get("sectorsize", 512))
     min_sectors = int(float(cfg["min_size_gib"]) * 2**30) // sector

@@ -64,7 +64,7 @@ LSBLK = {
 def disk_probe(capture: str) -> list[str]:
     text = (CAPTURES / f"{capture}.txt").read_text()
     text = text.replace("/dev/loop0p", "/dev/nvme0n1p").replace("/dev/loop0", "/dev/nvme0n1")
-    text = text.replace('"loop0"', '"nvme0n1"').replace("/tmp/omni/cap/nvme", "/nvme")
+    text = text.replace('"loop0', '"nvme0n1').replace("/tmp/omni/cap/nvme", "/nvme")  # lsblk names too
     return [line for line in text.splitlines() if not line.startswith("# ")]
 
 

@@ -32,8 +32,9 @@ WIN = {
 }
 
 
-def layout(name: str) -> dict:
-    lines = CAPTURES.joinpath(f"{name}.txt").read_text().splitlines()
+def layout(name: str, device: str = "loop0") -> dict:
+    """The capture's layout, its loop0 renamed to ``device`` (the plan checks the probe's device)."""
+    lines = CAPTURES.joinpath(f"{name}.txt").read_text().replace("loop0", device).splitlines()
     return parse_layout([line for line in lines if not line.startswith("# ")])
 
 
@@ -78,7 +79,8 @@ def test_fs_uuid_is_stable_per_disk_identity():
     assert one == plan_storage(LOOP, layout("blank"), [], cfg(layout="whole-disk")).fs_uuid
     assert (
         one
-        != plan_storage({**LOOP, "path": "/dev/loop1"}, layout("blank"), [], cfg(layout="whole-disk")).fs_uuid
+        != plan_storage({**LOOP, "path": "/dev/loop1"}, layout("blank", "loop1"), [],
+                        cfg(layout="whole-disk")).fs_uuid
     )
 
 
