@@ -12,6 +12,9 @@ bound to the host's 127.0.0.1 are reachable, and works for ``@local``, ``@ssh`` 
     the pyinfra ``Host`` (``.name``, ``.groups``).
 ``ctx.data``
     the host data as a plain dict (``omni/hostdata.py`` keys plus ``--data`` overrides).
+``ctx.verify``
+    the host data's ``verify`` table as :class:`VerifySettings` (defaults filled in, validated once
+    by ``verify_host`` before any row runs: a bad value stops the run with one line).
 ``ctx.fact(FactClass, *args, **kwargs)``
     a pyinfra fact, cached per run; ``None`` when gathering it failed (``ctx.errors`` says why).
 ``ctx.hardware(name)``
@@ -52,11 +55,16 @@ import json
 import shlex
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from deploys.checks import Row, Status, Weight
 from deploys.core.markers import MARKER_DIR
 from facts import hardware as hardware_facts
+from omni.errors import one_line
+from omni.settings import SettingsError, settings
 
 HARDWARE_FACTS = (
     "PcieLinks",
@@ -87,6 +95,42 @@ except Exception as e:
 r["seconds"] = time.monotonic() - t
 print(json.dumps(r))
 """
+
+
+class VerifySettings(BaseModel):
+    """The host data's ``verify`` table: the targets and probe sizes of the matrix's rows.
+
+    Why one model: the table used to be read in three modules with three sets of defaults and bare
+    ``float()``/``int()``, so a typo'd value crashed a whole module's rows into one UNKNOWN.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kernel_min: str = "6.11"  # linux-generic-hwe-24.04 (6.11 in 24.04.2, 6.14 in 24.04.3)
+    driver_branch: int = Field(580, gt=0)
+    ssh_latency_ms_max: float = Field(100.0, gt=0)  # the runbook's Definition of Done: single hop, < 100 ms
+    ssh_latency_samples: int = Field(5, ge=1, le=1000)
+    model_size_tolerance: float = Field(0.02, ge=0, lt=1)
+    #: binary -> the apt package that provides it
+    tools: dict[str, str] = {"numactl": "numactl", "lstopo-no-graphics": "hwloc", "lspci": "pciutils",
+                             "dmidecode": "dmidecode", "nvme": "nvme-cli"}
+    pcie_load_seconds: float = Field(5, ge=0, le=3600, allow_inf_nan=False)  # 0: no load, idle links only
+    min_decode_tps: float = Field(15, gt=0, allow_inf_nan=False)  # the Definition of Done's > 15 tokens/s
+    speed_max_tokens: int = Field(256, ge=1)
+    speed_timeout_s: float = Field(600, gt=0, allow_inf_nan=False)
+
+
+def verify_settings(data: Any) -> VerifySettings:
+    """``verify`` merged over the defaults (a host's ``tools`` extends them); one line on a bad value."""
+    table = data.get("verify") if hasattr(data, "get") else None
+    if table is not None and not isinstance(table, dict):
+        raise SettingsError(f"verify: is a {type(table).__name__}, not a table: "
+                            "write it as [hosts.<name>.verify] in your hosts file (OMNI_HOSTS_FILE)")
+    try:
+        return VerifySettings.model_validate(settings(VerifySettings().model_dump(), data, "verify"))
+    except ValidationError as exc:
+        raise SettingsError(one_line(exc, root=["verify"], show_input=True,
+                                     fix="fix it in your hosts file (OMNI_HOSTS_FILE)")) from None
 
 
 @dataclass(frozen=True)
@@ -122,6 +166,10 @@ class CheckContext:
     @classmethod
     def for_host(cls, host: Any) -> CheckContext:
         return cls(host=host, data=host.data.dict())
+
+    @cached_property
+    def verify(self) -> VerifySettings:
+        return verify_settings(self.data)
 
     def fact(self, fact_cls: type, *args: Any, **kwargs: Any) -> Any:
         key = (fact_cls, args, tuple(sorted(kwargs.items())))

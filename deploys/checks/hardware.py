@@ -67,7 +67,7 @@ def _below(hit: dict[str, Any], want: dict[str, Any]) -> bool:
 
 def _link_rows(ctx: CheckContext, pairs: list[tuple[dict, dict | None]]) -> list[Row]:
     """Current gen/width per expected GPU; a short load first when any link is below target idle."""
-    seconds = float((ctx.data.get("verify") or {}).get("pcie_load_seconds", 5))
+    seconds = ctx.verify.pcie_load_seconds
     found = [(want, hit) for want, hit in pairs if hit is not None]
     loaded: dict[str, Any] | None = None
     if seconds > 0 and any(_below(hit, want) for want, hit in found):

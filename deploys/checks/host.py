@@ -21,20 +21,9 @@ from deploys.host.nvidia_driver import signed_modules_package
 from deploys.host.storage import storage_settings
 from facts import gguf as gguf_probe
 from facts.storage import fstab_entries, parse_mounts
-from omni.settings import settings
 
 ORDER = 20
 
-#: Host data ``verify`` overrides these.
-DEFAULTS: dict[str, Any] = {
-    "kernel_min": "6.11",  # linux-generic-hwe-24.04 (6.11 in 24.04.2, 6.14 in 24.04.3)
-    "driver_branch": 580,
-    "ssh_latency_ms_max": 100.0,  # the runbook's Definition of Done: single hop, < 100 ms
-    "ssh_latency_samples": 5,
-    "model_size_tolerance": 0.02,
-    "tools": {"numactl": "numactl", "lstopo-no-graphics": "hwloc", "lspci": "pciutils",
-              "dmidecode": "dmidecode", "nvme": "nvme-cli"},
-}
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
@@ -190,6 +179,6 @@ def ssh_latency_row(ctx: CheckContext, cfg: dict[str, Any]) -> Row:
 
 
 def rows(ctx: CheckContext) -> list[Row]:
-    cfg = settings(DEFAULTS, ctx.data, "verify")
+    cfg = ctx.verify.model_dump()
     return [*os_rows(ctx, cfg), *secure_boot_rows(ctx), *grub_rows(ctx), *storage_rows(ctx),
             tools_row(ctx, cfg), model_row(ctx, cfg), phase0_row(ctx), ssh_latency_row(ctx, cfg)]

@@ -24,6 +24,7 @@ import deploys.checks as checks_pkg
 from deploys.checks import Row, Status, Weight
 from deploys.checks.context import CheckContext, unknown
 from omni.files import atomic_write_json
+from omni.settings import SettingsError
 
 REPORTS_ENV = "OMNI_REPORTS_DIR"
 NOT_CHECKS = ("context", "matrix")  # the modules of deploys.checks that contribute no rows
@@ -115,6 +116,12 @@ def verify_host(host: Any, state: Any = None) -> tuple[list[Row], Path]:
     """
     started = datetime.now(UTC)
     ctx = CheckContext.for_host(host)
+    try:
+        ctx.verify  # noqa: B018 - the verify table, checked once before any row runs
+    except SettingsError as error:
+        from pyinfra.api.exceptions import DeployError
+
+        raise DeployError(f"{host.name}: {error}") from None
     rows = collect_rows(ctx)
     render(host.name, rows)
     path = write_report(host.name, rows, ctx, started)

@@ -100,8 +100,7 @@ def decode_tps(body: str, seconds: float) -> tuple[float | None, str]:
 
 def speed_rows(ctx: CheckContext, marker: dict[str, Any]) -> list[Row]:
     """The Definition of Done's "> 15 tokens/s": one real completion per serving model."""
-    cfg = ctx.data.get("verify") or {}
-    goal, tokens = float(cfg.get("min_decode_tps", 15)), int(cfg.get("speed_max_tokens", 256))
+    goal, tokens = ctx.verify.min_decode_tps, ctx.verify.speed_max_tokens
     rows = []
     for model in marker.get("models") or []:
         name, target = f"{NAMES['speed']} ({model['name']})", f"> {goal:g} tokens/s decode"
@@ -110,7 +109,7 @@ def speed_rows(ctx: CheckContext, marker: dict[str, Any]) -> list[Row]:
         if model.get("engine") == "llama-server":
             body["ignore_eos"] = True  # a fixed number of decoded tokens, however the model answers
         probe = ctx.http(f"http://{_url_host(marker.get('bind'))}:{model['port']}/v1/chat/completions",
-                         timeout=float(cfg.get("speed_timeout_s", 600)), method="POST", body=json.dumps(body),
+                         timeout=ctx.verify.speed_timeout_s, method="POST", body=json.dumps(body),
                          headers={"Content-Type": "application/json"})
         if probe.status != 200:
             rows.append(judge(name, target, f"HTTP {probe.status} {probe.error}".strip(), False, Weight.HIGH,
@@ -256,7 +255,7 @@ def rows(ctx: CheckContext) -> list[Row]:
     models = model_rows(ctx, marker)
     serving = bool(models) and all(r.status == "PASS" for r in models)
     speed = speed_rows(ctx, marker) if serving else [
-        unknown(NAMES["speed"], f"> {float((ctx.data.get('verify') or {}).get('min_decode_tps', 15)):g} "
+        unknown(NAMES["speed"], f"> {ctx.verify.min_decode_tps:g} "
                 "tokens/s decode", Weight.HIGH, "no model is serving: nothing to measure")]
     return [*models, *speed, headroom_row(ctx, marker, serving), memgraph_row(ctx, marker),
             prometheus_row(ctx, marker), grafana_row(ctx, marker), phoenix_row(ctx, marker)]

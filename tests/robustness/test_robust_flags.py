@@ -71,3 +71,24 @@ def test_a_bad_flag_is_one_line_naming_it(tmp_path: Path, monkeypatch: pytest.Mo
     assert "Traceback" not in out, out
     [line] = [line for line in out.splitlines() if "pyinfra error" in line]
     assert f"@local: {key}" in line and f"pass --data {key}=" in line, line
+
+
+@pytest.mark.parametrize(("table", "needle"), [
+    ('pcie_load_seconds = "soon"', "verify.pcie_load_seconds: Input should be a valid number"),
+    ("min_decode_tps = -1", "verify.min_decode_tps: Input should be greater than 0 (got -1)"),
+    ("min_decode_tp = 5", "verify.min_decode_tp: Extra inputs are not permitted"),
+])
+def test_a_bad_verify_table_is_one_line_before_any_row(tmp_path: Path, table: str, needle: str) -> None:
+    """The ``verify`` table was read raw in three check modules: a bad value crashed a module's rows."""
+    hosts = tmp_path / "hosts.toml"
+    hosts.write_text(f'[hosts."@local".verify]\n{table}\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMNI_", "PYINFRA_"))}
+    env |= {"OMNI_HOSTS_FILE": str(hosts), "OMNI_REPORTS_DIR": str(tmp_path / "reports"),
+            "PYTHONPATH": str(REPO)}
+    command = [PYINFRA, "-y", str(REPO / "inventory.py"), str(REPO / "deploys" / "verify.py")]
+    run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    out = run.stdout + run.stderr
+    assert run.returncode != 0 and "Traceback" not in out, out
+    [line] = [line for line in out.splitlines() if "pyinfra error" in line]
+    assert needle in line and "hosts file (OMNI_HOSTS_FILE)" in line, line
+    assert not (tmp_path / "reports").exists()  # stopped before any row ran
