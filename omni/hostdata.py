@@ -163,6 +163,21 @@ def _same_kind(value: Any, default: Any) -> bool:
     return isinstance(value, type(default))
 
 
+def _check_subtable(where: str, key: str, value: Any, default: Any) -> None:
+    """A reference-box table's own keys (``memory.total_gib``) have the reference box's types too.
+
+    Why: ``[hosts.box.memory] total_gib = "384"`` reached the phase-5 memory budget as a string
+    (``"384" * GIB`` is a 3 GiB string, then a traceback).
+    """
+    if not (isinstance(value, dict) and isinstance(default, dict)):
+        return
+    for sub, item in value.items():
+        known = default.get(sub)
+        if known is not None and not isinstance(known, dict | list) and not _same_kind(item, known):
+            raise InventoryError(f"{where} {key}.{sub} = {str(item)[:40]!r} is not a {_KIND[type(known)]} "
+                                 "like the reference box's (see omni/hostdata.py)")
+
+
 def _check_host_table(name: str, table: Any) -> dict[str, Any]:
     """A ``[hosts.NAME]`` table whose reference-box keys have the reference box's types.
 
@@ -180,6 +195,7 @@ def _check_host_table(name: str, table: Any) -> dict[str, Any]:
         default = REFERENCE_BOX.get(key)
         if key in REFERENCE_BOX or key == "groups" or key.startswith(("ssh_", "_")):
             if default is None or _same_kind(value, default):
+                _check_subtable(where, key, value, default)
                 continue
             raise InventoryError(f"{where} {key} = {str(value)[:40]!r} is not a {_KIND[type(default)]} "
                                  "like the reference box's (see omni/hostdata.py)")

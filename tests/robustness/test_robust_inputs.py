@@ -20,6 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize("line,needle", [
     ('ssh_port = "22a"', "ssh_port = '22a' is not a number"),
     ("memory = 5", "memory = '5' is not a table"),
+    ('memory = {total_gib = "384"}', "memory.total_gib = '384' is not a number"),
+    ("inference = {port = true}", "inference.port = 'True' is not a number"),
     ("bmc_verify_tls = 1", "bmc_verify_tls = '1' is not a boolean"),
     ('bmc_ulr = "https://192.0.2.10"', "unknown key 'bmc_ulr': did you mean 'bmc_url'?"),
     ('groups = "workstations"', "groups must be a list"),
