@@ -164,11 +164,19 @@ def _same_kind(value: Any, default: Any) -> bool:
 
 
 def _check_subtable(where: str, key: str, value: Any, default: Any) -> None:
-    """A reference-box table's own keys (``memory.total_gib``) have the reference box's types too.
+    """A reference-box table's own keys (``memory.total_gib``, ``gpus[0].memory_mib``) have its types too.
 
     Why: ``[hosts.box.memory] total_gib = "384"`` reached the phase-5 memory budget as a string
-    (``"384" * GIB`` is a 3 GiB string, then a traceback).
+    (``"384" * GIB`` is a 3 GiB string, then a traceback); ``gpus = [{memory_mib = "x"}]`` an ``int()``.
     """
+    if isinstance(default, list) and default and all(isinstance(d, dict) for d in default):
+        schema = {k: v for d in default for k, v in d.items() if v is not None}
+        for index, item in enumerate(value):
+            if not isinstance(item, dict):
+                raise InventoryError(f"{where} {key}[{index}] = {str(item)[:40]!r} is not a table "
+                                     "like the reference box's (see omni/hostdata.py)")
+            _check_subtable(where, f"{key}[{index}]", item, schema)
+        return
     if not (isinstance(value, dict) and isinstance(default, dict)):
         return
     for sub, item in value.items():
