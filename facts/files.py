@@ -5,6 +5,7 @@ Both answer with exit 0 and parse with pure functions, so a missing path or tool
 
 from __future__ import annotations
 
+import re
 import shlex
 
 from pyinfra.api import FactBase
@@ -30,7 +31,8 @@ def parse_space(output: list[str]) -> dict:
     """``free=BYTES`` and ``hf=PATH`` lines -> ``{"free": int | None, "hf": str | None}``."""
     values = dict(line.split("=", 1) for line in output if "=" in line)
     free = values.get("free", "").strip()
-    return {"free": int(free) if free.isdigit() else None, "hf": values.get("hf") or None}
+    # ASCII digits only, and few: str.isdigit() takes '²' and int() refuses over 4300 digits
+    return {"free": int(free) if re.fullmatch(r"[0-9]{1,20}", free) else None, "hf": values.get("hf") or None}
 
 
 class SpaceAt(FactBase[dict]):

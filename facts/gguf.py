@@ -57,16 +57,42 @@ def command(path: str) -> str:
     return f"python3 -c {shlex.quote(SNIPPET)} {shlex.quote(path)}"
 
 
+#: The snippet's keys and the types it prints them in (``total_bytes`` a count, never a bool).
+_ANSWER: dict[str, tuple[type, ...]] = {"exists": (bool,), "files": (list,), "missing": (list,),
+                                        "total_bytes": (int,), "architecture": (str, type(None)),
+                                        "error": (str, type(None))}
+
+
+def _no_answer(why: str) -> dict[str, Any]:
+    return {"exists": None, "files": [], "missing": [], "total_bytes": 0, "architecture": None, "error": why}
+
+
+def _malformed(value: Any) -> list[str]:
+    """The snippet's keys that ``value`` lacks or holds in another type or range."""
+    if not isinstance(value, dict):
+        return ["not an object"]
+    wrong = [key for key, types in _ANSWER.items() if not isinstance(value.get(key), types)
+             or (isinstance(value.get(key), bool) and bool not in types)]
+    wrong += [key for key in ("files", "missing") if key not in wrong
+              and not all(isinstance(item, str) for item in value[key])]
+    return wrong or (["total_bytes"] if value["total_bytes"] < 0 else [])
+
+
 def parse(lines: list[str]) -> dict[str, Any]:
-    """The snippet's JSON, or an ``error`` naming why there is none (no python3, no output)."""
+    """The snippet's JSON, or an ``error`` naming why there is none (no python3, no output, an
+    answer not of the snippet's shape). Total: callers index and add its fields without checks."""
     for line in reversed(lines):
         if line.startswith("{"):
             try:
-                return json.loads(line)
-            except ValueError:
+                value = json.loads(line)
+            except (ValueError, RecursionError):
                 break
-    return {"exists": None, "files": [], "total_bytes": 0, "architecture": None,
-            "error": "no answer from python3 on the host"}
+            wrong = _malformed(value)
+            if wrong:
+                return _no_answer(f"the model probe's answer is malformed ({', '.join(wrong)}): rerun, "
+                                  "and check python3 on the host")
+            return value
+    return _no_answer("no answer from python3 on the host")
 
 
 def judge_model(probe: dict[str, Any], size_bytes: int | None, architecture: str | None,

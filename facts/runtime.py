@@ -71,7 +71,7 @@ class JsonFile(FactBase):
             return None
         try:
             value = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past Python's limit
             return {"__invalid__": text}
         return value if isinstance(value, dict) else {"__invalid__": text}
 
@@ -134,8 +134,9 @@ class K3sVersions(FactBase):
                 rest = output[i + 1:]
                 break
         try:
-            version = json.loads("\n".join(rest)).get("gitVersion")
-        except (ValueError, AttributeError):
-            version = None
+            answer = json.loads("\n".join(rest))
+        except (ValueError, RecursionError):
+            answer = None
+        version = answer.get("gitVersion") if isinstance(answer, dict) else None
         result["running"] = version if isinstance(version, str) and version else None
         return result

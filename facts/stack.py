@@ -10,7 +10,7 @@ import shlex
 
 from pyinfra.api import FactBase
 
-_MEMINFO = re.compile(r"^(\w+):\s+(\d+)\s*kB$")
+_MEMINFO = re.compile(r"^(\w+):\s+([0-9]{1,20})\s*kB$")  # ASCII, bounded: int() of 5000 digits raises
 
 
 def parse_meminfo(lines: list[str]) -> dict[str, int]:

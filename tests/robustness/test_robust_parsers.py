@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
 import tracemalloc
 from pathlib import Path
@@ -23,9 +24,12 @@ from hypothesis import strategies as st
 
 from deploys.host.storage import DEFAULTS, StorageRefusal
 from deploys.host.storage.plan import plan_storage
-from facts import hardware
+from facts import gguf, hardware
+from facts.files import SpaceAt, parse_space
 from facts.parse import PARSERS, ParseError, parse
 from facts.parse.common import MAX_CPUS, expand_cpulist
+from facts.runtime import JsonFile, K3sVersions
+from facts.stack import MemInfo, parse_meminfo
 from facts.storage import DiskLayout, parse_layout
 
 HW = Path(__file__).parents[1] / "fixtures" / "hw"
@@ -52,7 +56,7 @@ FACT_CASES = sorted((path.parent.name.removeprefix("hardware."), path.stem)
 STORAGE = Path(__file__).parents[1] / "deploys" / "storage" / "captures"
 STORAGE_CASES = sorted((path.stem, layout) for path in STORAGE.glob("*.txt")
                        for layout in ("whole-disk", "append"))
-CASES_RUN = {"parsers": 0, "facts": 0, "storage": 0}
+CASES_RUN = {"parsers": 0, "facts": 0, "storage": 0, "other": 0}
 
 TIME_LIMIT_S = 1.0
 MEMORY_LIMIT = 256 * 2**20
@@ -397,12 +401,109 @@ def test_fuzz_storage_layout_never_plans_a_write_the_capture_does_not(name: str,
     run()
 
 
+# --- the other facts/ parsers: the same int() and JSON-shape traps ----------------------------------
+
+PHASE4 = Path(__file__).parents[1] / "deploys" / "phase4" / "fixtures"
+
+
+def sh(command: str) -> list[str]:
+    return subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=60,
+                          check=True).stdout.splitlines()
+
+
+def model_probe_output(folder: Path) -> list[str]:
+    """The GGUF probe's real output on a tiny GGUF (v3, one kv: general.architecture = deepseek2)."""
+    key, val = b"general.architecture", b"deepseek2"
+    head = (b"GGUF" + (3).to_bytes(4, "little") + (0).to_bytes(8, "little") + (1).to_bytes(8, "little")
+            + len(key).to_bytes(8, "little") + key + (8).to_bytes(4, "little")
+            + len(val).to_bytes(8, "little") + val)
+    (folder / "m.gguf").write_bytes(head + bytes(4096 - len(head)))
+    return sh(gguf.command(str(folder / "m.gguf")))
+
+
+def judged_model(lines: list[str]) -> dict:
+    probe = gguf.parse(lines)
+    problems = gguf.judge_model(probe, 4096, "deepseek2", 0.1)
+    assert all(isinstance(p, str) and "\n" not in p for p in problems)
+    return {"probe": probe, "problems": problems}
+
+
+def other_captures(tmp: Path) -> dict:
+    """Real output per parser: phase 4 fixtures, the H200's /proc/meminfo, and two probes run here."""
+    return {
+        "JsonFile": (JsonFile().process,
+                     (PHASE4 / "daemon-json-after-nvidia-ctk.json").read_text().splitlines()),
+        "K3sVersions": (K3sVersions().process, [
+            "binary=" + (PHASE4 / "k3s-version-v1.35.4.txt").read_text().splitlines()[1], "running:",
+            *(PHASE4 / "apiserver-version-v1.35.0.json").read_text().splitlines()]),
+        "MemInfo": (MemInfo().process, (HW / "h200-proc-meminfo.txt").read_text().splitlines()[2:]),
+        "SpaceAt": (SpaceAt().process, sh(SpaceAt().command(str(tmp)))),
+        "gguf": (judged_model, model_probe_output(tmp)),
+    }
+
+
+#: Before the fix each of these raised out of the fact (ValueError, RecursionError, TypeError).
+@pytest.mark.parametrize(("call", "expected"), [
+    (lambda: parse_space(["free=\u00b2", "hf=/usr/bin/hf"]), {"free": None, "hf": "/usr/bin/hf"}),
+    (lambda: parse_space(["free=" + "9" * 5000]), {"free": None, "hf": None}),
+    (lambda: parse_meminfo(["MemTotal: " + "9" * 5000 + " kB", "MemFree: 1 kB"]), {"MemFree": 1024}),
+    (lambda: JsonFile().process(["[" * 100000]), {"__invalid__": "[" * 100000}),
+    (lambda: K3sVersions().process(["binary=", "running:", '{"a":' * 100000]),
+     {"binary": None, "running": None}),
+    (lambda: K3sVersions().process(["binary=", "running:", "[1]"]), {"binary": None, "running": None}),
+    (lambda: gguf.parse(['{"a":' * 100000])["error"], "no answer from python3 on the host"),
+])
+def test_other_fact_parsers_are_total(call, expected) -> None:
+    assert call() == expected
+
+
+@pytest.mark.parametrize("answer", [
+    '{"exists": true, "files": [], "missing": [], "total_bytes": "4096", "architecture": null, '
+    '"error": null}',
+    '{"exists": true, "files": 5, "missing": [], "total_bytes": 4096, "architecture": null, "error": null}',
+    '{"exists": 1, "files": [], "missing": [], "total_bytes": true, "architecture": null, "error": null}',
+    '{"exists": true, "files": [null], "missing": [], "total_bytes": -1, "architecture": 7, "error": []}',
+    '{"exists": true}',
+])
+def test_a_malformed_model_probe_answer_is_an_error_not_a_traceback(answer: str) -> None:
+    judged = judged_model([answer])
+    assert judged["probe"]["exists"] is None
+    assert "the model probe's answer is malformed" in judged["probe"]["error"]
+    assert judged["problems"] == ["model file absent"]
+
+
+def test_other_captures_parse_unmutated(tmp_path: Path) -> None:
+    parsed = {name: call(lines) for name, (call, lines) in other_captures(tmp_path).items()}
+    assert parsed["JsonFile"]["runtimes"]["nvidia"]["path"] == "nvidia-container-runtime"
+    assert parsed["K3sVersions"] == {"binary": "v1.35.4+k3s1", "running": "v1.35.0"}
+    assert parsed["MemInfo"]["MemTotal"] == 131981020 * 1024
+    assert isinstance(parsed["SpaceAt"]["free"], int)
+    assert parsed["gguf"]["problems"] == [] and parsed["gguf"]["probe"]["architecture"] == "deepseek2"
+
+
+@pytest.mark.parametrize("name", ["JsonFile", "K3sVersions", "MemInfo", "SpaceAt", "gguf"])
+def test_fuzz_other_fact_parsers(name: str, tmp_path: Path) -> None:
+    call, lines = other_captures(tmp_path)[name]
+
+    @FUZZ
+    @given(st.data())
+    def run(data) -> None:
+        mangled = data.draw(mutated("\n".join(lines))).splitlines()
+        CASES_RUN["other"] += 1
+        result, error = bounded(lambda: call(mangled))
+        assert error is None
+        json.dumps(result)
+
+    run()
+
+
 def test_fuzz_case_count(capsys) -> None:
     """Runs last in this module: how many mutated captures the two fuzz tests above tried."""
-    total = CASES_RUN["parsers"] + CASES_RUN["facts"] + CASES_RUN["storage"]
+    total = sum(CASES_RUN.values())
     with capsys.disabled():
         print(f"\nfuzz: {CASES_RUN['parsers']} mutated captures through the parsers, "
               f"{CASES_RUN['facts']} through the facts' process(), {CASES_RUN['storage']} storage "
-              f"layouts through DiskLayout.process() and the plan, {total} in all")
+              f"layouts through DiskLayout.process() and the plan, {CASES_RUN['other']} through the other "
+              f"facts/ parsers, {total} in all")
     if total:  # 0 when run alone (-k): nothing to count
         assert CASES_RUN["parsers"] >= EXAMPLES * len(CAPTURES) // 2
