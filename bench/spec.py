@@ -117,8 +117,10 @@ class ReportSpec(_Strict):
     # measured GPU memory bandwidth, GB/s: one number for every GPU, or a list per GPU index
     gpu_bandwidth_gbps: list[Annotated[float, Field(gt=0)]] | None = None
     memory_channels: int | None = Field(None, ge=1)  # memory channels in use
+    # VRAM a placement may use per GPU, GiB (`bench plan --vram-budget`; a list per GPU index)
+    vram_budget_gib: list[Annotated[float, Field(gt=0)]] | None = None
 
-    @field_validator("gpu_bandwidth_gbps", mode="before")
+    @field_validator("gpu_bandwidth_gbps", "vram_budget_gib", mode="before")
     @classmethod
     def _scalar_is_every_gpu(cls, value: Any) -> Any:
         return [value] if isinstance(value, int | float) and not isinstance(value, bool) else value

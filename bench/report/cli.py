@@ -36,11 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--gpu-bandwidth-gbps", type=float, action="append",
       help="measured GPU memory bandwidth, GB/s (repeat per GPU index)")
     a("--memory-channels", type=int, help="memory channels in use (default: populated DIMMs)")
+    a("--vram-budget-gib", type=float, action="append",
+      help="VRAM a placement may use, GiB (repeat per GPU index): rows over it are marked, never best")
 
 
 def options_from(ns: argparse.Namespace) -> dict:
     keys = ("min_decode_tps", "min_headroom_gb", "target_mem_gb", "objective", "host_bandwidth_gbps",
-            "gpu_bandwidth_gbps", "memory_channels")
+            "gpu_bandwidth_gbps", "memory_channels", "vram_budget_gib")
     return {k: getattr(ns, k) for k in keys if getattr(ns, k, None) is not None}
 
 

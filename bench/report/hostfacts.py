@@ -24,6 +24,7 @@ class Gpu:
     link: str | None  # "Gen5 x16" (max "Gen5 x16")
     bus_width_bits: float | None = None
     mem_clock_mhz: float | None = None
+    mem_free_bytes: float | None = None  # free when the facts were collected (sweep start)
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,13 @@ def _int(value: Any) -> int | None:
     return None if number is None else int(number)
 
 
+def _mib(value: Any, zero_is_unknown: bool = True) -> float | None:
+    number = _num(value)
+    if number is None or number < 0 or (number == 0 and zero_is_unknown):
+        return None
+    return number * 2**20
+
+
 def _section(facts: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     value = facts.get(name)
     return value if isinstance(value, Mapping) else {}
@@ -132,10 +140,11 @@ def from_facts(doc: Mapping[str, Any]) -> HostFacts:
         Gpu(
             index=_int(g.get("index")) if _int(g.get("index")) is not None else i,
             name=g.get("name"),
-            mem_total_bytes=(_num(g.get("memory_total_mib")) or 0) * 2**20 or None,
+            mem_total_bytes=_mib(g.get("memory_total_mib")),
             link=_link(g),
             bus_width_bits=_num(g.get("memory_bus_width_bits")),
             mem_clock_mhz=_num(g.get("memory_clock_max_mhz")),
+            mem_free_bytes=_mib(g.get("memory_free_mib"), zero_is_unknown=False),  # 0: a full card
         )
         for i, g in enumerate(smi.get("gpus") or []) if isinstance(g, Mapping)
     )

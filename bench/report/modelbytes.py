@@ -39,6 +39,32 @@ class TensorRead:
     routed_expert: bool
 
 
+# Tensor groups a placement moves as units, in the order the report lists them (llama.cpp names).
+GROUP_ATTENTION = "attention"
+GROUP_DENSE = "dense FFN, router, norms"
+GROUP_SHARED = "shared expert"
+GROUP_ROUTED = "routed experts"
+GROUP_OUTPUT = "output / embeddings"
+GROUP_OTHER = "other"
+TENSOR_GROUPS = (GROUP_ATTENTION, GROUP_DENSE, GROUP_SHARED, GROUP_ROUTED, GROUP_OUTPUT, GROUP_OTHER)
+_FFN_RE = re.compile(r"\.(ffn_|exp_probs_b|layer_output_norm)")
+
+
+def tensor_group(t: TensorRead) -> str:
+    """The group of one tensor: what a user places (`-ot exps=CPU` moves the routed experts only)."""
+    if t.routed_expert:
+        return GROUP_ROUTED
+    if t.layer is None:
+        return GROUP_OUTPUT if t.name.startswith(("token_embd", "output", "rope_")) else GROUP_OTHER
+    if "_shexp" in t.name:
+        return GROUP_SHARED
+    if ".attn_" in t.name:
+        return GROUP_ATTENTION
+    if _FFN_RE.search(t.name):
+        return GROUP_DENSE
+    return GROUP_OTHER
+
+
 @dataclass(frozen=True)
 class ModelBytes:
     """What the ceiling needs from a model file."""

@@ -47,8 +47,11 @@ class ReportOptions(BaseModel):
     host_bandwidth_gbps: float | None = Field(None, gt=0)  # measured host RAM bandwidth, GB/s
     gpu_bandwidth_gbps: list[Annotated[float, Field(gt=0)]] = Field(default_factory=list)  # per GPU
     memory_channels: int | None = Field(None, ge=1)  # override "one DIMM per channel"
+    # VRAM the placement may use per GPU, GiB (`bench plan --vram-budget`): rows over it are marked
+    # and cannot be "best measured"; one number for every GPU, or a list per GPU index
+    vram_budget_gib: list[Annotated[float, Field(gt=0)]] = Field(default_factory=list)
 
-    @field_validator("gpu_bandwidth_gbps", mode="before")
+    @field_validator("gpu_bandwidth_gbps", "vram_budget_gib", mode="before")
     @classmethod
     def _scalar_is_every_gpu(cls, value: Any) -> Any:
         return [value] if isinstance(value, int | float) else value

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from bench.report.modelbytes import ModelBytes
+from bench.report.modelbytes import ModelBytes, TensorRead, tensor_group
 from omni.llama_flags import ALL_LAYERS
 from omni.llamacpp import parse
 
@@ -65,7 +65,7 @@ def parse_placement(argv: Sequence[str], env: Mapping[str, str] | None = None, n
                      args.main_gpu or 0, False, tuple(notes))
 
 
-def _device_of_buffer(buft: str) -> int | None:
+def device_of_buffer(buft: str) -> int | None:
     """None for host memory, else the GPU index named by a buffer type like `CUDA1`."""
     if buft.upper().startswith("CPU") or "HOST" in buft.upper():
         return None
@@ -80,20 +80,24 @@ def _fractions(split: Sequence[float], n_gpus: int, gpu_mem: Sequence[float]) ->
     return [x / total for x in raw] if total > 0 else [1.0 / n_gpus] * n_gpus
 
 
-def bytes_by_device(
+def tensor_devices(
     model: ModelBytes, placement: Placement, n_gpus: int, gpu_mem_bytes: Sequence[float] = (),
-) -> tuple[float, list[float]]:
-    """(host bytes per token, [bytes per token on GPU i]) for one launch."""
-    gpu = [0.0] * max(n_gpus, 0)
+) -> Iterator[tuple[TensorRead, dict[int | None, float]]]:
+    """Each tensor and where it lives: {GPU index or None for host: share of the tensor there}.
+
+    The one home of llama.cpp's placement rules here: the ceiling (bytes read per token per
+    device) and the report's tensor-group table (bytes resident per device) both sum over this.
+    A share below 1 only for `-sm row`, which splits a layer's matrices across the GPUs."""
     if placement.cpu_only or n_gpus <= 0:
-        return model.bytes_per_token, gpu
+        for t in model.tensors:
+            yield t, {None: 1.0}
+        return
     fractions = _fractions(placement.tensor_split, n_gpus, gpu_mem_bytes)
     cumulative = [sum(fractions[: i + 1]) for i in range(n_gpus)]
     n_layer = model.n_layer
     start = max(n_layer - placement.n_gpu_layers, 0)
     active = min(placement.n_gpu_layers, n_layer + 1)
     compiled = [(re.compile(p), b) for p, b in placement.overrides]
-    host = 0.0
 
     def layer_device(il: int) -> int | None:
         if il < start or il - start >= active:
@@ -106,7 +110,7 @@ def bytes_by_device(
         device: int | None
         hit = next((b for rx, b in compiled if rx.search(t.name)), None)
         if hit is not None:
-            device = _device_of_buffer(hit)
+            device = device_of_buffer(hit)
             device = None if device is None else min(device, n_gpus - 1)
         elif t.layer is not None:
             device = layer_device(t.layer)
@@ -114,11 +118,34 @@ def bytes_by_device(
             device = None
         else:
             device = layer_device(n_layer)
-        if device is None:
-            host += t.read_bytes
-        elif placement.split_mode == "row" and hit is None and t.layer is not None:
-            for i, f in enumerate(fractions):
-                gpu[i] += t.read_bytes * f
+        if device is not None and placement.split_mode == "row" and hit is None and t.layer is not None:
+            yield t, dict(enumerate(fractions))
         else:
-            gpu[device] += t.read_bytes
+            yield t, {device: 1.0}
+
+
+def bytes_by_device(
+    model: ModelBytes, placement: Placement, n_gpus: int, gpu_mem_bytes: Sequence[float] = (),
+) -> tuple[float, list[float]]:
+    """(host bytes per token, [bytes per token on GPU i]) for one launch."""
+    gpu = [0.0] * max(n_gpus, 0)
+    host = 0.0
+    for t, where in tensor_devices(model, placement, n_gpus, gpu_mem_bytes):
+        for device, share in where.items():
+            if device is None:
+                host += t.read_bytes * share
+            else:
+                gpu[device] += t.read_bytes * share
     return host, gpu
+
+
+def group_bytes(
+    model: ModelBytes, placement: Placement, n_gpus: int, gpu_mem_bytes: Sequence[float] = (),
+) -> dict[str, dict[int | None, float]]:
+    """{tensor group: {GPU index or None for host: resident bytes}}: where each group's weights went."""
+    out: dict[str, dict[int | None, float]] = {}
+    for t, where in tensor_devices(model, placement, n_gpus, gpu_mem_bytes):
+        cell = out.setdefault(tensor_group(t), {})
+        for device, share in where.items():
+            cell[device] = cell.get(device, 0.0) + t.n_bytes * share
+    return out

@@ -21,8 +21,8 @@ from bench.report.criteria import criteria, recommend
 from bench.report.data import OK_STATUSES, Sweep, launch_series, load_sweep, read_tail
 from bench.report.hostfacts import HostFacts
 from bench.report.modelbytes import ModelFileError, model_for_sweep
+from bench.report.placements import budgets, placement_rows
 from bench.report.placements import findings as place_findings
-from bench.report.placements import placement_rows
 from bench.report.record import OPTIONS_FILE, command, option_rows, write_record
 from bench.report.summary import GB, bandwidths, model_path, summarise
 from bench.server import error_line
@@ -65,6 +65,8 @@ def _env() -> jinja2.Environment:
                        unit_of=lambda name: shown_unit(metric(name).unit))
     env.filters["gbf"] = lambda v: _gb(v, 3)
     env.filters["bytes"] = human_bytes
+    env.filters["mib"] = lambda v: "—" if v is None else _fmt(v / 2**20, 1 if 0 < abs(v) < 10 * 2**20 else 0)
+    env.filters["gib"] = lambda v: "—" if v is None else _fmt(v / 2**30, 2)
     return env
 
 
@@ -164,7 +166,7 @@ def context(sweep: Sweep) -> dict[str, Any]:
         plots.timeseries(series, label, rec.config.host_total if rec.config else None, opts),
     ]
     headers, values = _rows_table(rows)
-    placements = placement_rows(rows, summaries)
+    placements = placement_rows(rows, summaries, sweep, model)
     meta = sweep.meta
     started = sorted([v for v in rows["started_at"] if v] + [meta.get("started_at") or ""])
     finished = sorted([v for v in rows["finished_at"] if v] + [meta.get("finished_at") or ""])
@@ -183,6 +185,8 @@ def context(sweep: Sweep) -> dict[str, Any]:
         "model": model, "model_reason": model_reason,
         "host_bw": host_bw, "gpu_bw": gpu_bw, "model_source": model_source,
         "placements": placements, "placement_findings": place_findings(placements),
+        "vram_budget": ", ".join(f"GPU{i} {b / 2**30:g} GiB" for i, b in budgets(sweep).items()),
+        "free_at_launch": any(g.free_source == "launch" for r in placements for g in r.gpus),
         "plots": figures, "row_headers": headers, "row_values": values, "failures": _failures(sweep),
         "host_rows": _host_rows(sweep.host, sweep),
         "versions": [(k, ", ".join(v)) for k, v in sorted(sweep.versions.items())],

@@ -21,7 +21,7 @@ from bench.report import ceiling as ce
 from bench.report.data import Sweep, json_dict, json_list
 from bench.report.hostfacts import Gpu
 from bench.report.modelbytes import ModelBytes, ModelFileError, model_for_sweep
-from bench.report.placement import ALL_LAYERS, parse_placement
+from bench.report.placement import ALL_LAYERS, Placement, parse_placement
 from bench.stats import mean
 from omni.llamacpp import parse
 
@@ -63,6 +63,10 @@ class ConfigSummary:
     ceiling_note: str = ""
     efficiency: float | None = None
     above_ceiling: bool = False
+    # the placement the ceiling used (argv, GPU layers corrected from the log) and the GPU sizes that
+    # split it: the placement section sums the same mapping per tensor group
+    placement: Placement | None = None
+    placement_gpu_mem: tuple[float, ...] = ()
 
     @property
     def headroom_gb(self) -> float | None:
@@ -231,7 +235,8 @@ def _ceiling(sweep: Sweep, s: ConfigSummary, rows: pd.DataFrame) -> None:
         note = f"GPU layers from the server log: {applied}"
         placement = dataclasses.replace(placement, n_gpu_layers=applied, notes=(*placement.notes, note))
     host_bw, gpu_bw = bandwidths(sweep, gpus)
-    s.ceiling = ce.launch_ceiling(model, placement, host_bw, gpu_bw, [g.mem_total_bytes or 0 for g in gpus])
+    s.placement, s.placement_gpu_mem = placement, tuple(g.mem_total_bytes or 0 for g in gpus)
+    s.ceiling = ce.launch_ceiling(model, placement, host_bw, gpu_bw, list(s.placement_gpu_mem))
     s.ceiling_note = "; ".join(placement.notes)
     s.efficiency, s.above_ceiling = ce.efficiency(s.decode_tps, s.ceiling)
     s.above_ceiling = s.above_ceiling or ce.efficiency(s.server_decode_tps, s.ceiling)[1]

@@ -195,6 +195,7 @@ def test_report_table_is_typed_and_left_to_the_report():
     "gpu_bandwidth_gbps = 1792", "gpu_bandwidth_gbps = []", "gpu_bandwidth_gbps = [1, 0]",
     'gpu_bandwidth_gbps = ["x"]', "memory_channels = 0", "memory_channels = 12", "memory_channels = 2.5",
     "headroom_gb = 80", "min_decode_tps = 10\nmin_headroom_gb = 100",
+    "vram_budget_gib = 3", "vram_budget_gib = [90, 30]", "vram_budget_gib = [90, 0]", 'vram_budget_gib = "3"',
 ])
 def test_report_table_accepts_exactly_what_the_report_accepts(table: str):
     """The spec refuses before a launch what the report would refuse after the sweep, and no more."""

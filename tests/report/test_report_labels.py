@@ -28,7 +28,7 @@ NON_METRIC_HEADERS = {
     "configuration", "status", "rep.", "conc.", "in tok", "out tok", "req.", "95 % CI", "client / server",
     "launch command", "placement", "host bytes/token", "GPU bytes/token", "efficiency", "arithmetic / notes",
     "source", "predicted / measured − 1", "÷ --fit", "÷ template", "layers on GPU", "GPU weights MiB",
-    "host-mapped MiB", "weights by buffer MiB", "KV / compute MiB", "CI over", "where",
+    "host-mapped MiB", "weights by buffer MiB", "KV / compute MiB", "CI over", "where", "fits?",
 }
 NON_METRIC_AXES = {"", "concurrency", "concurrency (parallel requests)", "time since launch (s)"}
 
