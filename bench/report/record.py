@@ -43,6 +43,7 @@ UNSET = {  # what an unset key means on the page (docs/report.md, Settings)
     "host_bandwidth_gbps": "unset: measured at sweep start, else from the DIMM facts",
     "gpu_bandwidth_gbps": "unset: measured at sweep start, else from the facts or a datasheet",
     "memory_channels": "unset: one per populated DIMM",
+    "vram_budget_gib": "unset: placements judged against free GPU memory only",
 }
 
 

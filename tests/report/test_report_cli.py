@@ -146,11 +146,12 @@ def test_report_records_the_options_it_was_run_with_beside_sweep_json_and_on_the
                                      "gpu_bandwidth_gbps": [900.0, 800.0]}
     assert first["options"] == {
         "min_decode_tps": 3.0, "min_headroom_gb": 1.5, "target_mem_gb": None, "objective": "throughput@1",
-        "host_bandwidth_gbps": 77.0, "gpu_bandwidth_gbps": [900.0, 800.0], "memory_channels": None}
+        "host_bandwidth_gbps": 77.0, "gpu_bandwidth_gbps": [900.0, 800.0], "memory_channels": None,
+        "vram_budget_gib": []}
     assert first["sources"] == {
         "min_decode_tps": "command line", "min_headroom_gb": "spec [report]", "target_mem_gb": "default",
         "objective": "command line", "host_bandwidth_gbps": "spec [report]",
-        "gpu_bandwidth_gbps": "command line", "memory_channels": "default"}
+        "gpu_bandwidth_gbps": "command line", "memory_channels": "default", "vram_budget_gib": "default"}
     assert first["command"] == (f"python -m bench report {sweep} --min-decode-tps 3 --objective throughput@1 "
                                 "--gpu-bandwidth-gbps 900 --gpu-bandwidth-gbps 800")
     assert f"report written {first['generated_at']}" in page_text(sweep)  # the record is of this page
