@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bench.genmodel.shape import ModelShape
+from bench.objective import DEFAULT, PRUNING, Objective, parse_objective, spec_objective
 from omni.errors import error_location, one_line
 from omni.numa import check_numa, parse_numa
 from omni.secrets import is_secret_name, redact_text
@@ -109,8 +110,6 @@ class ReportSpec(_Strict):
     @classmethod
     def _objective(cls, value: str | None) -> str | None:
         if value is not None:
-            from bench.report.objective import parse_objective
-
             parse_objective(value)
         return value
     host_bandwidth_gbps: float | None = Field(None, gt=0)  # measured host RAM bandwidth, GB/s
@@ -163,12 +162,40 @@ class Spec(_Strict):
                     check_numa(str(v))
         return axes
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_objective(cls, data: Any) -> Any:
+        """The older `[strategy_options] objective` table becomes `[report] objective` (one objective
+        ranks launches and recommends); one with no equivalent is a one-line error naming the fix."""
+        if not isinstance(data, dict) or not isinstance(data.get("strategy_options"), dict) \
+                or "objective" not in data["strategy_options"]:
+            return data
+        text = spec_objective(data)
+        options = {k: v for k, v in data["strategy_options"].items() if k != "objective"}
+        report = data.get("report") if isinstance(data.get("report"), dict) else {}
+        return {**data, "strategy_options": options, "report": {**report, "objective": text}}
+
     @model_validator(mode="after")
     def _strategy(self) -> Spec:
         from bench.strategies import parse_strategy
 
         parse_strategy(self.strategy, self.strategy_options)  # ValueError: one line naming the knob
+        obj = self.objective
+        if self.strategy in PRUNING and obj.kind == "throughput_at" \
+                and obj.concurrency not in self.workload.concurrency:
+            raise ValueError(f"objective {obj.text!r} ranks the {self.strategy} strategy's launches, but "
+                             f"concurrency {obj.concurrency} is not in workload.concurrency "
+                             f"{self.workload.concurrency}: add it or pick another objective")
+        if self.strategy in PRUNING and obj.kind == "decode_per_gb" and not self.memory.gpu:
+            raise ValueError(f"objective {obj.text!r} ranks the {self.strategy} strategy's launches by GPU "
+                             "memory, which memory.gpu = false does not measure: set it true or pick "
+                             "another objective")
         return self
+
+    @property
+    def objective(self) -> Objective:
+        """What "best" means for this sweep: it prunes race/halving launches and ranks the report."""
+        return parse_objective(self.report.objective or DEFAULT)
 
     @model_validator(mode="after")
     def _numa_engine_flag(self) -> Spec:

@@ -36,6 +36,7 @@ from typing import Any
 import psutil
 
 from bench.metric_registry import CI_METRICS
+from bench.objective import PRUNING
 from bench.schema import AXIS_PREFIX, FIXED_COLUMNS, HOST_PREFIX, OK_STATUSES, LaunchRecord, Row, RunRecord
 from bench.spec import SpecError, secret_values
 from bench.stats import ci95
@@ -57,12 +58,16 @@ def spec_hash(text: str) -> str:
     """What decides whether an existing sweep may be resumed with this spec: the parsed TOML minus
     its `[report]` table, canonicalised (sorted keys, no comments or layout). Why without
     `[report]`: report thresholds change how results are shown, never what is measured, so
-    changing one must not refuse the resume of a 281 GB-model sweep; any other change does."""
+    changing one must not refuse the resume of a 281 GB-model sweep; any other change does. The one
+    exception is `objective` under a race or halving strategy: it decides which launches run
+    (`bench.objective`), so it stays in the hash and a changed one is refused like any other."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError:
         return _raw_hash(text)  # not a spec load_spec accepts: nothing will match it anyway
-    data.pop("report", None)
+    report = data.pop("report", None)
+    if data.get("strategy") in PRUNING and isinstance(report, dict) and "objective" in report:
+        data["report"] = {"objective": report["objective"]}
     canon = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return hashlib.sha256(canon.encode()).hexdigest()[:16]
 

@@ -124,11 +124,9 @@ def _run_locked(plan: SweepPlan, spec_text: str, out: Path, console: Console, re
     store.update_meta(status="finished", finished_at=now(), launches=seq, best_config=best or "",
                       strategy=plan.strategy.name, served_runs=run.served_runs)
     label = plan.configs[best].label if best in plan.configs else "none"
-    obj = plan.strategy.objective
-    how = obj.metric + (f" at concurrency {obj.concurrency}" if obj.concurrency
-                        else " (geometric mean over cells)")
+    obj = plan.objective
     console.print(f"results: {store.path / 'results.csv'} ({seq} launches; the {plan.strategy.name} "
-                  f"strategy's pick by {how}: {label})", highlight=False)
+                  f"strategy's pick by the objective {obj.text} ({obj.describe}): {label})", highlight=False)
     if not run.served_runs:
         first = next(iter(run.fatal.items()), None)
         cause = "see the failures in the report"
@@ -161,7 +159,7 @@ def _launch_or_replay(run: SweepRun, config: ServerConfig, repeat: int, seq: int
         first = done_rows[0]
         run.fatal.setdefault(config.config_id, (f"repeat {repeat} failed before serving: "
                                                 f"{first['error_reason']}", first["log_tail_path"]))
-    score = launch_score(done_rows, run.plan.strategy.objective)
+    score = launch_score(done_rows, run.plan.objective)
     rec = run.store.read_launch(config.config_id, repeat)
     if rec is not None:
         rec.score, rec.complete = score, True

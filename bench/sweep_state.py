@@ -13,6 +13,7 @@ from rich.console import Console
 
 from bench.engines import Engine, get_engine
 from bench.memory import Gpus
+from bench.objective import Objective
 from bench.plan import Cell, ServerConfig, cells, server_configs
 from bench.progress import SweepProgress, cell_units
 from bench.server import check_bind_host
@@ -32,6 +33,11 @@ class SweepPlan:
     configs: dict[str, ServerConfig]
     cells: dict[str, list[Cell]]
     strategy: StrategySpec
+
+    @property
+    def objective(self) -> Objective:
+        """What ranks a launch (race/halving prune by it): the spec's one objective, the report's too."""
+        return self.spec.objective
 
     @property
     def n_runs(self) -> int:

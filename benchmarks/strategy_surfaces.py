@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.strategies import Objective, launch_score
+from bench.objective import DEFAULT, Objective, launch_score, parse_objective
 
 
 @dataclass
@@ -118,8 +118,9 @@ SURFACES: list[Surface] = [moe_hybrid(), flat_top(), demo_small(), noisy()]
 
 
 def recorded_surface(path: Path, objective: Objective | None = None) -> tuple[Surface, int]:
-    """A results.csv from a full-grid sweep: one launch score per (config_id, repeat)."""
-    objective = objective or Objective()
+    """A results.csv from a full-grid sweep: one launch score per (config_id, repeat), on the sweep's
+    one objective (default `decode`, what a race on that spec would prune by)."""
+    objective = objective or parse_objective(DEFAULT)
     groups: dict[tuple[str, str], list[dict[str, str]]] = defaultdict(list)
     with path.open(newline="") as fh:
         for row in csv.DictReader(fh):

@@ -3,7 +3,9 @@
 Why a chosen objective: a box serving one chatting user wants decode speed at concurrency 1; a box
 serving agents wants aggregate tokens/s at its concurrency, or the most throughput whose TTFT p90
 stays under a limit; a box short of VRAM wants tokens/s per GB. The spec's `[report] objective`
-(or `--objective`) picks one, and the page states it.
+(or `--objective`) picks one, and the page states it. The vocabulary and the cells each objective
+reads live in `bench.objective`, which a race or halving sweep also prunes its launches by; this
+module adds what only the page needs: the confidence interval over repeats and the co-leaders.
 
 Why co-leaders: a winner by noise misleads. Configurations whose 95 % confidence interval
 overlaps the leader's are not separable by this data; the page lists them with that rule and
@@ -13,67 +15,22 @@ says how many more repeats (or requests) would separate them, and how long that 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
 import pandas as pd
 
-from bench.metric_registry import METRICS, Metric
-from bench.report.summary import GB, ConfigSummary
+from bench.objective import (
+    SYNTAX,
+    Objective,
+    decode_cell,
+    parse_objective,
+    throughput_cell,
+    vram_gb,
+)
+from bench.report.summary import ConfigSummary
 from bench.stats import t_quantile
 
-SYNTAX = ("decode | throughput@N | throughput:ttft_p90<MS | decode_per_gb")
-_THROUGHPUT_AT = re.compile(r"throughput@(\d+)")
-_TTFT_LIMIT = re.compile(r"throughput:ttft_p90<(\d+(?:\.\d+)?)")
-
-
-@dataclass(frozen=True)
-class Objective:
-    text: str
-    kind: str  # decode | throughput_at | throughput_ttft | decode_per_gb
-    concurrency: int | None = None
-    ttft_ms: float | None = None
-
-    @property
-    def describe(self) -> str:
-        if self.kind == "throughput_at":
-            return f"aggregate output tokens/s at concurrency {self.concurrency}"
-        if self.kind == "throughput_ttft":
-            return (f"the highest aggregate output tokens/s at any concurrency whose TTFT p90 stays under "
-                    f"{self.ttft_ms:g} ms")
-        if self.kind == "decode_per_gb":
-            return "decode tokens/s per request per GB of peak GPU memory (VRAM)"
-        return "decode tokens/s per request at each configuration's lowest concurrency (one user)"
-
-    @property
-    def metric(self) -> Metric:
-        """The registry metric the objective ranks by (decode_per_gb: decode, divided by GB)."""
-        return METRICS["throughput_tps" if self.kind.startswith("throughput") else "decode_tps"]
-
-    @property
-    def unit(self) -> str:
-        return self.metric.unit + (" per GB" if self.kind == "decode_per_gb" else "")
-
-    @property
-    def header(self) -> str:
-        """The co-leaders table's column: the metric's header (per GB for decode_per_gb)."""
-        return self.metric.header + (" per GB" if self.kind == "decode_per_gb" else "")
-
-
-def parse_objective(text: str) -> Objective:
-    """The objective named by `text`; ValueError (one line, the syntax) when it is not one."""
-    t = text.strip().replace(" ", "")
-    if t in ("decode", "decode@1", "decode_c1"):
-        return Objective(text, "decode")
-    if t in ("decode_per_gb", "tps_per_gb_vram"):
-        return Objective(text, "decode_per_gb")
-    if m := _THROUGHPUT_AT.fullmatch(t):
-        if int(m.group(1)) < 1:
-            raise ValueError(f"objective {text!r}: the concurrency must be at least 1 ({SYNTAX})")
-        return Objective(text, "throughput_at", concurrency=int(m.group(1)))
-    if m := _TTFT_LIMIT.fullmatch(t):
-        return Objective(text, "throughput_ttft", ttft_ms=float(m.group(1)))
-    raise ValueError(f"objective {text!r} is not understood: use {SYNTAX}")
+__all__ = ["SYNTAX", "Objective", "Score", "Separation", "parse_objective", "score", "separation"]
 
 
 @dataclass
@@ -111,20 +68,13 @@ def _cell_score(rows: pd.DataFrame, metric: str) -> Score:
     return Score(value, max(lo, 0.0) if lo is not None else None, hi, n, basis)
 
 
-def _workload(rows: pd.DataFrame) -> pd.DataFrame:
-    if not len(rows):
-        return rows
-    counts = rows.groupby(["input_tokens", "output_tokens"], dropna=False).size()
-    inp, out = counts.idxmax()
-    return rows[(rows["input_tokens"] == inp) & (rows["output_tokens"] == out)]
-
-
 def score(obj: Objective, s: ConfigSummary, rows: pd.DataFrame) -> Score:
-    """How configuration `s` (its ok rows `rows`) does on the objective."""
+    """How configuration `s` (its ok rows `rows`) does on the objective: the cells are
+    `bench.objective`'s (the ones a race or halving sweep pruned by), the CI over repeats."""
     if obj.kind in ("decode", "decode_per_gb"):
         if s.decode_judged is None:
             return Score(None, reason="no decode measurement")
-        basis_rows = rows[(rows["concurrency"] == s.decode_concurrency)].dropna(subset=["decode_tps"])
+        basis_rows = decode_cell(rows)
         base = _cell_score(basis_rows, "decode_tps") if len(basis_rows) else Score(s.decode_tps)
         scale = (s.decode_judged / s.decode_tps) if s.decode_tps else 1.0  # server timings when lower
         out = Score(s.decode_judged, s.decode_lo * scale if s.decode_lo is not None else None,
@@ -132,30 +82,18 @@ def score(obj: Objective, s: ConfigSummary, rows: pd.DataFrame) -> Score:
                     f"at concurrency {s.decode_concurrency:g}" if s.decode_concurrency else "")
         if obj.kind == "decode":
             return out
-        vram = sum(s.gpu_peak.values()) / GB if s.gpu_peak else 0.0
+        vram = vram_gb(rows)
         if vram <= 0:
             return Score(None, reason="no GPU memory measured")
         return Score(out.value / vram, out.lo / vram if out.lo is not None else None,
                      out.hi / vram if out.hi is not None else None, out.n, out.basis,
                      f"{out.detail}, {vram:.1f} GB peak VRAM")
-    data = _workload(rows.dropna(subset=["throughput_tps"]))
-    if obj.kind == "throughput_at":
-        at = data[data["concurrency"] == obj.concurrency]
-        if not len(at):
-            return Score(None, reason=f"no successful cell at concurrency {obj.concurrency}")
-        out = _cell_score(at, "throughput_tps")
-        out.detail = f"at concurrency {obj.concurrency}"
-        return out
-    best: Score | None = None
-    for conc, grp in data.groupby("concurrency"):
-        ttft = _num(grp["ttft_ms_p90"].mean())
-        if ttft is None or ttft >= (obj.ttft_ms or 0):
-            continue
-        cand = _cell_score(grp, "throughput_tps")
-        cand.detail = f"at concurrency {conc:g} (TTFT p90 {ttft:.0f} ms)"
-        if best is None or (cand.value or 0) > (best.value or 0):
-            best = cand
-    return best or Score(None, reason=f"no concurrency kept TTFT p90 under {obj.ttft_ms:g} ms")
+    cell = throughput_cell(obj, rows)
+    if cell.rows is None:
+        return Score(None, reason=cell.reason)
+    out = _cell_score(cell.rows, "throughput_tps")
+    out.detail = cell.detail
+    return out
 
 
 def _t(n: int) -> float:

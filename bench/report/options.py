@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bench.objective import DEFAULT, PRUNING, parse_objective, spec_objective
 from omni.errors import error_location, error_message
 
 
@@ -35,13 +36,11 @@ class ReportOptions(BaseModel):
     min_decode_tps: float = Field(15.0, gt=0)  # decode tokens/s per request, one user
     min_headroom_gb: float | None = Field(None, ge=0)  # host headroom kept during inference (10^9 B)
     target_mem_gb: float | None = Field(None, gt=0)  # MemTotal of the box judged (default: this host)
-    objective: str = "decode"  # what "best" means: bench/report/objective.py (decode, throughput@N, ...)
+    objective: str = DEFAULT  # what "best" means: bench/objective.py (decode, throughput@N, ...)
 
     @field_validator("objective")
     @classmethod
     def _objective(cls, value: str) -> str:
-        from bench.report.objective import parse_objective
-
         parse_objective(value)  # ValueError: one line with the syntax
         return value
     host_bandwidth_gbps: float | None = Field(None, gt=0)  # measured host RAM bandwidth, GB/s
@@ -106,8 +105,15 @@ def load_options(
     notes: list[str] = []
     sources = dict.fromkeys(FIELDS, DEFAULT_SOURCE)
     layers: list[tuple[str, Mapping[str, Any]]] = []
-    table = spec.get("report")
-    if isinstance(table, Mapping):
+    table = dict(spec["report"]) if isinstance(spec.get("report"), Mapping) else {}
+    try:
+        pruned_by = spec_objective(spec)  # [report] objective, or the older strategy_options table mapped
+    except ValueError as err:
+        notes.append(f"spec: {err}")
+        pruned_by = None
+    if pruned_by is not None and "objective" not in table:  # the older strategy-only form, mapped
+        layers.append(("spec [strategy_options]", {"objective": pruned_by}))
+    if table:
         layers.append(("spec [report]", table))
     side = sweep_dir / "report.toml"
     if side.is_file():
@@ -121,8 +127,18 @@ def load_options(
             else:
                 notes.append(f"{source}: unknown key {key!r} ignored (known: {', '.join(FIELDS)})")
     try:
-        return ReportOptions.model_validate(merged), notes, sources
+        opts = ReportOptions.model_validate(merged)
     except ValidationError as err:
         e = err.errors()[0]
         key, value = error_location(e), e.get("input")
         raise ReportError(f"report setting {key}={value!r}: {error_message(e)}") from None
+    strategy = str(spec.get("strategy", "grid"))
+    try:
+        pruning = parse_objective(pruned_by or DEFAULT)
+    except ValueError:
+        return opts, notes, sources
+    if strategy in PRUNING and parse_objective(opts.objective).canonical != pruning.canonical:
+        notes.append(f"this {strategy} sweep chose which configurations to launch again by the objective "
+                     f"{pruning.text!r}; ranked here by {opts.objective!r}, the ones it dropped early have "
+                     "fewer repeats")
+    return opts, notes, sources

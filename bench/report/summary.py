@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.metric_registry import GB  # the page's byte unit; summary.GB is what the report modules import
+from bench.objective import DISAGREE, decode_cell, judged_decode
 from bench.report import ceiling as ce
 from bench.report.data import Sweep, json_dict, json_list
 from bench.report.hostfacts import Gpu
@@ -24,8 +25,6 @@ from bench.report.modelbytes import ModelBytes, ModelFileError, model_for_sweep
 from bench.report.placement import ALL_LAYERS, Placement, parse_placement
 from bench.stats import mean
 from omni.llamacpp import parse
-
-DISAGREE = (0.8, 1.25)  # client/server decode ratio outside this band is shown as a finding
 
 
 @dataclass
@@ -90,9 +89,7 @@ class ConfigSummary:
     @property
     def decode_judged(self) -> float | None:
         """The figure criteria and ranking use: the lower of client and server when they disagree."""
-        if self.decode_disagrees:
-            return min(self.decode_tps, self.server_decode_tps)  # type: ignore[type-var]
-        return self.decode_tps
+        return judged_decode(self.decode_tps, self.server_decode_tps)
 
     @property
     def host_committed(self) -> float | None:
@@ -179,12 +176,9 @@ def _summarise(sweep: Sweep, cid: str, rows: pd.DataFrame) -> ConfigSummary:
             s.gpu_peak[i] = peak
         if total or fact:
             s.gpu_total[i] = total or fact  # type: ignore[assignment]
-    measured = ok.dropna(subset=["decode_tps"])
-    if len(measured):
-        low = measured["concurrency"].min()
-        at = measured[measured["concurrency"] == low]
-        cell = at[at["output_tokens"] == at["output_tokens"].max()]
-        s.decode_concurrency = _num(low)
+    cell = decode_cell(ok)  # the cell the objective `decode` reads (bench.objective)
+    if len(cell):
+        s.decode_concurrency = _num(cell["concurrency"].iloc[0])
         s.decode_tps, s.server_decode_tps = _mean(cell["decode_tps"]), _mean(cell["server_decode_tps"])
         if "decode_client_over_server" in cell:
             s.decode_paired = _mean(cell["decode_client_over_server"])

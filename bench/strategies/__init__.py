@@ -5,12 +5,14 @@
     strategy = "halving"               # successive halving over repeats
     [strategy_options]                 # knobs of the chosen strategy (all optional)
     launch_cv = 0.03                   # race: expected launch-to-launch spread, before data
-    objective = { metric = "throughput_tps", concurrency = 4 }
+
+What ranks a launch is not a strategy knob: it is the one objective, `[report] objective` (see
+`bench.objective`), so the launches a race drops are judged on what the page recommends by.
 
 Use: `st = parse_strategy(spec.strategy, spec.strategy_options)` (before any launch: one-line
 ValueError on a bad knob), `s = make_strategy(st, config_ids, repeats)`, then
 `while (cid := s.ask()) is not None:` launch `cid`, run its cells, and
-`s.tell(cid, launch_score(rows, st.objective))`. `s.best()` is the winner; `s.arms[cid].dropped`
+`s.tell(cid, launch_score(rows, objective))`. `s.best()` is the winner; `s.arms[cid].dropped`
 says why a configuration stopped being launched.
 """
 
@@ -21,9 +23,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from bench.objective import Objective, launch_score, legacy_objective
 from bench.strategies.adaptive import Halving, Race
 from bench.strategies.base import Arm, Grid, Strategy
-from bench.strategies.objective import Objective, launch_score
 from omni.errors import error_location, error_message
 
 __all__ = [
@@ -41,7 +43,6 @@ class StrategySpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: Literal["grid", "race", "halving"] = "grid"
-    objective: Objective = Field(default_factory=Objective)
     confirm: int = Field(2, ge=1, description="launches the final winner gets (capped at repeats)")
     confidence: float = Field(0.95, gt=0.5, lt=1)
     launch_cv: float = Field(0.03, gt=0, lt=1)
@@ -65,15 +66,22 @@ class StrategySpec(BaseModel):
 
 
 def parse_strategy(name: str, options: Mapping[str, Any] | None = None) -> StrategySpec:
-    """Validate the spec's `strategy` and `strategy_options`; raises ValueError with one line."""
+    """Validate the spec's `strategy` and `strategy_options`; raises ValueError with one line.
+
+    `objective` is no strategy knob (the spec maps the older table to `[report] objective` before
+    this); given here, the error names the `[report] objective` it stands for.
+    """
+    if options and "objective" in options:
+        text = legacy_objective(options["objective"])
+        raise ValueError(f"strategy_options.objective is now [report] objective = {text!r}: the one "
+                         "objective ranks launches and the report alike") from None
     try:
         return StrategySpec.model_validate({**(options or {}), "name": name})
     except ValidationError as err:
         e = err.errors()[0]
         key = error_location(e)
         if e["type"] == "extra_forbidden":
-            model = Objective if key.startswith("objective.") else StrategySpec
-            known = sorted(set(model.model_fields) - {"name"})
+            known = sorted(set(StrategySpec.model_fields) - {"name"})
             raise ValueError(f"unknown strategy option {key!r}: use one of {', '.join(known)}") from None
         if key == "name":
             raise ValueError(f"strategy {name!r} is not known: use grid, race or halving") from None

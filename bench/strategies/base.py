@@ -5,8 +5,8 @@ decides which server configuration to launch next from the scores seen so far. S
 deterministic (ties go to spec order), so a resumed sweep that replays its recorded launches
 through `tell` reaches the same state and asks for the same next launch.
 
-Scores are "higher is better" and positive (tokens/s); a latency objective is passed as its
-reciprocal or through `Objective` in `bench.strategies.objective`. Internally a score is compared
+Scores are "higher is better" and positive (tokens/s): `bench.objective.launch_score`, the same
+objective the report recommends by. Internally a score is compared
 on the log scale: launch-to-launch noise is roughly proportional to the value, so log scores
 have one variance across fast and slow configurations.
 """

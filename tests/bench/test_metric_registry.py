@@ -9,6 +9,7 @@ import pytest
 
 from bench.metric_registry import CI_METRICS, METRICS, computed_by, metric
 from bench.metrics import summarize
+from bench.objective import Objective, parse_objective
 from bench.report.data import NUMERIC, _read_rows
 from bench.schema import FIXED_COLUMNS, NUMERIC_COLUMNS, RequestRecord, Row, RunRecord
 from bench.store import SweepStore
@@ -60,15 +61,16 @@ def test_every_metric_is_a_row_field_a_csv_column_and_a_report_number(tmp_path):
     assert frame["host_mem_peak_bytes"].iloc[0] == 3 << 30  # bytes stay exact integers
 
 
-def test_metric_entries_are_complete_and_directions_drive_the_objective():
+def test_metric_entries_are_complete_and_the_objective_ranks_by_registered_metrics():
     for m in METRICS.values():
         assert m.unit and m.description and m.short and m.direction in ("higher", "lower", ""), m
     assert set(CI_METRICS) == {"decode_tps", "server_decode_tps", "prefill_tps", "server_prefill_tps",
                                "throughput_tps"}
     assert metric("ttft_ms_p50").direction == "lower" and metric("throughput_tps").direction == "higher"
-    assert parse_strategy("race", {"objective": {"metric": "tpot_ms_p90"}}).objective.lower_is_better
-    with pytest.raises(ValueError, match="'thruput' is not a results metric"):
-        parse_strategy("race", {"objective": {"metric": "thruput"}})
+    assert Objective("decode", "decode").metric is metric("decode_tps")
+    assert parse_objective("throughput@4").metric is metric("throughput_tps")
+    with pytest.raises(ValueError, match="has no equivalent in the one objective"):
+        parse_strategy("race", {"objective": {"metric": "tpot_ms_p90"}})
     schema = Row.model_json_schema()["properties"]["decode_tps"]
     assert schema["unit"] == "tokens/s" and json.dumps(schema["description"])
 

@@ -144,8 +144,8 @@ def test_strategies_are_deterministic_so_a_resumed_sweep_replays_to_the_same_nex
 
 def test_parse_strategy_accepts_names_and_knobs_and_rejects_mistakes_in_one_line():
     assert parse_strategy("grid").name == "grid"
-    st = parse_strategy("race", {"launch_cv": 0.02, "objective": {"metric": "decode_tps", "concurrency": 1}})
-    assert (st.launch_cv, st.objective.metric, st.objective.concurrency) == (0.02, "decode_tps", 1)
+    st = parse_strategy("race", {"launch_cv": 0.02})
+    assert st.launch_cv == 0.02
     assert isinstance(make_strategy(st, ["a"], 3), Race)
     assert isinstance(make_strategy(parse_strategy("halving", {"eta": 3}), ["a"], 3), Halving)
     assert make_strategy(parse_strategy("race", {"confirm": 5}), ["a"], 3).confirm == 3
@@ -155,6 +155,8 @@ def test_parse_strategy_accepts_names_and_knobs_and_rejects_mistakes_in_one_line
         ("grid", (("confirm", 2),)): "confirm applies to strategies 'race' and 'halving' only: remove it",
         ("race", (("launch_cv", 2),)): "strategy_options.launch_cv: Input should be less than 1 (got 2)",
         ("race", (("speed", 1),)): "unknown strategy option 'speed': use one of confidence, confirm, eta",
+        ("race", (("objective", "throughput@4"),)):
+            "strategy_options.objective is now [report] objective = 'throughput@4'",
     }
     for (name, opts), message in bad.items():
         with pytest.raises(ValueError) as err:
@@ -163,19 +165,23 @@ def test_parse_strategy_accepts_names_and_knobs_and_rejects_mistakes_in_one_line
         assert "\n" not in str(err.value)
 
 
-def test_launch_score_is_the_geometric_mean_over_the_chosen_cells():
+def test_launch_score_reads_the_objectives_cell_and_fails_a_failed_launch():
     rows = [
-        {"status": "ok", "concurrency": "1", "throughput_tps": "10", "ttft_ms_p50": "20"},
-        {"status": "ok", "concurrency": "4", "throughput_tps": "40", "ttft_ms_p50": "80"},
+        {"status": "ok", "concurrency": "1", "input_tokens": "64", "output_tokens": "32",
+         "decode_tps": "12", "throughput_tps": "10", "ttft_ms_p90": "20", "gpu0_mem_peak_bytes": "3e9"},
+        {"status": "ok", "concurrency": "4", "input_tokens": "64", "output_tokens": "32",
+         "decode_tps": "9", "throughput_tps": "40", "ttft_ms_p90": "80", "gpu0_mem_peak_bytes": "4e9"},
     ]
-    assert launch_score(rows, Objective()) == pytest.approx(20.0)
-    assert launch_score(rows, Objective(concurrency=4)) == pytest.approx(40.0)
-    assert launch_score(rows, Objective(metric="ttft_ms_p50")) == pytest.approx(1 / 40)  # lower is better
-    assert launch_score([*rows, {"status": "oom-guard", "concurrency": "16"}], Objective()) is None
+    assert launch_score(rows, Objective("decode", "decode")) == pytest.approx(12.0)  # lowest concurrency
+    assert launch_score(rows, "throughput@4") == pytest.approx(40.0)
+    assert launch_score(rows, "throughput:ttft_p90<50") == pytest.approx(10.0)  # c=4 breaks the limit
+    assert launch_score(rows, "decode_per_gb") == pytest.approx(12.0 / 4.0)  # the launch's peak VRAM
+    assert launch_score([*rows, {"status": "oom-guard", "concurrency": "16"}], "decode") is None
     partial = [{**rows[0], "status": "partial"}, rows[1]]
-    assert launch_score(partial, Objective()) == pytest.approx(20.0)
-    assert launch_score([{"status": "ok", "concurrency": "1", "throughput_tps": ""}], Objective()) is None
-    assert launch_score(rows, Objective(concurrency=16)) is None
+    assert launch_score(partial, "decode") == pytest.approx(12.0)
+    assert launch_score([{**rows[0], "decode_tps": ""}], "decode") is None
+    assert launch_score(rows, "throughput@16") is None
+    assert launch_score(rows, "throughput:ttft_p90<10") is None
 
 
 def test_t_quantiles_and_pooled_variance_match_reference_values():

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.objective import parse_objective
 from benchmarks.strategy_eval import STRATEGIES, evaluate, grid_verdict, run_trial
 from benchmarks.strategy_surfaces import recorded_surface
 
@@ -17,9 +18,11 @@ def test_recorded_surface_has_one_score_per_launch():
     surface, repeats = recorded_surface(CSV)
     assert repeats == 3 and len(surface.ids) == 6
     assert surface.recorded is not None and surface.recorded.shape == (6, 3)
-    # launch score = geometric mean of throughput_tps over the launch's cells (c=1 and c=4)
+    # launch score = the one objective (default decode): decode_tps of the launch's c=1 cell
     first = surface.ids.index("c523ac848")
-    assert abs(math.exp(surface.recorded[first, 0]) - math.sqrt(1131.19 * 893.865)) < 1e-6
+    assert abs(math.exp(surface.recorded[first, 0]) - 3092.76) < 1e-6
+    by_throughput = recorded_surface(CSV, parse_objective("throughput@4"))[0]
+    assert abs(math.exp(by_throughput.recorded[first, 0]) - 893.865) < 1e-6
 
 
 def test_replay_reorders_launches_but_the_grid_verdict_is_fixed():

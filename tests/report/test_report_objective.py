@@ -9,10 +9,15 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 
-from bench.report.objective import Score, parse_objective, separation
+from bench.report.criteria import recommend
+from bench.report.objective import Score, parse_objective, score, separation
+from bench.report.options import ReportOptions
+from bench.report.summary import ConfigSummary
 from bench.stats import t_quantile
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,6 +81,76 @@ def test_separation_finds_the_repeats_at_which_the_intervals_stop_overlapping():
     want = next(n for n in range(4, 200) if 2 * h(n) / h(3) < 1)
     assert sep.n_needed == want and sep.n_now == 3 and sep.basis == "repeats"
     assert separation(lead, Score(10.0, 9.0, 11.0, 3, "repeats")).n_needed is None  # equal means
+
+
+def _config(cid: str, decode: list[float], gpu_gb: float | None) -> tuple[ConfigSummary, list[dict]]:
+    """A configuration of 3 repeats: c=1 decode as given, c=2 and c=8 aggregate throughput below."""
+    s = ConfigSummary(cid, cid, "llama-server", "ok", "", [], {}, decode_concurrency=1.0,
+                      decode_tps=sum(decode) / len(decode), decode_lo=min(decode), decode_hi=max(decode),
+                      served=True, host_available_min=50e9)
+    rows = [{"config_id": cid, "status": "ok", "repeat": r, "input_tokens": 64, "output_tokens": 32,
+             "ci_basis": "repeats", "ok_requests": 8, "concurrency": 1, "decode_tps": d,
+             "throughput_tps": d, "ttft_ms_p90": 40.0,
+             **({"gpu0_mem_peak_bytes": gpu_gb * 1e9} if gpu_gb is not None else {})}
+            for r, d in enumerate(decode)]
+    return s, rows
+
+
+def _with_cells(rows: list[dict], cells: dict[int, tuple[list[float], float]]) -> list[dict]:
+    """Add cells {concurrency: ([throughput per repeat], TTFT p90 ms)} beside the c=1 rows."""
+    out = list(rows)
+    for conc, (tps, ttft) in cells.items():
+        out += [{**rows[r], "concurrency": conc, "decode_tps": rows[r]["decode_tps"] / conc,
+                 "throughput_tps": t, "throughput_tps_ci95_lo": None, "ttft_ms_p90": ttft}
+                for r, t in enumerate(tps)]
+    return out
+
+
+def _rank(obj_text: str, configs: list[tuple[ConfigSummary, list[dict]]]):
+    frame = pd.DataFrame([row for _, rows in configs for row in rows])
+    obj = parse_objective(obj_text)
+    scores = {s.config_id: score(obj, s, frame[frame["config_id"] == s.config_id]) for s, _ in configs}
+    rec = recommend([s for s, _ in configs], ReportOptions(objective=obj_text, min_headroom_gb=10),
+                    SimpleNamespace(ok_rows=frame))
+    return scores, rec
+
+
+def test_ttft_limit_ranks_the_best_throughput_among_concurrencies_under_the_limit():
+    """fast: 90 tokens/s at c=8 but TTFT p90 700 ms, so 50 at c=2 (300 ms) is what counts;
+    steady: 60 at c=8 with TTFT p90 450 ms. Under 500 ms steady leads; under 800 ms fast does."""
+    fast, fast_rows = _config("fast", [20.0, 21.0, 19.0], 4.0)
+    steady, steady_rows = _config("steady", [18.0, 18.5, 17.5], 4.0)
+    fast_rows = _with_cells(fast_rows, {2: ([50.0, 51.0, 49.0], 300.0), 8: ([90.0, 92.0, 88.0], 700.0)})
+    steady_rows = _with_cells(steady_rows, {2: ([35.0, 35.5, 34.5], 200.0), 8: ([60.0, 61.0, 59.0], 450.0)})
+    configs = [(fast, fast_rows), (steady, steady_rows)]
+    scores, rec = _rank("throughput:ttft_p90<500", configs)
+    assert scores["fast"].value == pytest.approx(50.0)
+    assert "at concurrency 2 (TTFT p90 300 ms)" in scores["fast"].detail
+    assert scores["steady"].value == pytest.approx(60.0) and "at concurrency 8" in scores["steady"].detail
+    assert scores["steady"].n == 3 and scores["steady"].basis == "repeats"
+    assert rec.config is steady and not rec.coleaders and rec.objective.kind == "throughput_ttft"
+    scores, rec = _rank("throughput:ttft_p90<800", configs)
+    assert scores["fast"].value == pytest.approx(90.0) and rec.config is fast
+    scores, rec = _rank("throughput:ttft_p90<30", configs)  # c=1 is 40 ms: nothing qualifies
+    assert scores["fast"].value is None
+    assert "no concurrency kept TTFT p90 under 30 ms" in scores["fast"].reason
+    assert rec.config is None and "no concurrency kept TTFT p90 under 30 ms" in rec.why
+
+
+def test_decode_per_gb_ranks_decode_over_peak_vram_and_skips_unmeasured_gpus():
+    """big: 30 tokens/s on 12 GB (2.5 per GB); small: 20 tokens/s on 4 GB (5 per GB) leads, though
+    its decode is lower; cpu: no GPU memory measured, so no value (never a division by zero)."""
+    big, big_rows = _config("big", [30.0, 31.0, 29.0], 12.0)
+    small, small_rows = _config("small", [20.0, 20.5, 19.5], 4.0)
+    cpu, cpu_rows = _config("cpu", [25.0, 25.0, 25.0], None)
+    scores, rec = _rank("decode_per_gb", [(big, big_rows), (small, small_rows), (cpu, cpu_rows)])
+    assert scores["big"].value == pytest.approx(30.0 / 12.0)
+    assert (scores["big"].lo, scores["big"].hi) == (pytest.approx(29.0 / 12.0), pytest.approx(31.0 / 12.0))
+    assert scores["small"].value == pytest.approx(20.0 / 4.0) and "4.0 GB peak VRAM" in scores["small"].detail
+    assert scores["cpu"].value is None and scores["cpu"].reason == "no GPU memory measured"
+    assert rec.config is small and not rec.coleaders and rec.objective.unit == "tokens/s per GB"
+    _, by_decode = _rank("decode", [(big, big_rows), (small, small_rows), (cpu, cpu_rows)])
+    assert by_decode.config is big  # the same rows, ranked by decode alone
 
 
 @pytest.fixture(scope="module")
