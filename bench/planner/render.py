@@ -119,4 +119,8 @@ def spec_text(model: str, mt: ModelTable, host: HostFacts, s: Settings, best: Pl
         "request_timeout_s = 1800", "",
         "[memory]", 'oom_floor = "5%"', "",
     ]
+    if s.vram_budget and all_gpus:  # the report marks rows over it: a faster row over budget is no win
+        per_gpu = vram_budgets(host, s, all_gpus)
+        gib = [per_gpu[g] / GIB for g in sorted(all_gpus)]
+        lines += ["[report]", f"vram_budget_gib = {json.dumps(gib)}", ""]
     return "\n".join(lines)

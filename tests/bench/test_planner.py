@@ -96,6 +96,20 @@ def test_vram_budget_and_gpu_choice(table):
     assert argv[argv.index("-dev") + 1] == "CUDA0" and "-ts" not in argv
 
 
+def test_the_spec_carries_the_vram_budget_for_the_report(table):
+    """A budgeted plan's spec sets [report] vram_budget_gib, so the report marks rows over it."""
+    import tomllib
+
+    from bench.spec import parse_spec
+
+    host = host_from_facts(REF_FACTS)
+    for budget, want in (((40, 20), [40.0, 20.0]), ((), None)):
+        s = Settings(vram_budget=budget)
+        best, options = plan(table, host, s)
+        spec = parse_spec(tomllib.loads(spec_text("r1.gguf", table, host, s, best, [], options)))
+        assert spec.report.vram_budget_gib == want
+
+
 def test_bandwidths_from_the_facts_the_collector_writes():
     """DIMMs at their configured speed (dmidecode's configured_mts), GPUs by the report's datasheet."""
     doc = copy.deepcopy(REF_FACTS)
