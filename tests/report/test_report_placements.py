@@ -74,9 +74,10 @@ BEST = "-ngl 99 --n-cpu-moe 8 · threads=16"
 
 
 def _example(tmp_path: Path, budget_gib: float | None = None, facts: bool = False) -> tuple[Sweep, list]:
-    """The H100 sweep of reports/examples/placement (its 3 GiB budget given in report.toml)."""
+    """The H100 sweep of reports/examples/placement, with the VRAM budget given here or none."""
     sweep_dir = tmp_path / "placement"
     shutil.copytree(EXAMPLE, sweep_dir)
+    (sweep_dir / "report.toml").unlink(missing_ok=True)  # the committed one gives the 3 GiB budget
     if budget_gib is not None:
         (sweep_dir / "report.toml").write_text(f"[report]\nvram_budget_gib = {budget_gib}\n")
     if facts:  # the facts the plan was made from (nvidia-smi at sweep start: 81079 of 81559 MiB free)
