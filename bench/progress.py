@@ -172,10 +172,13 @@ class SweepProgress:
         self.phase("launching")
 
     def phase(self, name: str, cell: str = "") -> None:
+        """Show the phase now: a terminal redraws at once, so a phase shorter than the bar's refresh
+        period (a warm-up request, a fast stop) is still seen; a file or pipe gets only the end."""
         self.current = f"{name} {cell}".strip()
         if name in ("warming", "measuring") and not self._cell_t0:
             self._cell_t0 = time.monotonic()
         self._show()
+        self.bar.refresh()
 
     def cell_done(self, units: float, measured: bool = True) -> None:
         """One cell finished (or was skipped: `measured` False advances without timing it)."""

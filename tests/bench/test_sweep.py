@@ -7,6 +7,7 @@ import contextlib
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from bench.progress import PHASES
 from bench.schema import FIXED_COLUMNS
 from tests.bench.benchutil import run_bench, write_spec
 
@@ -377,12 +379,23 @@ def test_every_launch_failing_exits_1_with_the_servers_words_and_is_not_relaunch
 
 
 def test_progress_shows_labels_phases_and_an_eta_not_hashes(tiny_model: Path, tmp_path: Path):
+    """On a terminal (rich forced interactive, as a user's shell is) every phase of every launch is
+    drawn with the launch's label, and each cell's line starts with the label, never a hash id."""
     spec = write_spec(tmp_path / "s.toml", spec_text(tiny_model, '"-np" = [1, 2]'))
     out = tmp_path / "sweep"
-    proc = run_bench("sweep", str(spec), "--out", str(out), "--no-report", env={"COLUMNS": "200"})
+    tty = {"COLUMNS": "200", "TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1", "TERM": "xterm", "NO_COLOR": "1"}
+    proc = run_bench("sweep", str(spec), "--out", str(out), "--no-report", env=tty)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "\n", proc.stdout).replace("\r", "\n")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     ids = {r["config_id"] for r in rows(out)}
-    lines = [ln for ln in proc.stdout.splitlines() if " r0 " in ln and ": ok" in ln]
-    assert lines and all(not any(i in ln for i in ids) for ln in lines), lines
-    assert any(ln.startswith("np=1 r0 in32-out16-c1: ok decode") or "np=1" in ln for ln in lines), lines
-    assert "launch 2/2" in proc.stdout and "ETA" in proc.stdout
+    assert not any(i in ln for ln in lines for i in ids), [ln for ln in lines if any(i in ln for i in ids)]
+    for seq, label in ((1, "np=1"), (2, "np=2")):
+        drawn = {m.group(1) for ln in lines if (m := re.match(rf"launch {seq}/2 {label} r0 · (\w+)", ln))}
+        assert set(PHASES) <= drawn, (label, drawn)
+        for cell in ("in32-out16-c1", "in32-out16-c2"):
+            assert any(ln.startswith(f"{label} r0 {cell}: ok decode ") for ln in lines), (label, cell, lines)
+            for phase in ("warming", "measuring"):
+                assert any(ln.startswith(f"launch {seq}/2 {label} r0 · {phase} {cell}") for ln in lines), \
+                    (label, phase, cell)
+    assert any(re.search(r"ETA \d+ (s|min|h)", ln) for ln in lines), lines[-5:]
