@@ -67,6 +67,26 @@ def comma_list(value: Any) -> Any:
 YesNo = Annotated[bool, BeforeValidator(yes_no)]
 
 
+def table(model: type[M], data: Mapping[str, Any] | Any, key: str) -> M:
+    """The host data's ``key`` table merged over the ``model``'s defaults, validated.
+
+    Why: a module's knobs were a ``DEFAULTS`` dict merged with :func:`settings` and read raw, so
+    ``[hosts.box.storage] min_size_gib = "abc"`` became a traceback deep in a deploy. The model is
+    the one home of the defaults and the types; a bad value or an unknown key (with
+    ``extra="forbid"``) raises :class:`SettingsError` naming ``key.sub``.
+    """
+    override = data.get(key) if hasattr(data, "get") else None
+    if override is not None and not isinstance(override, Mapping):
+        raise SettingsError(f"{key}: is a {type(override).__name__}, not a table: write it as "
+                            f"[hosts.<name>.{key}] in your hosts file (OMNI_HOSTS_FILE)")
+    merged = deep_merge(model().model_dump(), override or {})
+    try:
+        return model.model_validate(merged)
+    except ValidationError as exc:
+        raise SettingsError(one_line(exc, root=(key,), show_input=True,
+                                     fix="fix it in your hosts file (OMNI_HOSTS_FILE)")) from None
+
+
 def flags(model: type[M], data: Mapping[str, Any] | Any) -> M:
     """The ``model``'s fields read from the top of the host data; unset, None or "" keeps the default.
 

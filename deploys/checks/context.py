@@ -58,13 +58,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from deploys.checks import Row, Status, Weight
 from deploys.core.markers import MARKER_DIR
 from facts import hardware as hardware_facts
-from omni.errors import one_line
-from omni.settings import SettingsError, settings
+from omni.settings import table
 
 HARDWARE_FACTS = (
     "PcieLinks",
@@ -122,15 +121,7 @@ class VerifySettings(BaseModel):
 
 def verify_settings(data: Any) -> VerifySettings:
     """``verify`` merged over the defaults (a host's ``tools`` extends them); one line on a bad value."""
-    table = data.get("verify") if hasattr(data, "get") else None
-    if table is not None and not isinstance(table, dict):
-        raise SettingsError(f"verify: is a {type(table).__name__}, not a table: "
-                            "write it as [hosts.<name>.verify] in your hosts file (OMNI_HOSTS_FILE)")
-    try:
-        return VerifySettings.model_validate(settings(VerifySettings().model_dump(), data, "verify"))
-    except ValidationError as exc:
-        raise SettingsError(one_line(exc, root=["verify"], show_input=True,
-                                     fix="fix it in your hosts file (OMNI_HOSTS_FILE)")) from None
+    return table(VerifySettings, data, "verify")
 
 
 @dataclass(frozen=True)

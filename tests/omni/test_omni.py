@@ -14,7 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from omni.errors import error_location, one_line
 from omni.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from omni.numa import check_numa, parse_numa
-from omni.settings import SettingsError, YesNo, comma_list, flags, yes_no
+from omni.settings import SettingsError, YesNo, comma_list, flags, table, yes_no
 
 
 @pytest.mark.parametrize(
@@ -137,3 +137,20 @@ def test_a_bad_flag_is_one_line_naming_the_key_and_the_fix(data, needle):
     with pytest.raises(SettingsError) as err:
         flags(_Run, data)
     assert str(err.value).startswith(needle) and "\n" not in str(err.value)
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    size: int = Field(3, ge=0)
+    names: dict[str, str] = {"a": "A"}
+
+
+def test_table_merges_over_the_models_defaults_and_names_a_bad_key():
+    assert table(_Table, {"box": {"names": {"b": "B"}}}, "box") == _Table(names={"a": "A", "b": "B"})
+    assert table(_Table, {}, "box") == _Table()
+    for data, needle in [({"box": {"size": "x"}}, "box.size: Input should be a valid integer"),
+                         ({"box": {"sise": 1}}, "box.sise: Extra inputs are not permitted"),
+                         ({"box": "on"}, "box: is a str, not a table")]:
+        with pytest.raises(SettingsError) as err:
+            table(_Table, data, "box")
+        assert str(err.value).startswith(needle) and "\n" not in str(err.value)
