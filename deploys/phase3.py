@@ -19,15 +19,16 @@ from pyinfra.operations import files, python, server
 from pyinfra.operations.util import any_changed
 
 from deploys.core import markers
-from deploys.core.flags import Phase3Flags, run_flags
+from deploys.core.flags import Phase3Flags, check_tables, run_flags
 from deploys.core.guards import require_ubuntu_2404
 from deploys.host.grub import configure_grub, grub_settings
-from deploys.host.nvidia_driver import host_packages, persistence_daemon, wanted_packages
+from deploys.host.nvidia_driver import host_packages, nvidia_settings, persistence_daemon, wanted_packages
 from deploys.host.storage import storage_settings
 from deploys.host.storage.deploy import data_disk
 from facts.hardware import SecureBoot
 
 opts = run_flags(Phase3Flags)
+check_tables(grub_settings, storage_settings, nvidia_settings, wanted_packages)  # before any change
 require_ubuntu_2404("phase 3")
 if markers.read_phase0_marker(host.name) is None and not opts.phase0_waived:
     raise DeployError(

@@ -9,8 +9,9 @@ point reads them with :func:`run_flags` before it changes anything.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pyinfra import host
@@ -129,3 +130,16 @@ def run_flags(model: type[F]) -> F:
         return flags(model, host.data)
     except SettingsError as error:
         raise DeployError(f"{host.name}: {error}") from None
+
+
+def check_tables(*readers: Callable[[Any], Any]) -> None:
+    """Each settings reader (``grub_settings``...) run on this host's data before anything is planned.
+
+    Why: the readers are called deep in a phase's deploys, where a :class:`SettingsError` would be
+    a traceback; here it stops this host's run with the reader's one line.
+    """
+    for reader in readers:
+        try:
+            reader(host.data)
+        except SettingsError as error:
+            raise DeployError(f"{host.name}: {error}") from None

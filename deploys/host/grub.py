@@ -22,27 +22,37 @@ import re
 import shlex
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
 from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.facts.files import FileContents
 from pyinfra.operations import files, server
 from pyinfra.operations.util import any_changed
 
-from omni.settings import settings
+from omni.settings import table
 
-DEFAULTS: dict[str, Any] = {
-    "cmdline": ["iommu=pt", "pcie_aspm=off"],
-    "invalid": {"amd_iommu=on": "amd_iommu= has no 'on' value (the IOMMU is on by default); dropped"},
-    "os_prober": True,
-    "default_file": "/etc/default/grub",
-    "grub_cfg": "/boot/grub/grub.cfg",
-}
+
+class GrubSettings(BaseModel):
+    """The ``grub`` table, typed: ``cmdline = "quiet"`` would otherwise be written one letter a time."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cmdline: list[str] = ["iommu=pt", "pcie_aspm=off"]
+    invalid: dict[str, str] = {
+        "amd_iommu=on": "amd_iommu= has no 'on' value (the IOMMU is on by default); dropped"}
+    os_prober: bool = True
+    default_file: str = "/etc/default/grub"
+    grub_cfg: str = "/boot/grub/grub.cfg"
+
+
+DEFAULTS: dict[str, Any] = GrubSettings().model_dump()
 
 _KEY = "GRUB_CMDLINE_LINUX_DEFAULT"
 
 
 def grub_settings(data: Any) -> dict[str, Any]:
-    return settings(DEFAULTS, data, "grub")
+    """The host's ``grub`` table over the defaults; ``SettingsError`` (one line) on a bad value."""
+    return table(GrubSettings, data, "grub").model_dump()
 
 
 def wanted_params(cfg: dict[str, Any]) -> tuple[list[str], list[str]]:

@@ -22,8 +22,9 @@ Host data ``nvidia`` (merged over :data:`DEFAULTS`): ``branch`` (580), ``flavour
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field
 from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.facts.deb import DebPackages
@@ -31,25 +32,46 @@ from pyinfra.facts.files import File
 from pyinfra.operations import apt, systemd
 
 from facts.hardware import SecureBoot
-from omni.settings import settings
+from omni.settings import table
 
-DEFAULTS: dict[str, Any] = {"branch": 580, "flavour": "open"}
-PACKAGES: dict[str, Any] = {
-    "kernel": ["linux-generic-hwe-24.04"],
-    "tools": ["numactl", "hwloc", "pciutils", "dmidecode", "nvme-cli", "os-prober", "xfsprogs", "fdisk",
-              "mokutil"],
-}
+
+class NvidiaSettings(BaseModel):
+    """The ``nvidia`` table: which driver branch, open or proprietary kernel modules."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    branch: int = Field(580, gt=0)
+    flavour: Literal["open", "proprietary"] = "open"
+
+
+class PackageSettings(BaseModel):
+    """The ``packages`` table: the rest of phase 3's packages."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kernel: list[str] = ["linux-generic-hwe-24.04"]
+    tools: list[str] = ["numactl", "hwloc", "pciutils", "dmidecode", "nvme-cli", "os-prober", "xfsprogs",
+                        "fdisk", "mokutil"]
+
+
+DEFAULTS: dict[str, Any] = NvidiaSettings().model_dump()
+PACKAGES: dict[str, Any] = PackageSettings().model_dump()
+
+
+def nvidia_settings(data: Any) -> dict[str, Any]:
+    """The host's ``nvidia`` table over the defaults; ``SettingsError`` (one line) on a bad value."""
+    return table(NvidiaSettings, data, "nvidia").model_dump()
 
 
 def driver_package(data: Any) -> str:
-    cfg = settings(DEFAULTS, data, "nvidia")
+    cfg = nvidia_settings(data)
     suffix = "-open" if cfg["flavour"] == "open" else ""
     return f"nvidia-driver-{cfg['branch']}{suffix}"
 
 
 def signed_modules_package(data: Any) -> str:
     """Canonical's signed prebuilt kernel modules for the driver, tracking the HWE kernel."""
-    cfg = settings(DEFAULTS, data, "nvidia")
+    cfg = nvidia_settings(data)
     suffix = "-open" if cfg["flavour"] == "open" else ""
     return f"linux-modules-nvidia-{cfg['branch']}{suffix}-generic-hwe-24.04"
 
@@ -60,7 +82,7 @@ def needs_signed_modules(secure_boot: Any) -> bool:
 
 
 def wanted_packages(data: Any, secure_boot: Any = None) -> list[str]:
-    groups = settings(PACKAGES, data, "packages")
+    groups = table(PackageSettings, data, "packages").model_dump()
     signed = [signed_modules_package(data)] if needs_signed_modules(secure_boot) else []
     return [*groups["kernel"], *signed, driver_package(data), *groups["tools"]]
 

@@ -73,22 +73,28 @@ def test_a_bad_flag_is_one_line_naming_it(tmp_path: Path, monkeypatch: pytest.Mo
     assert f"@local: {key}" in line and f"pass --data {key}=" in line, line
 
 
-@pytest.mark.parametrize(("table", "needle"), [
-    ('pcie_load_seconds = "soon"', "verify.pcie_load_seconds: Input should be a valid number"),
-    ("min_decode_tps = -1", "verify.min_decode_tps: Input should be greater than 0 (got -1)"),
-    ("min_decode_tp = 5", "verify.min_decode_tp: Extra inputs are not permitted"),
+@pytest.mark.parametrize(("deploy", "table", "needle"), [
+    ("verify.py", 'verify]\npcie_load_seconds = "soon"', "verify.pcie_load_seconds: Input should be a valid"),
+    ("verify.py", "verify]\nmin_decode_tps = -1", "verify.min_decode_tps: Input should be greater than 0"),
+    ("verify.py", "verify]\nmin_decode_tp = 5", "verify.min_decode_tp: Extra inputs are not permitted"),
+    ("phase3.py", 'storage]\nmin_size_gib = "abc"', "storage.min_size_gib: Input should be a valid number"),
+    ("phase3.py", 'storage]\nlayout = "whole"', "storage.layout: Input should be 'append' or 'whole-disk'"),
+    ("phase3.py", 'grub]\ncmdline = "quiet"', "grub.cmdline: Input should be a valid list (got 'quiet')"),
+    ("phase3.py", 'nvidia]\nbranch = "latest"', "nvidia.branch: Input should be a valid integer"),
 ])
-def test_a_bad_verify_table_is_one_line_before_any_row(tmp_path: Path, table: str, needle: str) -> None:
-    """The ``verify`` table was read raw in three check modules: a bad value crashed a module's rows."""
+def test_a_bad_settings_table_is_one_line_before_anything_runs(tmp_path: Path, deploy: str, table: str,
+                                                                needle: str) -> None:
+    """These tables were read raw (``float()`` in three check modules, ``min_size_gib`` compared as a
+    string, ``cmdline = "quiet"`` written one letter at a time): now one model each, checked first."""
     hosts = tmp_path / "hosts.toml"
-    hosts.write_text(f'[hosts."@local".verify]\n{table}\n')
+    hosts.write_text(f'[hosts."@local".{table}\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMNI_", "PYINFRA_"))}
     env |= {"OMNI_HOSTS_FILE": str(hosts), "OMNI_REPORTS_DIR": str(tmp_path / "reports"),
-            "PYTHONPATH": str(REPO)}
-    command = [PYINFRA, "-y", str(REPO / "inventory.py"), str(REPO / "deploys" / "verify.py")]
+            "OMNI_BACKUP_DIR": str(tmp_path / "backups"), "PYTHONPATH": str(REPO)}
+    command = [PYINFRA, "-y", "--dry", str(REPO / "inventory.py"), str(REPO / "deploys" / deploy)]
     run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
     out = run.stdout + run.stderr
     assert run.returncode != 0 and "Traceback" not in out, out
     [line] = [line for line in out.splitlines() if "pyinfra error" in line]
     assert needle in line and "hosts file (OMNI_HOSTS_FILE)" in line, line
-    assert not (tmp_path / "reports").exists()  # stopped before any row ran
+    assert not (tmp_path / "reports").exists()  # verify stopped before any row ran

@@ -46,24 +46,50 @@ Host data ``storage`` (merged over :data:`DEFAULTS`):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from omni.settings import settings
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-DEFAULTS: dict[str, Any] = {
-    "disk_role": "ubuntu",
-    "layout": "append",
-    "label": "omni-data",
-    "min_size_gib": 300,
-    "mountpoint": "/nvme",
-    "fstab": "/etc/fstab",
-    "mount_options": "defaults,noatime",
-    "folders": ["models", "memgraph", "phoenix", "prometheus", "grafana", "eval", "letta"],
-    "owner": "root",
-    "group": "root",
-    "mode": "755",
-    "allow_unidentified_disk": False,
-}
+from omni.settings import table
+
+
+class StorageSettings(BaseModel):
+    """The ``storage`` table, typed and bounded (the keys above)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)  # mode = 755
+
+    disk_role: str = "ubuntu"
+    layout: Literal["append", "whole-disk"] = "append"
+    label: str = Field("omni-data", min_length=1, max_length=12)  # XFS labels hold 12 characters
+    #: a whole number stays an int, so messages say "300 GiB"
+    min_size_gib: Annotated[float, AfterValidator(lambda v: int(v) if v.is_integer() else v)] = Field(
+        300, ge=0, allow_inf_nan=False)
+    mountpoint: str = "/nvme"
+    fstab: str = "/etc/fstab"
+    mount_options: str = "defaults,noatime"
+    folders: list[str] = ["models", "memgraph", "phoenix", "prometheus", "grafana", "eval", "letta"]
+    owner: str = "root"
+    group: str = "root"
+    mode: str = Field("755", pattern=r"^[0-7]{3,4}$")
+    allow_unidentified_disk: bool = False
+
+    @field_validator("mountpoint", "fstab")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"{value!r} is not an absolute path")
+        return value
+
+    @field_validator("folders")
+    @classmethod
+    def _relative(cls, value: list[str]) -> list[str]:
+        for folder in value:
+            if folder.startswith("/") or ".." in folder.split("/"):
+                raise ValueError(f"{folder!r} is not a folder name under the mount point")
+        return value
+
+
+DEFAULTS: dict[str, Any] = StorageSettings().model_dump()
 LAYOUTS = ("append", "whole-disk")
 
 
@@ -72,4 +98,5 @@ class StorageRefusal(ValueError):
 
 
 def storage_settings(data: Any) -> dict[str, Any]:
-    return settings(DEFAULTS, data, "storage")
+    """The host's ``storage`` table over the defaults; ``SettingsError`` (one line) on a bad value."""
+    return table(StorageSettings, data, "storage").model_dump()
