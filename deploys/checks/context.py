@@ -15,6 +15,8 @@ bound to the host's 127.0.0.1 are reachable, and works for ``@local``, ``@ssh`` 
 ``ctx.verify``
     the host data's ``verify`` table as :class:`VerifySettings` (defaults filled in, validated once
     by ``verify_host`` before any row runs: a bad value stops the run with one line).
+    A module that reads another table declares its readers as ``SETTINGS = (grub_settings, ...)``:
+    ``verify_host`` runs them first too, so a bad table is one line, not a crashed module.
 ``ctx.fact(FactClass, *args, **kwargs)``
     a pyinfra fact, cached per run; ``None`` when gathering it failed (``ctx.errors`` says why).
 ``ctx.hardware(name)``

@@ -17,12 +17,14 @@ from deploys.checks import Row, Weight
 from deploys.checks.context import CheckContext, judge, unknown
 from deploys.core import markers
 from deploys.host.grub import grub_settings, wanted_params
-from deploys.host.nvidia_driver import signed_modules_package
+from deploys.host.nvidia_driver import nvidia_settings, signed_modules_package
 from deploys.host.storage import storage_settings
 from facts import gguf as gguf_probe
 from facts.storage import fstab_entries, parse_mounts
 
 ORDER = 20
+#: the host-data tables these rows read: verify checks them before any row runs
+SETTINGS = (grub_settings, storage_settings, nvidia_settings)
 
 
 

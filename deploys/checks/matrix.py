@@ -116,8 +116,11 @@ def verify_host(host: Any, state: Any = None) -> tuple[list[Row], Path]:
     """
     started = datetime.now(UTC)
     ctx = CheckContext.for_host(host)
-    try:
-        ctx.verify  # noqa: B018 - the verify table, checked once before any row runs
+    try:  # the verify table and every table a check module reads, checked once before any row runs
+        ctx.verify  # noqa: B018
+        for module_name in check_modules():
+            for reader in getattr(importlib.import_module(module_name), "SETTINGS", ()):
+                reader(ctx.data)
     except SettingsError as error:
         from pyinfra.api.exceptions import DeployError
 

@@ -77,6 +77,7 @@ def test_a_bad_flag_is_one_line_naming_it(tmp_path: Path, monkeypatch: pytest.Mo
     ("verify.py", 'verify]\npcie_load_seconds = "soon"', "verify.pcie_load_seconds: Input should be a valid"),
     ("verify.py", "verify]\nmin_decode_tps = -1", "verify.min_decode_tps: Input should be greater than 0"),
     ("verify.py", "verify]\nmin_decode_tp = 5", "verify.min_decode_tp: Extra inputs are not permitted"),
+    ("verify.py", 'storage]\nmountpoint = "nvme"', "storage.mountpoint: 'nvme' is not an absolute path"),
     ("phase3.py", 'storage]\nmin_size_gib = "abc"', "storage.min_size_gib: Input should be a valid number"),
     ("phase3.py", 'storage]\nlayout = "whole"', "storage.layout: Input should be 'append' or 'whole-disk'"),
     ("phase3.py", 'grub]\ncmdline = "quiet"', "grub.cmdline: Input should be a valid list (got 'quiet')"),
