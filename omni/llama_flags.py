@@ -88,7 +88,9 @@ class Flag:
 
 
 def parse_overrides(text: str, flag: str = "-ot") -> tuple[tuple[str, str], ...]:
-    """`PATTERN=BUFFER[,PATTERN=BUFFER...]` → ((regex, buffer type), ...), as llama.cpp splits it."""
+    """`PATTERN=BUFFER[,PATTERN=BUFFER...]` → ((regex, buffer type), ...), as llama.cpp splits it.
+
+    The `rules` kind's grammar (one `-ot` value); how the rules apply is omni/llama_overrides.py."""
     rules = []
     for item in text.split(","):
         pattern, eq, device = item.rpartition("=")
