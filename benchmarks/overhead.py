@@ -6,7 +6,8 @@ Starts a real xllamacpp server on a generated Llama sized to decode a few hundre
 machine, then for concurrency 1, 4 and 16 runs the same closed-loop workload the sweep runs and
 prints one table row per concurrency:
   ours       mean per-request client decode rate, (output_tokens - 1) / (t_last - t_first)
-  server     mean of llama.cpp's `timings.predicted_per_second` for the same requests
+  server     mean of the server's own rate for the same requests, (timings.predicted_n - 1) /
+             timings.predicted_ms (omni.llamacpp.decode_rate; xllamacpp's predicted_per_second)
   ratio      ours / server (target >= 0.98)
   cpu/1k     client CPU seconds (our whole process) per 1000 generated tokens
 Requests whose tokens arrived in bursts (see RequestRecord.burst) are counted and left out of the
