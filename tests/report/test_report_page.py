@@ -295,3 +295,15 @@ def test_the_sweep_dir_alone_renders_the_same_ceiling_on_another_machine(sweep, 
     assert f"measured at sweep start: {bw['host_read_gbps']:.1f} GB/s" in html
     ceilings = re.findall(r"= ([0-9,.]+) tok/s</code>", original)
     assert ceilings and re.findall(r"= ([0-9,.]+) tok/s</code>", html) == ceilings
+
+
+def test_placement_section_reads_on_a_390_px_phone(tmp_path):
+    """The committed placement sweep (8 rows, a folded tensor-group table each) on a phone: no
+    sideways scrolling of the page; the tables scroll inside their box."""
+    sweep = tmp_path / "placement"
+    shutil.copytree(ROOT / "reports" / "examples" / "placement", sweep)
+    render_report(sweep)
+    chromium = ensure_binary("chromium", "chromium")
+    phone = open_page(chromium, sweep / "index.html", tmp_path / "profile", width=390, mobile=True, pdf=False)
+    assert phone.scroll_width <= 390, phone.scroll_width
+    assert "Where each tensor group went" in phone.text and "free at start" in phone.text
