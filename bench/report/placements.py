@@ -74,11 +74,12 @@ class GpuUse:
 
 @dataclass
 class GroupTable:
-    """Where each tensor group went: {group: {GPU index or None for host: bytes}} and the devices."""
+    """Where each tensor group went: {group: {llama.cpp GPU number or None for host: bytes}}."""
 
-    devices: list[int | None]
+    devices: list[int | None]  # llama.cpp's device numbers (CUDA0, CUDA1, ...), None for the host
     cells: dict[str, dict[int | None, float]]
     note: str = ""
+    names: list[str] = field(default_factory=list)  # column headers: the GPUs' indices as the sweep saw them
 
     def rows(self) -> list[tuple[str, list[float | None]]]:
         """(group, bytes per device in `devices` order) for every group with bytes, KV last."""
@@ -264,13 +265,14 @@ def group_table(model: ModelBytes, s: ConfigSummary, row: PlacementRow,
             kv[device] = kv.get(device, 0.0) + mib * MIB
     if kv:
         cells[KV_GROUP] = kv
-    indices = sweep.gpu_indices() if sweep is not None else list(range(n_gpus))
-    devices: list[int | None] = [*indices[:n_gpus], None]
+    indices = sweep.gpu_indices() if sweep is not None else []
+    devices: list[int | None] = [*range(n_gpus), None]
+    names = [f"GPU{indices[k] if k < len(indices) else k}" for k in range(n_gpus)] + ["host"]
     note = "" if kv else "KV cache: not in the server log (run with -lv 4 to read it back)"
     if logged is not None:
         agree = f"GPU weights agree with the server log ({logged / MIB:,.0f} MiB)"
         note = "; ".join(filter(None, [note, agree]))
-    return GroupTable(devices, cells, note), ""
+    return GroupTable(devices, cells, note, names), ""
 
 
 def findings(rows: list[PlacementRow]) -> list[str]:

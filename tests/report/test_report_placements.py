@@ -135,7 +135,7 @@ def test_where_each_tensor_group_went(tmp_path):
     model, _ = model_for_sweep(sweep.meta["model"], sweep.path)
     by = _by_name(rows)
     plan = by[PLAN].groups
-    assert plan is not None and plan.devices == [0, None]
+    assert plan is not None and plan.devices == [0, None] and plan.names == ["GPU0", "host"]
     cells = dict(plan.rows())
     on_gpu = re.compile(r"^blk\.(3|6|9|11)\.ffn_(up|down|gate)_exps\.|^blk\.12\.ffn_gate_exps\.")
     routed_gpu = sum(t.n_bytes for t in model.tensors if on_gpu.search(t.name))
