@@ -119,6 +119,13 @@ class PlacementRow:
         return [p for g in self.gpus for p in g.problems()]
 
     @property
+    def over(self) -> str:
+        """The table's short verdict: "", "budget", "free memory" or both."""
+        kinds = [k for k, hit in (("free memory", any(g.over_free for g in self.gpus)),
+                                  ("budget", any(g.over_budget for g in self.gpus))) if hit]
+        return " + ".join(kinds)
+
+    @property
     def prediction_error(self) -> float | None:
         """predicted / measured - 1 (the issue's target: within 15 % on every ok row)."""
         if not self.decode_tps or not self.predicted_tps:

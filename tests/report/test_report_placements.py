@@ -101,6 +101,7 @@ def test_vram_is_judged_against_free_memory_and_the_budget_not_the_card(tmp_path
     assert g.used == pytest.approx((3814.8125 - 480) * MIB)  # the server's own, not the device's
     assert (g.free_at_start, g.free_source) == (pytest.approx((81559 - 480) * MIB), "launch")
     assert g.budget == 3 * GIB and g.over_budget and not g.over_free
+    assert plan.over == "budget"
     assert plan.problems == ["GPU0 used 3.26 GiB > budget 3 GiB (log buffers 2.56 GiB + CUDA context, "
                              "allocator)"]
     over = {r.name for r in rows if r.problems}
@@ -196,5 +197,5 @@ def test_the_page_shows_free_memory_budget_and_group_tables(tmp_path):
     assert section.count('<table class="placement-groups">') == 7  # every row but --fit's
     assert section.count("<details class=\"groups\">") == 8
     assert "GPU0 3.26 / 79.18<sup>L</sup> / 79.65 (budget 3.00)" in section
-    assert section.count('<span class="flag wrap">over</span>') == 4
+    assert section.count('<span class="flag wrap">over budget</span>') == 4
     assert "budget</b> is <code>vram_budget_gib</code> (GPU0 3 GiB)" in section
