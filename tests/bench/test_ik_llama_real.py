@@ -91,7 +91,11 @@ def test_truth_check_runs_llama_sweep_bench_with_each_placement(sweep: Path, ik_
         assert "-np" not in cmd and "--port" not in cmd and "-t" in cmd  # placement flags only
         assert ("-rtr" in cmd and "-no-fmoe" in cmd) == (case == TUNED)
         assert r["bench_decode_tps"] > 0 and r["bench_prefill_tps"] > 0
-        assert r["client_over_server"] > 0 and r["server_over_bench"] > 0
+        assert r["server_over_bench"] > 0
+        # the tiny model decodes 12 tokens in a few ms: a ratio (with a note on the short window),
+        # or, when every request came in bursts on a busy box, no ratio and a note saying so
+        paired = r.get("client_over_server")
+        assert paired > 0 if paired is not None else "bursts" in r["client_server_note"], r
     assert "| ours/server |" in proc.stdout
 
 
