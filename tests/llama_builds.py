@@ -62,11 +62,13 @@ def cpu_llama_server(tree: str, version: str, prepare: list[str], override: str,
 
 
 def mainline_llama_server() -> Path:
-    """llama-server, plus the llama-quantize and llama-gguf-split that genmodel's proxies need.
-    OMNI_LLAMA_TEST_BUILD (portable -O1) as for the fork: both builds fit the suite's time budget."""
+    """llama-server, plus the llama-quantize and llama-gguf-split that genmodel's proxies need and
+    the llama-bench the truth check runs. OMNI_LLAMA_TEST_BUILD (portable -O1) as for the fork:
+    both builds fit the suite's time budget."""
     return cpu_llama_server("llama.cpp", LLAMA_CPP_PYTHON, ["prepare_llama_cpp.sh", LLAMA_CPP_PYTHON],
                             "OMNI_LLAMA_SERVER", {"OMNI_LLAMA_TEST_BUILD": "1",
-                                                  "TARGETS": "llama-server llama-quantize llama-gguf-split"})
+                                                  "TARGETS": "llama-server llama-quantize llama-gguf-split "
+                                                             "llama-bench"})
 
 
 def ik_llama_server() -> Path:

@@ -80,6 +80,24 @@ def test_sweep_measures_through_the_real_binary(sweep: Path, llama_server_binary
             assert int(r["server_rss_peak_bytes"]) > 1e6
 
 
+def test_truth_check_runs_llama_bench_repacking_as_the_server_did(sweep: Path, llama_server_binary: Path):
+    """`python -m benchmarks.truth` on mainline: the pinned llama-bench beside the server, with the
+    placement flags and `--repack 1` (the server's default: CPU weights into the repacked buffer
+    types where the CPU has them, AMX included), recorded as bench_repack."""
+    proc = run_bench(str(sweep), module="benchmarks.truth", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    recs = [json.loads(ln) for ln in (sweep / "truth.jsonl").read_text().splitlines()]
+    assert sorted(r["config_label"].removeprefix("case=") for r in recs) == sorted([MATCH, CAPPED])
+    for r in recs:
+        assert r["engine"] == "llama-server" and r["bench_error"] == "", r
+        cmd = r["bench_command"]
+        assert cmd[0] == str(llama_server_binary.parent / "llama-bench")
+        assert cmd[cmd.index("--repack") + 1] == "1" and r["bench_repack"] is True
+        assert "-np" not in cmd and "-kvu" not in cmd and "-t" in cmd  # placement flags only
+        assert r["bench_decode_tps"] > 0 and r["bench_prefill_tps"] > 0
+    assert "| ours/server | agree |" in proc.stdout
+
+
 def test_props_readback_matches_what_was_asked(sweep: Path):
     rows = rows_by_case(sweep)[MATCH]
     applied = json.loads(rows[0]["applied_config"])
