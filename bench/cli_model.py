@@ -116,9 +116,14 @@ def cmd_plan(args: argparse.Namespace, console: Console) -> int:
         import tomllib
 
         from bench.spec import parse_spec
+        from omni.files import atomic_write_text
 
         parse_spec(tomllib.loads(text))  # the file we write is a valid spec
-        Path(args.out).write_text(text)
+        try:
+            atomic_write_text(args.out, text)
+        except OSError as err:
+            raise SpecError(f"plan: --out {args.out}: cannot write the spec ({err.strerror or err}); "
+                            "give a file path in a writable directory") from None
         console.print(f"wrote {args.out} (check it: python -m bench sweep {args.out} --dry-run)",
                       highlight=False, markup=False)
     return 0

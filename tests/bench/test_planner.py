@@ -161,9 +161,12 @@ def test_cli_writes_a_spec_the_sweep_accepts(r1, tmp_path):
     ("ok", ["--vram-budget", "-4"], "every budget must be a positive GiB figure"),
     ("ok", ["--gpus", "3"], "no GPU 3 in the facts"),
     ("badjson", [], "not readable JSON"),
+    ("ok", ["--out", "{tmp}"], "cannot write the spec"),  # a directory
+    ("ok", ["--out", "{tmp}/facts.json/x.toml"], "cannot write the spec"),  # a file as its folder
 ])
 def test_bad_inputs_are_one_line_errors(r1, tmp_path, setup, args, message):
     model, facts = r1, tmp_path / "facts.json"
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     doc = copy.deepcopy(REF_FACTS)
     if setup == "notgguf":
         model = tmp_path / "x.gguf"
