@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bench.planner import PlanError
 from bench.planner.model import expert_kinds, whole_layers
 
 
@@ -42,6 +43,15 @@ class Settings:
     ram_headroom_gib: float = 8.0
     fixed_ms: float = 0.0  # per-token cost that is not memory traffic (calibrate from one launch)
     gpus: tuple[int, ...] | None = None  # only these GPU indices (None: consider every subset)
+
+    def __post_init__(self) -> None:
+        """Refuse negative amounts: a negative margin or reserve would plan more than the GPU holds."""
+        for flag, value in (("--margin-mib", self.margin_mib), ("--reserve-mib", self.reserve_mib),
+                            ("--ram-headroom-gib", self.ram_headroom_gib), ("--fixed-ms", self.fixed_ms)):
+            if value is not None and value < 0:
+                raise PlanError(f"{flag} {value:g}: give 0 or more")
+        if self.ubatch <= 0:
+            raise PlanError(f"--ubatch {self.ubatch}: give a positive batch size")
 
 
 def whole_expert_layers(p: Placement, g: int) -> int:

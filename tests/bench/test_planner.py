@@ -161,6 +161,9 @@ def test_cli_writes_a_spec_the_sweep_accepts(r1, tmp_path):
     ("ok", ["--vram-budget", "-4"], "every budget must be a positive GiB figure"),
     ("ok", ["--gpus", "3"], "no GPU 3 in the facts"),
     ("badjson", [], "not readable JSON"),
+    ("ok", ["--margin-mib", "-1"], "--margin-mib -1: give 0 or more"),
+    ("ok", ["--reserve-mib", "-1"], "--reserve-mib -1: give 0 or more"),
+    ("ok", ["--ram-headroom-gib", "-0.5"], "--ram-headroom-gib -0.5: give 0 or more"),
     ("ok", ["--out", "{tmp}"], "cannot write the spec"),  # a directory
     ("ok", ["--out", "{tmp}/facts.json/x.toml"], "cannot write the spec"),  # a file as its folder
 ])
