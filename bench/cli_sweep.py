@@ -169,9 +169,11 @@ def dry_run(spec: Spec, text: str, model: str, console: Console) -> None:
                       highlight=False)
     else:
         assumed = 20.0  # tokens/s per stream, only to give the user an order of magnitude
-        try:  # loading reads the model once: ~2 GB/s from a local NVMe, plus the server's own start
-            per_launch = 5.0 + Path(model).stat().st_size / 2e9
-        except OSError:
+        from omni.gguf_files import ShardError, total_bytes
+
+        try:  # loading reads the model (all its shards) once: ~2 GB/s from a local NVMe, plus the start
+            per_launch = 5.0 + total_bytes(model) / 2e9
+        except (OSError, ShardError):
             per_launch = 30.0
         guess = len(configs) * r * per_launch + units / assumed
         console.print(f"estimated time: unknown until measured (no earlier sweep of this spec under "

@@ -84,3 +84,19 @@ def test_dry_run_estimates_from_an_earlier_sweep_of_the_same_spec(tiny_model: Pa
     assert re.match(r"estimated time: \d+ s at most \(launch \d+ s each, cells from [0-9.]+ ms per token",
                     line), line
     assert "measured in reports/first (the same spec)" in line
+
+
+def test_dry_run_estimate_counts_every_shard_of_a_split_model(tmp_path: Path):
+    """The load-time guess reads all shards (omni.gguf_files), not the first one's size only."""
+    shards = [tmp_path / f"m-{i:05d}-of-00003.gguf" for i in (1, 2, 3)]
+    for s in shards:  # sparse 40 GB files: sizes without disk use
+        with s.open("wb") as f:
+            f.truncate(40 * 10**9)
+    spec = write_spec(tmp_path / "s.toml", SPEC.replace("{model}", str(shards[0])).replace(
+        'numa = ["none", "interleave=all"]\n', ""))
+    proc = run_bench("sweep", str(spec), "--dry-run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("estimated time:"))
+    from bench.progress import human_s
+
+    assert f"{human_s(5.0 + 120e9 / 2e9)} per launch" in line, line  # 3 x 40 GB at 2 GB/s, + 5 s start
