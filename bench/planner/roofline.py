@@ -41,8 +41,9 @@ def predict_argv(mt: ModelTable, host: HostFacts, s: Settings, argv: Sequence[st
     None for `--fit on`: its placement is chosen at launch (the row reads it back from the log).
     """
     from bench.report.placement import bytes_by_device, parse_placement
+    from omni.llamacpp import parse
 
-    if "--fit" in argv or "-fit" in argv:
+    if parse(argv, lenient=True).fit == "on":  # `--fit off` keeps the placement argv gives
         return None
     n_gpus = len(host.gpus)
     host_read, gpu_read = bytes_by_device(mt.model, parse_placement(argv, n_gpus=n_gpus), n_gpus,

@@ -234,6 +234,8 @@ def test_hand_written_rows_get_the_same_roofline(table):
     template = predict_argv(table, host, s, TEMPLATE)
     assert template is not None and template < best.decode_tps  # the plan reads fewer host bytes
     assert predict_argv(table, host, s, ["--fit", "on"]) is None  # chosen at launch
+    assert predict_argv(table, host, s, ["--fit=on", *TEMPLATE]) is None
+    assert predict_argv(table, host, s, ["--fit", "off", *TEMPLATE]) == template  # argv places it
     fewer = predict_argv(table, host, s, ["-ngl", "99", "--n-cpu-moe", "50"])
     more = predict_argv(table, host, s, ["-ngl", "99", "--n-cpu-moe", "40"])
     assert template < fewer < best.decode_tps < more  # 11 / 21 expert layers on the GPUs vs the plan's 17
