@@ -4,31 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-
 from bench.planner import GIB, MIB
 from bench.planner.host import HostFacts
 from bench.planner.model import ModelTable, expert_groups
 from bench.planner.placement import Placement, Settings
 from bench.planner.rules import expert_rules
-
-
-def layer_devices(counts: Sequence[int], cpu_layers: int, n_layer: int) -> list[int | None]:
-    """Device slot (index into `counts`) of layers 0..n_layer (the last is the output layer), None = CPU.
-
-    Mirrors llama.cpp's load_tensors: float splits from `-ts`, upper_bound of il/act_gpu_layers.
-    """
-    ngl = n_layer + 1 - cpu_layers
-    total = float(sum(counts))
-    splits = np.cumsum(np.array([c / total for c in counts], dtype=np.float32), dtype=np.float32)
-    out: list[int | None] = []
-    for il in range(n_layer + 1):
-        if il < cpu_layers:
-            out.append(None)
-            continue
-        x = np.float32(il - cpu_layers) / np.float32(ngl)
-        out.append(min(int(np.searchsorted(splits, x, side="right")), len(counts) - 1))
-    return out
+from bench.report.placement import layer_devices
 
 
 def reserve_bytes(mt: ModelTable, s: Settings) -> int:
@@ -59,7 +40,8 @@ def fill(mt: ModelTable, host: HostFacts, s: Settings, gpus: tuple[int, ...], co
     neighbours; the caller checks memory). None when the dense parts alone do not fit a budget.
     """
     budgets = vram_budgets(host, s, gpus)
-    devs = layer_devices(counts, cpu_layers, mt.n_layer)
+    # the rendered argv's -ngl (render.placement_argv); the planner plans for mainline llama-server
+    devs = layer_devices(mt.n_layer, mt.n_layer + 1 - cpu_layers, counts)
     reserve = reserve_bytes(mt, s)
     used = {g: reserve for g in gpus}
     read = {g: 0.0 for g in gpus}

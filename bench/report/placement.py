@@ -2,22 +2,69 @@
 
 Why re-derive it: the roofline of a hybrid launch (`-ot exps=CPU`, `--n-cpu-moe N`, `-ngl`) is
 the time to read the host-resident bytes at host bandwidth plus the GPU-resident bytes at GPU
-bandwidth, so we need the split. The rules mirror llama.cpp's loader (llama-model.cpp
-`load_tensors`): the last `ngl` repeating layers go to the GPUs (split by `--tensor-split`, default
-by memory), the output layer only when `ngl > n_layer`, the token embedding stays on the CPU, and
-`--override-tensor` patterns (first match wins, regex search) beat all of that.
+bandwidth, so we need the split. The rules mirror llama.cpp's loader (`load_tensors`; see
+`layer_devices` for the two engines' layer rule), the token embedding stays on the CPU, and
+`--override-tensor` patterns (first match wins, regex search) beat all of that. The planner
+(bench/planner/fill.py) imports `layer_devices` from here: one home for "which layer goes where".
 """
 
 from __future__ import annotations
 
-import bisect
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from bench.report.modelbytes import ModelBytes, TensorRead, tensor_group
-from omni.llama_flags import ALL_LAYERS
+from omni.ik_llama import IK_LLAMA
+from omni.llama_flags import ALL_LAYERS, LLAMA_CPP
 from omni.llamacpp import parse
+
+#: the two loaders whose layer rule differs (Placement.dialect); rows name them by engine
+MAINLINE, IK = "llama.cpp", "ik_llama.cpp"
+
+
+def dialect_of(engine: str | None) -> str:
+    """The loader a row's `engine` runs: ik_llama rows use ik_llama.cpp's, every other mainline's."""
+    return IK if engine == "ik_llama" else MAINLINE
+
+
+def layer_devices(n_layer: int, n_gpu_layers: int, weights: Sequence[float], *, dialect: str = MAINLINE,
+                  split_mode: str = "layer", main_gpu: int = 0) -> list[int | None]:
+    """GPU slot (index into `weights`) of layers 0..n_layer (the last is the output layer); None = CPU.
+
+    Why two rules: mainline llama.cpp counts the output layer as one of the `-ngl` layers
+    (llama-model.cpp:1589 `i_gpu_start = max(n_layer + 1 - n_gpu_layers, 0)`), so `-ngl n_layer`
+    keeps layer 0 on the CPU and puts the output layer on a GPU; ik_llama.cpp does not
+    (src/llama.cpp:2325 `i_gpu_start = max(n_layer - n_gpu_layers, 0)`, output on a GPU only when
+    `n_gpu_layers > n_layer`, :2608). Both cap the GPU layers at `min(ngl, n_layer + 1)` and pick a
+    layer's GPU as upper_bound(split points, float(il - start) / act_gpu_layers) in float32, the
+    split points being the cumulative `weights` (`-ts`, else free memory) over their sum
+    (llama-model.cpp:1580-1597). ik_llama.cpp with several GPUs and no `-sm attn` instead fills
+    each GPU's share by layer sizes (src/llama.cpp:2424-2452): the upper_bound here is an
+    approximation there. `-sm none` puts every GPU layer on `main_gpu`.
+    """
+    n_slots = len(weights)
+    if n_slots == 0:
+        return [None] * (n_layer + 1)
+    start = max(n_layer + (1 if dialect == MAINLINE else 0) - n_gpu_layers, 0)
+    active = min(n_gpu_layers, n_layer + 1)
+    raw = np.array([max(float(w), 0.0) for w in weights], dtype=np.float32)
+    if not raw.sum() > 0:
+        raw = np.ones(n_slots, dtype=np.float32)
+    points = np.cumsum(raw, dtype=np.float32)
+    points = points / points[-1]
+    out: list[int | None] = []
+    for il in range(n_layer + 1):
+        if il < start or il - start >= active:
+            out.append(None)
+        elif split_mode == "none":
+            out.append(min(max(main_gpu, 0), n_slots - 1))
+        else:
+            x = np.float32(il - start) / np.float32(active)
+            out.append(min(int(np.searchsorted(points, x, side="right")), n_slots - 1))
+    return out
 
 
 @dataclass(frozen=True)
@@ -30,6 +77,7 @@ class Placement:
     split_mode: str = "layer"
     main_gpu: int = 0
     cpu_only: bool = False
+    dialect: str = MAINLINE  # whose layer rule (`layer_devices`): MAINLINE or IK
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def describe(self) -> str:
@@ -42,11 +90,14 @@ class Placement:
         return ", ".join(parts)
 
 
-def parse_placement(argv: Sequence[str], env: Mapping[str, str] | None = None, n_gpus: int = 0) -> Placement:
+def parse_placement(argv: Sequence[str], env: Mapping[str, str] | None = None, n_gpus: int = 0,
+                    engine: str | None = None) -> Placement:
     """Placement for a llama.cpp-style launch; `n_gpus == 0` means everything runs on the CPU.
 
+    `engine` is the row's engine (`ik_llama` picks ik_llama.cpp's flags and layer rule).
     Lenient: the argv already ran, so a value llama.cpp would reject becomes a note, not an error."""
-    args = parse(argv, env=env, lenient=True)
+    dialect = dialect_of(engine)
+    args = parse(argv, IK_LLAMA if dialect == IK else LLAMA_CPP, env=env, lenient=True)
     notes = [f"{p}; ignored" for p in args.problems]
     if n_gpus <= 0 or any(str(v).strip().lower() == "none" for v in args.values("device")):
         return Placement(cpu_only=True)  # "all on CPU": every tensor is read from host RAM
@@ -62,7 +113,7 @@ def parse_placement(argv: Sequence[str], env: Mapping[str, str] | None = None, n
     elif isinstance(raw, int) and raw >= 0:
         ngl = raw
     return Placement(ngl, tuple(args.overrides), args.tensor_split, args.split_mode or "layer",
-                     args.main_gpu or 0, False, tuple(notes))
+                     args.main_gpu or 0, False, dialect, tuple(notes))
 
 
 def device_of_buffer(buft: str) -> int | None:
@@ -73,11 +124,17 @@ def device_of_buffer(buft: str) -> int | None:
     return int(m.group(1)) if m else 0
 
 
-def _fractions(split: Sequence[float], n_gpus: int, gpu_mem: Sequence[float]) -> list[float]:
-    raw = list(split[:n_gpus]) if split else list(gpu_mem[:n_gpus]) if len(gpu_mem) >= n_gpus else []
-    raw += [0.0] * (n_gpus - len(raw)) if raw else [1.0] * n_gpus
-    total = sum(raw)
-    return [x / total for x in raw] if total > 0 else [1.0 / n_gpus] * n_gpus
+def _weights(split: Sequence[float], n_gpus: int, gpu_mem: Sequence[float]) -> list[float]:
+    """llama.cpp's split weights: `-ts` unless all zero, else the memory given (free, as llama.cpp
+    splits by; the caller passes total where free is unknown), else equal."""
+    raw = list(split[:n_gpus]) if any(split[:n_gpus]) else (
+        list(gpu_mem[:n_gpus]) if len(gpu_mem) >= n_gpus and sum(gpu_mem[:n_gpus]) > 0 else [])
+    return raw + [0.0] * (n_gpus - len(raw)) if raw else [1.0] * n_gpus
+
+
+def _fractions(weights: Sequence[float]) -> list[float]:
+    total = sum(weights)
+    return [x / total for x in weights] if total > 0 else [1.0 / len(weights)] * len(weights)
 
 
 def tensor_devices(
@@ -92,19 +149,15 @@ def tensor_devices(
         for t in model.tensors:
             yield t, {None: 1.0}
         return
-    fractions = _fractions(placement.tensor_split, n_gpus, gpu_mem_bytes)
-    cumulative = [sum(fractions[: i + 1]) for i in range(n_gpus)]
+    weights = _weights(placement.tensor_split, n_gpus, gpu_mem_bytes)
+    fractions = _fractions(weights)
     n_layer = model.n_layer
-    start = max(n_layer - placement.n_gpu_layers, 0)
-    active = min(placement.n_gpu_layers, n_layer + 1)
+    devs = layer_devices(n_layer, placement.n_gpu_layers, weights, dialect=placement.dialect,
+                         split_mode=placement.split_mode, main_gpu=placement.main_gpu)
     compiled = [(re.compile(p), b) for p, b in placement.overrides]
 
     def layer_device(il: int) -> int | None:
-        if il < start or il - start >= active:
-            return None
-        if placement.split_mode == "none":
-            return min(placement.main_gpu, n_gpus - 1)
-        return min(bisect.bisect_right(cumulative, (il - start) / active), n_gpus - 1)
+        return devs[il] if 0 <= il <= n_layer else None
 
     for t in model.tensors:
         device: int | None

@@ -62,8 +62,8 @@ class ConfigSummary:
     ceiling_note: str = ""
     efficiency: float | None = None
     above_ceiling: bool = False
-    # the placement the ceiling used (argv, GPU layers corrected from the log) and the GPU sizes that
-    # split it: the placement section sums the same mapping per tensor group
+    # the placement the ceiling used (argv, GPU layers corrected from the log) and the GPU memory
+    # that splits it (free at sweep start, else total): the placement section sums the same mapping
     placement: Placement | None = None
     placement_gpu_mem: tuple[float, ...] = ()
 
@@ -223,13 +223,16 @@ def _ceiling(sweep: Sweep, s: ConfigSummary, rows: pd.DataFrame) -> None:
         return
     known = {g.index: g for g in sweep.host.gpus}
     gpus = [known.get(i) or Gpu(i, None, s.gpu_total.get(i), None) for i in sweep.gpu_indices()]
-    placement = parse_placement(s.argv, s.env, n_gpus=len(gpus))
+    placement = parse_placement(s.argv, s.env, n_gpus=len(gpus), engine=s.engine)
     applied = _applied_layers(rows) if gpus else None
     if applied is not None and applied != placement.n_gpu_layers:
         note = f"GPU layers from the server log: {applied}"
         placement = dataclasses.replace(placement, n_gpu_layers=applied, notes=(*placement.notes, note))
     host_bw, gpu_bw = bandwidths(sweep, gpus)
-    s.placement, s.placement_gpu_mem = placement, tuple(g.mem_total_bytes or 0 for g in gpus)
+    # llama.cpp splits layers by free memory when no -ts is given: free at sweep start, else total
+    free_known = bool(gpus) and all(g.mem_free_bytes is not None for g in gpus)
+    s.placement, s.placement_gpu_mem = placement, tuple(
+        (g.mem_free_bytes if free_known else g.mem_total_bytes) or 0 for g in gpus)
     s.ceiling = ce.launch_ceiling(model, placement, host_bw, gpu_bw, list(s.placement_gpu_mem))
     s.ceiling_note = "; ".join(placement.notes)
     s.efficiency, s.above_ceiling = ce.efficiency(s.decode_tps, s.ceiling)

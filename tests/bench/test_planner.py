@@ -241,6 +241,22 @@ def test_hand_written_rows_get_the_same_roofline(table):
     assert template < fewer < best.decode_tps < more  # 11 / 21 expert layers on the GPUs vs the plan's 17
 
 
+def test_planner_and_report_put_the_same_layers_on_the_cpu(table):
+    """A plan with layers kept on the CPU renders -ngl n_layer + 1 - cpu_layers; the report reads
+    that argv back through the same mainline rule (bench.report.placement.layer_devices), so its
+    host/GPU bytes, hence its roofline, equal the plan's own. (With ik_llama.cpp's rule, which the
+    report used before, -ngl 59 would have kept one layer fewer on the CPU than planned.)"""
+    host, s = host_from_facts(REF_FACTS), Settings(ctx=16384)
+    best, _ = plan(table, host, s)
+    for cpu_layers in (1, 3):
+        p = fill(table, host, s, best.gpus, best.layer_counts, cpu_layers)
+        assert p is not None
+        p = predict(table, host, p, s)
+        argv = placement_argv(p, table.n_layer, [0, 1])
+        assert argv[argv.index("-ngl") + 1] == str(table.n_layer + 1 - cpu_layers)
+        assert predict_argv(table, host, s, argv) == pytest.approx(p.decode_tps, rel=1e-9)
+
+
 def test_fixed_cost_calibrated_from_one_measured_launch(table, r1, tmp_path):
     """--calibrate: 1/measured - 1/roofline of the sweep's plan row; the re-plan then predicts it."""
     import csv

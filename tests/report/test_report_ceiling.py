@@ -7,7 +7,7 @@ from report_gguf import N_EMBD, N_FF, N_VOCAB, write_model
 
 from bench.report.ceiling import Bandwidth, combine, efficiency, gpu_bandwidth, host_bandwidth, launch_ceiling
 from bench.report.modelbytes import ModelFileError, read_model
-from bench.report.placement import ALL_LAYERS, bytes_by_device, parse_placement
+from bench.report.placement import ALL_LAYERS, IK, MAINLINE, bytes_by_device, layer_devices, parse_placement
 
 NORM = N_EMBD * 4  # f32 norm vector
 ATTN = 4 * N_EMBD * N_EMBD * 2  # q, k, v, o in f16
@@ -92,12 +92,55 @@ def test_hybrid_placement_splits_bytes_like_llama_cpp(tmp_path):
     # --n-cpu-moe 1: only layer 0's experts on CPU
     host, _ = bytes_by_device(model, parse_placement(["-ngl", "99", "-ncmoe", "1"], n_gpus=1), 1)
     assert host == EMBD_ROW + experts / 4
-    # -ngl 2 of 4: last two layers on GPU, output layer stays on CPU (needs ngl > n_layer)
+    # -ngl 2 of 4, mainline: the output layer counts as one, so layer 3 and the output go to the GPU
     layer = (total - EMBD_ROW - NORM - OUTPUT) / 4
     host, gpu = bytes_by_device(model, parse_placement(["-ngl", "2"], n_gpus=1), 1)
+    assert gpu[0] == pytest.approx(layer + NORM + OUTPUT) and host == pytest.approx(total - gpu[0])
+    # ik_llama.cpp: the last two repeating layers, the output stays on CPU (needs ngl > n_layer)
+    host, gpu = bytes_by_device(model, parse_placement(["-ngl", "2"], n_gpus=1, engine="ik_llama"), 1)
     assert gpu[0] == pytest.approx(2 * layer) and host == pytest.approx(total - 2 * layer)
     # -ngl 0: everything on the host
     assert bytes_by_device(model, parse_placement(["-ngl", "0"], n_gpus=1), 1)[0] == pytest.approx(total)
+
+
+def test_layer_rule_of_each_engine_from_the_pinned_sources():
+    """Which of layers 0..n_layer (the last is the output layer) `-ngl` puts on the GPU.
+
+    Mainline (llama-cpp-python 0.3.36, src/llama-model.cpp:1589-1590):
+    `i_gpu_start = max(n_layer + 1 - n_gpu_layers, 0)`, `act_gpu_layers = min(n_gpu_layers, n_layer + 1)`,
+    and the output layer goes through the same test (:1614 `get_layer_buft_list(n_layer_all)`).
+    ik_llama.cpp (ik-llama-cpp-python 0.1.5, src/llama.cpp:2325):
+    `i_gpu_start = max(n_layer - n_gpu_layers, 0)`,
+    the output layer on a GPU only when `n_gpu_layers > n_layer` (:2608).
+    """
+    cpu, gpu = None, 0
+    # DeepSeek-R1: 61 layers. Mainline -ngl 61 keeps layer 0 on the CPU and offloads the output layer
+    assert layer_devices(61, 61, [1.0]) == [cpu] + [gpu] * 61
+    assert layer_devices(61, 61, [1.0], dialect=IK) == [gpu] * 61 + [cpu]
+    # -ngl 62 (= n_layer + 1) and -ngl 99: everything in both
+    for ngl in (62, 99, ALL_LAYERS):
+        for dialect in (MAINLINE, IK):
+            assert layer_devices(61, ngl, [1.0], dialect=dialect) == [gpu] * 62
+    # -ngl 1: mainline offloads only the output layer, ik_llama.cpp only the last repeating layer
+    assert layer_devices(61, 1, [1.0]) == [cpu] * 61 + [gpu]
+    assert layer_devices(61, 1, [1.0], dialect=IK) == [cpu] * 60 + [gpu, cpu]
+    # -ngl 0: nothing in either
+    assert layer_devices(61, 0, [1.0]) == layer_devices(61, 0, [1.0], dialect=IK) == [cpu] * 62
+    # two GPUs, -ts 1,1, 4 layers, -ngl 3: mainline starts at layer 2 and splits 3 slots (2, 3, output)
+    # at upper_bound([0.5, 1], k/3) (:1597): 0, 0, 1. (ik_llama.cpp fills by layer sizes there instead,
+    # src/llama.cpp:2424-2452: not modelled, so not asserted.)
+    assert layer_devices(4, 3, [1.0, 1.0]) == [cpu, cpu, 0, 0, 1]
+    # -sm none: every GPU layer on the main GPU
+    assert layer_devices(4, 99, [1.0, 1.0], split_mode="none", main_gpu=1) == [1] * 5
+
+
+def test_default_split_follows_free_memory(tmp_path):
+    """No -ts: llama.cpp splits by each GPU's free memory (llama-model.cpp:1559-1573), so a card that
+    is mostly full at launch gets fewer layers than its size says."""
+    model = read_model(write_model(tmp_path / "d.gguf", n_layer=4))
+    _, by_total = bytes_by_device(model, parse_placement([], n_gpus=2), 2, gpu_mem_bytes=[32e9, 32e9])
+    _, by_free = bytes_by_device(model, parse_placement([], n_gpus=2), 2, gpu_mem_bytes=[30e9, 10e9])
+    assert by_total[0] == 3 * DENSE_LAYER and by_free[0] == 4 * DENSE_LAYER
 
 
 def test_tensor_split_spreads_layers_over_gpus(tmp_path):
