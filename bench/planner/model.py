@@ -11,7 +11,9 @@ from bench.planner import PlanError
 from bench.report.modelbytes import ModelBytes, ModelFileError, _scalar, read_model
 from omni.gguf_files import kv_bytes_per_token
 
-EXPS = r"\.ffn_(up|down|gate|gate_up)_exps\."  # routed experts (llama.cpp's LLM_FFN_EXPS_REGEX)
+# The `_exps` half of llama.cpp's LLM_FFN_EXPS_REGEX (omni.llama_overrides.EXPS_REGEX, whose other
+# half is GroveMoE's `_chexps` chunk experts): the `-ot` text of every plan, so it stays as written.
+EXPS = r"\.ffn_(up|down|gate|gate_up)_exps\."
 EXP_TENSOR = re.compile(r"^blk\.(\d+)\.ffn_(up|down|gate|gate_up)_exps\.")
 
 
@@ -53,6 +55,11 @@ def model_table(path: str | Path) -> ModelTable:
     experts: dict[str, int] = {}
     out = embd = 0
     embd_read = 0.0
+    unplaced = [t.name for t in mb.tensors if t.routed_expert and not EXP_TENSOR.match(t.name)]
+    if unplaced:  # e.g. GroveMoE's ffn_*_chexps: other read shares, and no -ot rule of ours moves them
+        raise PlanError(f"{path}: {len(unplaced)} routed-expert tensors the planner cannot place yet "
+                        f"({', '.join(unplaced[:3])}{' ...' if len(unplaced) > 3 else ''}); place this model "
+                        "by hand (-ot rules) or with llama.cpp's --fit on")
     for t in mb.tensors:
         if t.routed_expert:
             experts[t.name] = t.n_bytes

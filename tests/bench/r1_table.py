@@ -24,8 +24,8 @@ def _more_bits(i: int, n: int) -> bool:
     return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
 
 
-def tensor_table(cfg: dict) -> list[tuple[str, tuple[int, ...], Q]]:
-    """(name, ggml ne (fastest first), type) in file order."""
+def tensor_table(cfg: dict, chexps: bool = False) -> list[tuple[str, tuple[int, ...], Q]]:
+    """(name, ggml ne (fastest first), type) in file order; `chexps`: GroveMoE-style chunk experts too."""
     d, n, h = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["num_attention_heads"]
     nope, rope, v = cfg["qk_nope_head_dim"], cfg["qk_rope_head_dim"], cfg["v_head_dim"]
     ql, kvl, ff, fe, e = (cfg["q_lora_rank"], cfg["kv_lora_rank"], cfg["intermediate_size"],
@@ -56,11 +56,14 @@ def tensor_table(cfg: dict) -> list[tuple[str, tuple[int, ...], Q]]:
                 (b + "ffn_down_exps.weight", (fe, d, e), q(fe, True, il)),
                 (b + "ffn_gate_shexp.weight", (d, fe), q(d)), (b + "ffn_up_shexp.weight", (d, fe), q(d)),
                 (b + "ffn_down_shexp.weight", (fe, d), q(fe, True, il))]
+        if chexps:
+            out += [(b + f"ffn_{k}_chexps.weight", (d, fe, 8) if k != "down" else (fe, d, 8), q(d))
+                    for k in ("gate", "up", "down")]
     out += [("output_norm.weight", (d,), Q.F32), ("output.weight", (d, cfg["vocab_size"]), Q.Q6_K)]
     return out
 
 
-def write_r1(path: Path) -> Path:
+def write_r1(path: Path, chexps: bool = False) -> Path:
     """The sparse R1 Q4_K_M GGUF at `path` (metadata as convert_hf_to_gguf writes it)."""
     cfg = json.loads(CONFIG.read_text())
     w = GGUFWriter(path, "deepseek2")
@@ -87,7 +90,7 @@ def write_r1(path: Path) -> Path:
     w.add_expert_group_used_count(cfg["topk_group"])
     w.add_file_type(15)  # MOSTLY_Q4_K_M
     sizes = []
-    for name, ne, qt in tensor_table(cfg):
+    for name, ne, qt in tensor_table(cfg, chexps):
         block, type_size = GGML_QUANT_SIZES[qt]
         nbytes = int(np.prod(ne)) // block * type_size
         byte_shape = (*reversed(ne[1:]), ne[0] // block * type_size)

@@ -161,6 +161,7 @@ def test_cli_writes_a_spec_the_sweep_accepts(r1, tmp_path):
     ("ok", ["--vram-budget", "-4"], "every budget must be a positive GiB figure"),
     ("ok", ["--gpus", "3"], "no GPU 3 in the facts"),
     ("badjson", [], "not readable JSON"),
+    ("chexps", [], "routed-expert tensors the planner cannot place yet (blk.3.ffn_gate_chexps.weight"),
     ("ok", ["--margin-mib", "-1"], "--margin-mib -1: give 0 or more"),
     ("ok", ["--reserve-mib", "-1"], "--reserve-mib -1: give 0 or more"),
     ("ok", ["--ram-headroom-gib", "-0.5"], "--ram-headroom-gib -0.5: give 0 or more"),
@@ -178,6 +179,8 @@ def test_bad_inputs_are_one_line_errors(r1, tmp_path, setup, args, message):
         model = tmp_path / "t.gguf"
         with Path(r1).open("rb") as f:  # the header cut mid-way through the tensor table
             model.write_bytes(f.read(4096))
+    elif setup == "chexps":  # GroveMoE-style chunk experts beside the routed experts
+        model = write_r1(tmp_path / "grove.gguf", chexps=True)
     elif setup == "nogpus":
         doc["facts"]["nvidia_gpus"] = {"available": False, "gpus": None}
     facts.write_text("{" if setup == "badjson" else json.dumps(doc))
