@@ -79,12 +79,15 @@ class Placement:
     cpu_only: bool = False
     dialect: str = MAINLINE  # whose layer rule (`layer_devices`): MAINLINE or IK
     notes: tuple[str, ...] = field(default_factory=tuple)
+    devices: tuple[int, ...] = ()  # `-dev CUDA1,...`: the GPUs llama.cpp uses, in order; () = all
 
     def describe(self) -> str:
         if self.cpu_only:
             return "all on CPU"
         parts = ["-ngl all" if self.n_gpu_layers >= ALL_LAYERS else f"-ngl {self.n_gpu_layers}"]
         parts += [f"{pat}={buft}" for pat, buft in self.overrides]
+        if self.devices:
+            parts.append("-dev " + ",".join(f"CUDA{d}" for d in self.devices))
         if self.tensor_split:
             parts.append("split " + "/".join(f"{x:g}" for x in self.tensor_split))
         return ", ".join(parts)
@@ -112,8 +115,13 @@ def parse_placement(argv: Sequence[str], env: Mapping[str, str] | None = None, n
         notes.append("-ngl auto: assumed every layer fits on the GPUs")
     elif isinstance(raw, int) and raw >= 0:
         ngl = raw
+    devices: list[int] = []
+    for name in str((args.values("device") or [""])[-1]).split(","):
+        index = device_of_buffer(name.strip()) if name.strip() else None
+        if index is not None and index < n_gpus and index not in devices:
+            devices.append(index)
     return Placement(ngl, tuple(args.overrides), args.tensor_split, args.split_mode or "layer",
-                     args.main_gpu or 0, False, dialect, tuple(notes))
+                     args.main_gpu or 0, False, dialect, tuple(notes), tuple(devices))
 
 
 def device_of_buffer(buft: str) -> int | None:
@@ -149,7 +157,10 @@ def tensor_devices(
         for t in model.tensors:
             yield t, {None: 1.0}
         return
-    weights = _weights(placement.tensor_split, n_gpus, gpu_mem_bytes)
+    # `-dev` narrows llama.cpp's device list: -ts, -mg and the layer split index into it
+    used = list(placement.devices) or list(range(n_gpus))
+    mem = [gpu_mem_bytes[g] for g in used] if len(gpu_mem_bytes) >= n_gpus else []
+    weights = _weights(placement.tensor_split, len(used), mem)
     fractions = _fractions(weights)
     n_layer = model.n_layer
     devs = layer_devices(n_layer, placement.n_gpu_layers, weights, dialect=placement.dialect,
@@ -157,7 +168,8 @@ def tensor_devices(
     compiled = [(re.compile(p), b) for p, b in placement.overrides]
 
     def layer_device(il: int) -> int | None:
-        return devs[il] if 0 <= il <= n_layer else None
+        slot = devs[il] if 0 <= il <= n_layer else None
+        return None if slot is None else used[slot]
 
     for t in model.tensors:
         device: int | None
@@ -172,7 +184,7 @@ def tensor_devices(
         else:
             device = layer_device(n_layer)
         if device is not None and placement.split_mode == "row" and hit is None and t.layer is not None:
-            yield t, dict(enumerate(fractions))
+            yield t, dict(zip(used, fractions, strict=True))
         else:
             yield t, {device: 1.0}
 

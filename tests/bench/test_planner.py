@@ -258,6 +258,15 @@ def test_planner_and_report_put_the_same_layers_on_the_cpu(table):
         argv = placement_argv(p, table.n_layer, [0, 1])
         assert argv[argv.index("-ngl") + 1] == str(table.n_layer + 1 - cpu_layers)
         assert predict_argv(table, host, s, argv) == pytest.approx(p.decode_tps, rel=1e-9)
+    # a one-GPU plan renders -dev CUDA1; with GPUs of unequal bandwidth the report must read that
+    import dataclasses
+
+    g0, g1 = host.gpus
+    slow0 = dataclasses.replace(host, gpus=(dataclasses.replace(g0, bw_gbps=g0.bw_gbps / 4), g1))
+    only1, _ = plan(table, slow0, Settings(ctx=16384, gpus=(1,)))
+    argv = placement_argv(only1, table.n_layer, [0, 1])
+    assert argv[argv.index("-dev") + 1] == "CUDA1"
+    assert predict_argv(table, slow0, s, argv) == pytest.approx(only1.decode_tps, rel=1e-9)
 
 
 def test_fixed_cost_calibrated_from_one_measured_launch(table, r1, tmp_path):

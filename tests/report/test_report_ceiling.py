@@ -153,6 +153,13 @@ def test_tensor_split_spreads_layers_over_gpus(tmp_path):
     _, gpu = bytes_by_device(model, parse_placement(["-ot", r"^output\.=CUDA0", "-sm", "none", "-mg", "1"],
                                                     n_gpus=2), 2)
     assert gpu[0] == OUTPUT and gpu[1] == 4 * DENSE_LAYER + NORM
+    # -dev narrows the device list: -dev CUDA1 puts every GPU layer on GPU 1, whatever the memory split
+    _, gpu = bytes_by_device(model, parse_placement(["-dev", "CUDA1"], n_gpus=2), 2,
+                             gpu_mem_bytes=[96e9, 32e9])
+    assert gpu == [0, 4 * DENSE_LAYER + NORM + OUTPUT]
+    # and -ts indexes into it: -dev CUDA1,CUDA0 -ts 1,1 gives GPU 1 the first half of the slots
+    _, gpu = bytes_by_device(model, parse_placement(["-dev", "CUDA1,CUDA0", "-ts", "1,1"], n_gpus=2), 2)
+    assert gpu == [DENSE_LAYER + NORM + OUTPUT, 3 * DENSE_LAYER]
 
 
 def test_bandwidth_sources_in_order_of_trust():
