@@ -107,6 +107,10 @@ def spec_text(model: str, mt: ModelTable, host: HostFacts, s: Settings, best: Pl
     lines += [f"  {json.dumps(argv)},  # {label}" for label, argv, _, _ in rows]
     threads = sorted({host.cores, max(host.cores // 2, 1)}, reverse=True)
     lines += ["]", f'"--threads" = {json.dumps(threads)}', ""]
+    if len(threads) > 1 and len(rows) > 1:  # each launch loads the model: threads on the plan only
+        lines += ["# the thread axis for the plan row only: every other row runs with all cores",
+                  "[[exclude]]", f'"--threads" = {threads[-1]}', '"args.placement" = [',
+                  *[f"  {json.dumps(argv)},  # {label}" for label, argv, _, _ in rows[1:]], "]", ""]
     for label, argv, source, tps in rows:
         lines += ["[[placement]]", f"label = {_toml_str(label)}", f"args = {json.dumps(argv)}",
                   f'source = "{source}"']

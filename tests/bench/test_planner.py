@@ -225,6 +225,15 @@ def test_the_r1_spec_is_the_planners_output_for_the_reference_box(r1, tmp_path):
     assert have == want, "re-plan: python -m bench plan (see the spec's header) and update the spec"
     sources = [p["source"] for p in have["placement"]]
     assert sources[:3] == ["planner", "fit", "template"]  # a sweep cut short still has the comparisons
+    from bench.plan import server_configs
+    from bench.spec import parse_spec
+
+    # each launch loads 377 GiB: the thread axis only on the plan row, one launch per other row
+    configs = server_configs(parse_spec(tomllib.loads(spec.read_text())))
+    threads = [(c.axes["args.placement"], c.axes["--threads"]) for c in configs]
+    plan_row = have["placement"][0]["args"]
+    assert len(threads) == len(have["placement"]) + 1, threads
+    assert sorted(t for a, t in threads if a == plan_row) == [48, 96]
 
 
 def test_hand_written_rows_get_the_same_roofline(table):
