@@ -6,8 +6,17 @@
 # Budget it: on a 16-core H100 box (nvcc 13.0, sm_90a) the two CUDA builds side by side (-j 8 each)
 # had done 140/362 (mainline) and 93/309 (ik) steps after 290 s: the whole run needs about 15-20
 # minutes, more than one 10-minute call (the fork's IQK mmq template instances take 60-130 s each).
+# With -j 16 each (JOBS=16, both at once) mainline had finished all 362 steps and ik 169/309 after
+# 550 s (H100 box, 2026-12-06).
 #
 # Usage: scripts/ik_vs_mainline.sh STAGE... with STAGE in: setup build model sweep truth compare
+#        scripts/ik_vs_mainline.sh start STAGE...   the stages in the background (setsid), so they
+#                                                   outlive the device call that started them
+#        scripts/ik_vs_mainline.sh poll             wait (WAIT s, default 540) for them, print progress,
+#                                                   pack results into $OUT; exit 3 on a fresh machine
+# Why start/poll: one device call runs at most 10 minutes and the machine goes back 30 s after a
+# call ends, taking its processes and files with it. A poll that finds no pipeline says so at once
+# instead of waiting out its time on a bare machine (a session lost 560 s of device time that way).
 # Env:   CACHE (builds, models, sweeps; default .cache; keep it outside a git checkout: the fork's
 #        build info would otherwise read that repository's commit), ARCHS (default 90a), JOBS (per
 #        build, default half the cores: both engines build at once), CARRY (the tarballs from
@@ -85,5 +94,28 @@ stage_compare() {
   cp -r "$cache/sweep-mainline" "$cache/sweep-ik" "$dest/"  # each engine's own report beside the comparison
 }
 
+stage_poll() {
+  [ -f "$cache/pipeline.log" ] || {
+    echo "error: no pipeline under $cache: this is a fresh machine (the last one went back between calls); run 'start' again" >&2
+    exit 3; }
+  local end=$(( SECONDS + ${WAIT:-540} ))
+  while ! grep -q '^=== done' "$cache/pipeline.log" && [ $SECONDS -lt $end ]; do sleep 10; done
+  local b
+  for b in mainline ik; do
+    echo "build $b: $(grep -o '^\[[0-9]*/[0-9]*\]' "$cache/$b/build.log" 2>/dev/null | tail -1)"
+  done
+  tail -n 25 "$cache/pipeline.log"
+  if [ -n "${OUT:-}" ]; then
+    (cd "$cache" && tar czf "$OUT/ik-vs-mainline.tgz" pipeline.log out $(ls -d sweep-mainline sweep-ik ik-vs-mainline 2>/dev/null))
+  fi
+  grep -q '^=== done' "$cache/pipeline.log" || { echo "still running: poll again"; exit 2; }
+}
+
+case "${1:-}" in
+  start) shift; : >"$cache/pipeline.log"
+    setsid nohup bash "$0" "$@" >>"$cache/pipeline.log" 2>&1 </dev/null &
+    echo "started in the background: $*; log $cache/pipeline.log; follow with: $0 poll"; exit 0 ;;
+  poll) stage_poll; exit 0 ;;
+esac
 for stage in "$@"; do "stage_$stage" || echo "stage $stage failed rc=$?"; done
 log done
