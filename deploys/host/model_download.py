@@ -16,6 +16,7 @@ the size kept free), ``size_tolerance``, ``hf`` (the CLI's name or path).
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 from pathlib import PurePosixPath
 from typing import Any
@@ -43,6 +44,18 @@ class ModelConfigError(ValueError):
     """A model download that cannot start; the message names the key or the missing space."""
 
 
+def _number(value: Any, key: str, kind: type[int] | type[float], example: str) -> Any:
+    """`value` as a non-negative `kind`, or a one-line error naming `key` (a hosts file or an
+    OMNI_* override may carry any text)."""
+    number = None
+    if not isinstance(value, bool) and not (kind is int and isinstance(value, float)):
+        with contextlib.suppress(TypeError, ValueError):
+            number = kind(value)
+    if number is None or number < 0:
+        raise ModelConfigError(f"{key} is {value!r}: give a non-negative number of {example}")
+    return number
+
+
 def model_settings(data: Any) -> dict[str, Any]:
     cfg = settings(DEFAULTS, data, "model_download")
     model = data.get("model") or {}
@@ -53,6 +66,12 @@ def model_settings(data: Any) -> dict[str, Any]:
         )
     if not model.get("path") or not model.get("size_bytes"):
         raise ModelConfigError("model.path and model.size_bytes must be set to check the download")
+    size = _number(model["size_bytes"], "model.size_bytes", int, "bytes, e.g. 404430000000")
+    model = {**model, "size_bytes": size}
+    for key in ("margin", "size_tolerance"):
+        cfg[key] = _number(cfg[key], f"model_download.{key}", float, "a fraction below 1, e.g. 0.05")
+        if cfg[key] >= 1:
+            raise ModelConfigError(f"model_download.{key} is {cfg[key]}: give a fraction below 1, e.g. 0.05")
     cfg["local_dir"] = cfg["local_dir"] or str(PurePosixPath(model["path"]).parent)
     cfg["model"] = model
     return cfg

@@ -81,6 +81,10 @@ def test_fresh_plan_backs_up_present_paths_stages_isos_and_checks(tmp_path):
     assert result.op("Install the omni-iso-http nginx configuration").will_change
 
 
+MODEL = {"phase0_steps": "model", "model_download": {"include": "Q4/*"},
+         "model": {"path": "/nvme/m.gguf", "size_bytes": 400 * 10**9}}
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
@@ -100,6 +104,13 @@ def test_fresh_plan_backs_up_present_paths_stages_isos_and_checks(tmp_path):
         ({"fake_responses": {"test -d /run/systemd/system": "not-booted"}},
          "the ISO server runs nginx as a systemd unit and this host has no running systemd"),
         ({"phase0_steps": "model"}, "model_download.include is not set"),
+        # an inventory file or OMNI_* override carries text: one line, not float()'s ValueError
+        ({**MODEL, "model_download": {"include": "Q4/*", "margin": "5%"}},
+         "model_download.margin is '5%': give a non-negative number of a fraction below 1"),
+        ({**MODEL, "model_download": {"include": "Q4/*", "size_tolerance": 2}},
+         "model_download.size_tolerance is 2.0: give a fraction below 1"),
+        ({**MODEL, "model": {"path": "/nvme/m.gguf", "size_bytes": "404 GB"}},
+         "model.size_bytes is '404 GB': give a non-negative number of bytes"),
     ],
 )
 def test_bad_configuration_is_refused_in_one_line(tmp_path, data, message):
