@@ -80,21 +80,29 @@ def sha256_file(path: Path) -> str:
 
 
 def verify_manifest(folder: Path) -> list[str]:
-    """Problems with the backups in ``folder`` (empty: every archive matches its recorded sha256)."""
+    """Problems with the backups in ``folder`` (empty: every archive matches its recorded sha256).
+
+    Total over damaged manifests (hand-edited, truncated, another tool's): each flaw is a problem
+    line, never a KeyError, and an entry's file must sit in ``folder`` itself."""
     manifest = folder / "manifest.json"
     try:
         document = json.loads(manifest.read_text())
     except (OSError, ValueError):
         return [f"no readable {manifest}"]
+    archives = document.get("archives") if isinstance(document, dict) else None
+    if not isinstance(archives, dict):
+        return [f"{manifest} has no 'archives' table: it is damaged or not ours; take a new backup (phase 0)"]
     problems = []
-    for name, entry in document.get("archives", {}).items():
+    for name, entry in archives.items():
+        if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in ("file", "sha256")) \
+                or not isinstance(entry.get("size_bytes"), int) or Path(entry["file"]).name != entry["file"]:
+            problems.append(f"{manifest}: archive {name!r} lacks a plain file name, sha256 or size_bytes")
+            continue
         archive = folder / entry["file"]
         if not archive.is_file():
             problems.append(f"{archive} missing")
         elif archive.stat().st_size != entry["size_bytes"] or sha256_file(archive) != entry["sha256"]:
             problems.append(f"{archive} does not match its recorded sha256/size")
-        elif name not in document.get("archives", {}):
-            problems.append(f"{name} not recorded")
     return problems
 
 

@@ -222,6 +222,18 @@ def test_backup_pull_verify_marker_then_restore_round_trip(tmp_path):
     assert "(pmxcfs: staged, see docs/deploys.md)" in done.op("Restore " + str(pve)).short
     assert plan(RESTORE, [("@local", restore)], execute=True, env=env(tmp_path)).changed_ops() == []
 
+    good = (folder / "manifest.json").read_text()
+    for damaged, problem in [
+        ({"archives": {"letta": {"file": "../../etc/shadow", "sha256": "0", "size_bytes": 1}}},
+         "archive 'letta' lacks a plain file name, sha256 or size_bytes"),
+        ({"archives": {"letta": {"file": "letta.tar.gz"}}}, "archive 'letta' lacks a plain file name"),
+        ({"archived": {}}, "has no 'archives' table: it is damaged or not ours"),
+        ([1, 2], "has no 'archives' table"),
+    ]:
+        (folder / "manifest.json").write_text(json.dumps(damaged))
+        refused = plan(RESTORE, [("@local", restore)], execute=True, env=env(tmp_path))
+        assert refused.ops == [] and problem in refused.error and "\n" not in refused.error, refused.error
+    (folder / "manifest.json").write_text(good)
     (folder / "letta.tar.gz").write_bytes(b"tampered")
     refused = plan(RESTORE, [("@local", restore)], execute=True, env=env(tmp_path))
     assert refused.ops == [] and "letta.tar.gz does not match its recorded sha256/size" in refused.error
