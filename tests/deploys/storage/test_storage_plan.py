@@ -138,9 +138,19 @@ def test_too_little_free_space_and_fstab_conflicts_are_refused():
 
 
 def test_a_missing_sfdisk_is_told_apart_from_a_blank_disk():
-    missing = parse_layout(["##sfdisk", "sh: 1: sfdisk: not found", "##rc 127"])
+    # real: Ubuntu 24.04.3 without the fdisk package (the H100 device machine)
+    missing = layout("ubuntu2404-blank-no-sfdisk")
     assert missing["table"] is None and missing["sfdisk_missing"]
     assert not layout("blank")["sfdisk_missing"]
+
+
+def test_util_linux_2_39_prints_an_empty_signature_list_for_a_blank_disk():
+    """The storage parser refuses empty wipefs output (fail closed); Ubuntu 24.04's util-linux
+    2.39.3 prints ``{"signatures": []}`` for a blank disk, as Debian 12's 2.38 does, so a blank
+    data disk is read as blank, not refused."""
+    ubuntu = layout("ubuntu2404-blank-no-sfdisk")
+    assert ubuntu["signatures"] == [] == layout("blank")["signatures"]
+    assert not [p for p in ubuntu["problems"] if "wipefs" in p]
 
 
 def inventory(*devices) -> dict:
