@@ -206,4 +206,9 @@ def test_deepseek2_proxy_planned_and_served_by_the_real_llama_server(
 
     log = (tmp_path / f"server-{base.rsplit(':', 1)[1]}.log").read_text()
     buffers = log_buffers(log)  # the spec's -lv 4: where the weights went is read back
-    assert buffers["CPU_Mapped model"] * 2**20 == pytest.approx(model.stat().st_size, rel=0.05), buffers
+    # every weight on the CPU: mmapped, or (AVX2 hosts, Q4_K) repacked into CPU_REPACK; the mapped
+    # buffer spans first to last mapped tensor, so it may still cover repacked ones' bytes
+    size, mib = model.stat().st_size, 2**20
+    assert buffers["CPU_Mapped model"] * mib <= size * 1.05, buffers
+    assert (buffers["CPU_Mapped model"] + buffers.get("CPU_REPACK model", 0)) * mib >= size * 0.95, buffers
+    assert all(k.startswith("CPU") for k in buffers), buffers
