@@ -79,6 +79,14 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _well_formed(entry: Any) -> bool:
+    """A manifest entry we can check: a plain file name in the folder, a sha256 and a size."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("size_bytes"), int):
+        return False
+    file, sha = entry.get("file"), entry.get("sha256")
+    return isinstance(file, str) and isinstance(sha, str) and Path(file).name == file
+
+
 def verify_manifest(folder: Path) -> list[str]:
     """Problems with the backups in ``folder`` (empty: every archive matches its recorded sha256).
 
@@ -94,8 +102,7 @@ def verify_manifest(folder: Path) -> list[str]:
         return [f"{manifest} has no 'archives' table: it is damaged or not ours; take a new backup (phase 0)"]
     problems = []
     for name, entry in archives.items():
-        if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in ("file", "sha256")) \
-                or not isinstance(entry.get("size_bytes"), int) or Path(entry["file"]).name != entry["file"]:
+        if not _well_formed(entry):
             problems.append(f"{manifest}: archive {name!r} lacks a plain file name, sha256 or size_bytes")
             continue
         archive = folder / entry["file"]
